@@ -1,0 +1,103 @@
+//! What an event loop does with one request — every route, as an axum handler.
+//!
+//! An `.await` parks the request and hands the loop to the next one; that is the whole trick. The
+//! pitfall routes show where it stops working: a blocking call or CPU work inside an async handler
+//! holds the loop, and every other request on that loop waits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Method, Response, StatusCode, Uri};
+use axum::Router;
+use twin_core::shutdown::InFlight;
+use twin_core::{access_log, dispatch, work, Config, Dispatch, Job, Reply, Route, WorkReport};
+
+/// What one event loop's handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) worker: usize,
+    pub(crate) in_flight: InFlight,
+}
+
+/// One router per event loop: every path goes to [`handle`], which asks twin-core's route
+/// catalogue, so both twins answer alike.
+pub(crate) fn router(state: LoopState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+async fn handle(State(st): State<LoopState>, method: Method, uri: Uri) -> Response<Body> {
+    let _in_flight = st.in_flight.enter();
+    let config = &*st.config;
+    let target = uri.to_string();
+    let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
+    let reply = match dispatch(method.as_str(), &target, config) {
+        Dispatch::Reply(reply) => reply,
+        Dispatch::Work(job) => {
+            let pool_wait = run(&job).await;
+            let report = WorkReport {
+                worker: st.worker,
+                started: pickup.at,
+                elapsed: pickup.elapsed(),
+                pool_wait,
+            };
+            Reply::work(config, &job, &report)
+        }
+    };
+    pickup.finish(config, method.as_str(), &target, reply.status);
+    to_response(reply)
+}
+
+/// The route's work on this event loop. Returns how long `/io` waited for a thread-pool slot.
+async fn run(job: &Job) -> Option<Duration> {
+    match job.route {
+        // A FastAPI `def` route: the blocking wait goes to the loop's bounded thread pool
+        // (--threadpool slots); the loop itself stays free. Beyond the slots, requests queue.
+        Route::Io => {
+            let queued = Instant::now();
+            let wait = job.wait;
+            let slot = tokio::task::spawn_blocking(move || {
+                let waited = queued.elapsed();
+                work::block_for(wait);
+                waited
+            });
+            slot.await.ok()
+        }
+        Route::AsyncIo => {
+            work::wait_for(job.wait).await;
+            None
+        }
+        Route::AsyncIoMulti => {
+            work::wait_concurrently(job.slice(), job.tasks).await;
+            None
+        }
+        // The classic mistake, on purpose: a blocking call inside an async handler freezes this
+        // event loop — and every request on it — for T.
+        Route::AsyncIoBlocking => {
+            work::block_for(job.wait);
+            None
+        }
+        // CPU work holds the loop just the same: async does not help CPU-bound work.
+        Route::Cpu => {
+            work::burn_cpu(job.wait);
+            None
+        }
+        Route::Index | Route::Healthz => None,
+    }
+}
+
+pub(crate) fn to_response(reply: Reply) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header("Content-Type", reply.content_type);
+    for (name, value) in &reply.headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(Body::from(reply.body)).unwrap_or_else(|_| {
+        let mut r = Response::new(Body::from("{\"error\":\"internal error\"}\n"));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}

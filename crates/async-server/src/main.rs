@@ -1,0 +1,33 @@
+//! `async-server` — the ASGI-style twin. Run with `cargo run --release -p async-server`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use twin_core::{run, ServerArgs, ServerKind};
+
+/// The ASGI-style twin: event loops that hold many waiting requests (like uvicorn + FastAPI).
+///
+/// Each event loop parks a request while it awaits and picks up the next. Fire 16 requests at
+/// `/async-io` with 4 workers and all 16 finish together, after about T.
+#[derive(Debug, Parser)]
+#[command(version, after_help = "\
+Examples:
+  async-server                            # 4 event loops on http://127.0.0.1:8001
+  async-server --port 0 --workers 1       # any free port; one loop, to show /async-io-blocking
+  async-server --threadpool 2             # a tiny thread pool: /io queues beyond 2 per loop
+  curl -s 'http://127.0.0.1:8001/async-io?ms=500'
+  scripts/burst.sh http://127.0.0.1:8001/async-io 16")]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs<8001>,
+
+    /// Blocking thread-pool slots per event loop, where /io runs (FastAPI's default is 40).
+    #[arg(long, default_value_t = async_server::DEFAULT_THREADPOOL, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    threadpool: u32,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run::main(&cli.server, ServerKind::EventLoop, Some(cli.threadpool), async_server::start)
+}

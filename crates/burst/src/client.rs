@@ -1,0 +1,379 @@
+//! Fire N requests at once and time each one.
+//!
+//! Every request gets its own fresh connection. All connections are opened and handshaken
+//! *first*; only when every one is ready are the requests released together, so connection set-up
+//! never smears the burst. The release spread (first to last request written) is measured and
+//! reported. Every failure — refused, reset, timed out — is a row of its own, never dropped.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Barrier, Semaphore};
+
+/// Where to fire: a parsed `http://host:port/path?query` URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub uri: Uri,
+    pub host_header: String,
+    pub addr: SocketAddr,
+}
+
+/// A URL that cannot be fired at, or a server that is not there — one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireError(pub String);
+
+impl fmt::Display for FireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FireError {}
+
+impl Target {
+    /// Parse and resolve `url`. Only `http://` on a host that resolves is accepted.
+    pub async fn parse(url: &str) -> Result<Target, FireError> {
+        let bad = |why: &str| FireError(format!("bad URL {url:?}: {why}"));
+        let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => return Err(bad(&format!("scheme {other}: only http:// is supported"))),
+            None => return Err(bad("it needs http://, e.g. http://127.0.0.1:8000/io")),
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(&format!("{host} has no address")))?;
+        let host_header = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| host.to_owned());
+        Ok(Target {
+            url: url.to_owned(),
+            uri,
+            host_header,
+            addr,
+        })
+    }
+
+    /// The same server with another path and query, e.g. `/` to read its configuration.
+    pub fn with_path(&self, path_and_query: &str) -> Result<Target, FireError> {
+        let url = format!("http://{}{}", self.host_header, path_and_query);
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| FireError(format!("bad URL {url:?}: {e}")))?;
+        Ok(Target {
+            url,
+            uri,
+            host_header: self.host_header.clone(),
+            addr: self.addr,
+        })
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A complete response (any status).
+    Ok,
+    /// No complete response within the timeout.
+    Timeout,
+    /// Connection refused or reset, or a broken response.
+    Error(String),
+}
+
+/// One request's account. Times are since the release, so they line up across requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestResult {
+    /// 0-based, in the order connections were opened.
+    pub index: usize,
+    /// When the request was written.
+    pub sent: Duration,
+    /// When the response head arrived.
+    pub first_byte: Option<Duration>,
+    /// When the response was complete.
+    pub done: Option<Duration>,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    /// The server's `X-Worker`.
+    pub worker: Option<String>,
+    /// The server's own time for the request, from `Server-Timing: app;dur=…`.
+    pub server_ms: Option<f64>,
+    pub outcome: Outcome,
+}
+
+impl RequestResult {
+    /// Client-side latency: written to complete.
+    pub fn latency(&self) -> Option<Duration> {
+        self.done.map(|d| d.saturating_sub(self.sent))
+    }
+
+    /// Time not accounted for by the server's own work: queueing for a worker, mostly.
+    pub fn waiting(&self) -> Option<Duration> {
+        let latency = self.latency()?;
+        let served = Duration::from_secs_f64(self.server_ms? / 1000.0);
+        Some(latency.saturating_sub(served))
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.outcome == Outcome::Ok
+    }
+}
+
+/// A whole burst.
+#[derive(Debug, Clone, Serialize)]
+pub struct Burst {
+    pub url: String,
+    pub n: usize,
+    /// From the first request written to the last: how "at once" the burst really was.
+    pub release_spread: Duration,
+    /// From the release until the last request ended.
+    pub wall: Duration,
+    pub results: Vec<RequestResult>,
+}
+
+/// How to fire.
+#[derive(Debug, Clone, Copy)]
+pub struct FireOptions {
+    pub n: usize,
+    /// Per request, from the release.
+    pub timeout: Duration,
+}
+
+/// Connections opened at once while preparing: more would overflow the server's SYN queue and
+/// cost 1 s retransmits, which is slow but does not touch the burst itself.
+const CONNECT_CONCURRENCY: usize = 256;
+
+/// Open N connections, then release N requests at once; wait for all of them (or the timeout).
+///
+/// Errors only when not a single connection could be opened (nothing is listening).
+pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError> {
+    let n = opts.n;
+    let target = Arc::new(target.clone());
+    let ready = Arc::new(Barrier::new(n + 1));
+    let (go_tx, go_rx) = watch::channel::<Option<Instant>>(None);
+    let connects = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(n);
+    for index in 0..n {
+        let target = target.clone();
+        let ready = ready.clone();
+        let go = go_rx.clone();
+        let connects = connects.clone();
+        tasks.push(tokio::spawn(async move {
+            one_request(index, &target, &ready, go, &connects, opts.timeout).await
+        }));
+    }
+    ready.wait().await;
+    let release = Instant::now();
+    let _ = go_tx.send(Some(release));
+    let mut results = Vec::with_capacity(n);
+    for (index, task) in tasks.into_iter().enumerate() {
+        results.push(task.await.unwrap_or_else(|e| RequestResult {
+            index,
+            sent: Duration::ZERO,
+            first_byte: None,
+            done: None,
+            status: None,
+            bytes: 0,
+            worker: None,
+            server_ms: None,
+            outcome: Outcome::Error(format!("task failed: {e}")),
+        }));
+    }
+    let wall = release.elapsed();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(&r.outcome, Outcome::Error(e) if e.starts_with("connect")))
+        .count();
+    if n > 0 && refused == n {
+        let why = match &results[0].outcome {
+            Outcome::Error(e) => e.clone(),
+            _ => String::new(),
+        };
+        return Err(FireError(format!(
+            "cannot connect to {} ({why}): start a server first, e.g. `cargo run --release -p \
+             pool-server` (port 8000) or `-p async-server` (port 8001)",
+            target.url
+        )));
+    }
+    let sent: Vec<Duration> = results
+        .iter()
+        .filter(|r| !matches!(&r.outcome, Outcome::Error(e) if e.starts_with("connect")))
+        .map(|r| r.sent)
+        .collect();
+    let release_spread = match (sent.iter().min(), sent.iter().max()) {
+        (Some(a), Some(b)) => *b - *a,
+        _ => Duration::ZERO,
+    };
+    Ok(Burst {
+        url: target.url.clone(),
+        n,
+        release_spread,
+        wall,
+        results,
+    })
+}
+
+async fn one_request(
+    index: usize,
+    target: &Target,
+    ready: &Barrier,
+    mut go: watch::Receiver<Option<Instant>>,
+    connects: &Semaphore,
+    timeout: Duration,
+) -> RequestResult {
+    let mut result = RequestResult {
+        index,
+        sent: Duration::ZERO,
+        first_byte: None,
+        done: None,
+        status: None,
+        bytes: 0,
+        worker: None,
+        server_ms: None,
+        outcome: Outcome::Ok,
+    };
+    // Prepare: connect and handshake before the release.
+    let prepared = async {
+        let _permit = connects.acquire().await.map_err(|e| format!("connect: {e}"))?;
+        let stream = TcpStream::connect(target.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::get(target.path_and_query())
+            .header("Host", target.host_header.as_str())
+            .header("User-Agent", concat!("burst/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("request: {e}"))?;
+        Ok::<_, String>((sender, request))
+    }
+    .await;
+    ready.wait().await;
+    let release = loop {
+        if let Some(at) = *go.borrow_and_update() {
+            break at;
+        }
+        if go.changed().await.is_err() {
+            break Instant::now();
+        }
+    };
+    let (mut sender, request) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            result.outcome = Outcome::Error(e);
+            return result;
+        }
+    };
+    result.sent = release.elapsed();
+    let deadline = tokio::time::Instant::from_std(release + timeout);
+    let exchange = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        result.first_byte = Some(release.elapsed());
+        result.status = Some(response.status().as_u16());
+        let headers = response.headers();
+        result.worker = headers
+            .get("x-worker")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        result.server_ms = headers
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_server_timing);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        result.bytes = body.to_bytes().len() as u64;
+        result.done = Some(release.elapsed());
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout_at(deadline, exchange).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => result.outcome = Outcome::Error(e),
+        Err(_) => result.outcome = Outcome::Timeout,
+    }
+    result
+}
+
+/// `app;dur=1001.3` → 1001.3 (the first metric with a `dur`).
+pub fn parse_server_timing(value: &str) -> Option<f64> {
+    value
+        .split([';', ','])
+        .find_map(|part| part.trim().strip_prefix("dur="))
+        .and_then(|d| d.trim().parse().ok())
+}
+
+/// One plain GET, for reading a server's `GET /`.
+pub async fn get(target: &Target, timeout: Duration) -> Result<(u16, String), FireError> {
+    let fail = |e: String| FireError(format!("GET {} failed: {e}", target.url));
+    let exchange = async {
+        let stream = TcpStream::connect(target.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::get(target.path_and_query())
+            .header("Host", target.host_header.as_str())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_values() {
+        assert_eq!(parse_server_timing("app;dur=1001.3"), Some(1001.3));
+        assert_eq!(parse_server_timing("app; dur=5"), Some(5.0));
+        assert_eq!(parse_server_timing("app"), None);
+    }
+}

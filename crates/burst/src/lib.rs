@@ -1,0 +1,27 @@
+//! # burst — the experiment driver
+//!
+//! Load tools print averages, and averages hide waves. `burst` fires N requests at once, each on
+//! its own connection, and keeps one row per request: when it was sent, when it finished, which
+//! worker served it and how long the server says it worked. Lined up, the rows show the lesson:
+//! the pool twin serves in waves of `workers`, the event-loop twin serves everyone at once.
+//!
+//! - [`client`]: open N connections, release N requests together, time each one.
+
+pub mod client;
+
+use std::time::Duration;
+
+pub use client::{fire, Burst, FireError, FireOptions, Outcome, RequestResult, Target};
+
+/// Fire a burst from synchronous code (tests, scripts): a runtime of its own, then [`fire`].
+pub fn fire_blocking(url: &str, n: usize, timeout: Duration) -> Result<Burst, FireError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| FireError(format!("cannot start a runtime: {e}")))?;
+    rt.block_on(async {
+        let target = Target::parse(url).await?;
+        fire(&target, FireOptions { n, timeout }).await
+    })
+}

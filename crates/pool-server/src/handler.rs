@@ -1,0 +1,77 @@
+//! What a pool worker does with one request — every route, start to finish, on one thread.
+//!
+//! The worker is tied up for the whole of [`run`]: a blocking wait, a fresh event loop awaiting an
+//! async wait (Flask's `async def` view), or CPU work all look the same from outside. Only
+//! `/async-io-multi` frees the worker sooner, because its K waits overlap *inside* the request.
+
+use std::io;
+
+use tiny_http::{Header, Request, Response};
+use twin_core::{access_log, dispatch, work, Dispatch, Job, Reply, Route, WorkReport};
+
+use crate::Shared;
+
+/// Serve `rq` on worker `worker`, from pick-up to the last byte of the response.
+pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
+    let _in_flight = shared.in_flight.enter();
+    let config = &shared.config;
+    let method = rq.method().as_str().to_owned();
+    let target = rq.url().to_owned();
+    let pickup = access_log::pick_up(config, worker, &method, &target);
+    let reply = match dispatch(&method, &target, config) {
+        Dispatch::Reply(reply) => reply,
+        Dispatch::Work(job) => match run(&job) {
+            Ok(()) => {
+                let report = WorkReport {
+                    worker,
+                    started: pickup.at,
+                    elapsed: pickup.elapsed(),
+                    pool_wait: None,
+                };
+                Reply::work(config, &job, &report)
+            }
+            Err(e) => {
+                tracing::error!("worker{worker}: cannot start an event loop: {e}");
+                Reply::error(500, "internal error", "the worker could not start an event loop")
+            }
+        },
+    };
+    let status = reply.status;
+    send(rq, reply);
+    pickup.finish(config, &method, &target, status);
+}
+
+/// The route's work, on this worker's thread. The worker can do nothing else until it returns.
+fn run(job: &Job) -> io::Result<()> {
+    match job.route {
+        Route::Io => work::block_for(job.wait),
+        // Flask runs an async view in a new event loop and waits for it: the await frees no one.
+        Route::AsyncIo => work::run_in_fresh_loop(work::wait_for(job.wait))?,
+        // The K waits overlap inside this request, so the worker is busy only ~T/K.
+        Route::AsyncIoMulti => {
+            work::run_in_fresh_loop(work::wait_concurrently(job.slice(), job.tasks))?
+        }
+        // Blocking inside the async task: on a pool worker this is just /io again.
+        Route::AsyncIoBlocking => work::run_in_fresh_loop(async { work::block_for(job.wait) })?,
+        Route::Cpu => {
+            work::burn_cpu(job.wait);
+        }
+        Route::Index | Route::Healthz => {}
+    }
+    Ok(())
+}
+
+/// Write `reply` as a tiny_http response. A client that has gone away is not an error.
+pub(crate) fn send(rq: Request, reply: Reply) {
+    let mut response = Response::from_string(reply.body).with_status_code(reply.status);
+    let headers = std::iter::once(("Content-Type", reply.content_type.to_owned()))
+        .chain(reply.headers.into_iter());
+    for (name, value) in headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = rq.respond(response) {
+        tracing::debug!("client went away before the response was sent: {e}");
+    }
+}

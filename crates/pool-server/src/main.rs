@@ -1,0 +1,28 @@
+//! `pool-server` — the WSGI-style twin. Run with `cargo run --release -p pool-server`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use twin_core::{run, ServerArgs, ServerKind};
+
+/// The WSGI-style twin: a fixed pool of blocking workers (like gunicorn + Flask sync workers).
+///
+/// Each worker serves one request from pick-up to response. Fire 16 requests at `/io` with 4
+/// workers and they finish in 4 waves of 4.
+#[derive(Debug, Parser)]
+#[command(version, after_help = "\
+Examples:
+  pool-server                             # 4 workers on http://127.0.0.1:8000
+  pool-server --port 0 --workers 2        # any free port; the banner prints it
+  pool-server --task-ms 200 --log-ms      # shorter waits, millisecond log stamps
+  curl -s 'http://127.0.0.1:8000/io?ms=500'
+  scripts/burst.sh http://127.0.0.1:8000/io 16")]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs<8000>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run::main(&cli.server, ServerKind::Pool, None, pool_server::start)
+}

@@ -1,0 +1,258 @@
+//! pool-server over real loopback HTTP: the waves, the log, the errors, the drain.
+//!
+//! Waits are short (T = 300 ms, 2 workers) and tolerances are half a wave, so the tests hold on
+//! two busy cores while still telling a wave from the next.
+
+use std::net::TcpListener;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use testkit::{assert_waves, get, parse_log_line, raw_exchange, ServerProcess};
+use twin_core::{Config, ServerKind};
+
+const T: u64 = 300;
+const BIN: &str = env!("CARGO_BIN_EXE_pool-server");
+
+fn start(workers: u16) -> pool_server::Running {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    pool_server::start(listener, Config::for_tests(ServerKind::Pool, workers, T)).unwrap()
+}
+
+fn burst(server: &pool_server::Running, path: &str, n: usize) -> burst::Burst {
+    let url = format!("http://{}{path}", server.addr());
+    let b = burst::fire_blocking(&url, n, Duration::from_secs(10)).unwrap();
+    for r in &b.results {
+        assert!(r.is_ok() && r.status == Some(200), "{r:?}");
+    }
+    b
+}
+
+fn done_times(b: &burst::Burst) -> Vec<Duration> {
+    b.results.iter().map(|r| r.done.unwrap()).collect()
+}
+
+/// Poll until `n` requests are in flight: a condition, not a guess at how long it takes.
+fn until_in_flight(server: &pool_server::Running, n: usize) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.in_flight() < n {
+        assert!(Instant::now() < end, "never saw {n} requests in flight");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn six_blocking_requests_finish_in_three_waves_of_two() {
+    let server = start(2);
+    let b = burst(&server, "/io", 6);
+    assert_waves(&done_times(&b), 2, Duration::from_millis(T));
+    // Each wave is served by both workers.
+    let mut by_done: Vec<_> = b.results.iter().collect();
+    by_done.sort_by_key(|r| r.done);
+    for wave in by_done.chunks(2) {
+        assert_ne!(wave[0].worker, wave[1].worker, "{wave:?}");
+    }
+}
+
+#[test]
+fn async_views_do_not_help_a_blocking_worker() {
+    let server = start(2);
+    let b = burst(&server, "/async-io", 6);
+    assert_waves(&done_times(&b), 2, Duration::from_millis(T));
+}
+
+#[test]
+fn splitting_the_work_into_concurrent_tasks_does_help() {
+    let server = start(2);
+    // K = 2 waits of T/2 overlap inside each request: waves every T/2.
+    let b = burst(&server, "/async-io-multi", 6);
+    assert_waves(&done_times(&b), 2, Duration::from_millis(T / 2));
+}
+
+#[test]
+fn a_request_waits_while_every_worker_is_busy() {
+    let server = start(2);
+    let addr = server.addr();
+    let busy: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || get(addr, "/io?ms=500")))
+        .collect();
+    until_in_flight(&server, 2);
+    let t = Instant::now();
+    let health = get(addr, "/healthz");
+    let waited = t.elapsed();
+    assert_eq!(health.status, 200);
+    assert!(
+        waited >= Duration::from_millis(250),
+        "/healthz should wait for a free worker, answered after {waited:?}"
+    );
+    for b in busy {
+        assert_eq!(b.join().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn bodies_and_headers_say_what_happened() {
+    let server = start(2);
+    let r = get(server.addr(), "/async-io-multi?ms=100&tasks=4");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("x-worker").unwrap().starts_with("worker"));
+    let timing = r.header("server-timing").unwrap();
+    assert!(timing.starts_with("app;dur="), "{timing}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["server"], "pool");
+    assert_eq!(v["route"], "/async-io-multi");
+    assert_eq!((v["ms"].as_u64(), v["tasks"].as_u64()), (Some(100), Some(4)));
+    assert_eq!(v["pid"].as_u64(), Some(u64::from(std::process::id())));
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!((25.0..300.0).contains(&elapsed), "4 waits of 25 ms overlap: {elapsed}");
+    assert!(v["started"].as_str().is_some() && v["finished"].as_str().is_some());
+
+    let index: serde_json::Value = serde_json::from_str(&get(server.addr(), "/").body).unwrap();
+    assert_eq!(index["kind"], "pool");
+    assert_eq!(index["workers"], 2);
+    assert_eq!(index["task_ms"], T);
+    assert_eq!(index["routes"].as_array().unwrap().len(), 7);
+    assert!(index["routes"][0]["example"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("http://{}/io", server.addr())));
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let server = start(2);
+    let addr = server.addr();
+    let r = get(addr, "/io?ms=999999");
+    assert_eq!(r.status, 400);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["parameter"], "ms");
+    assert_eq!(v["received"], "999999");
+    assert_eq!(v["allowed"], "integer milliseconds 0..=60000");
+
+    let r = get(addr, "/missing");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("\"/io\""), "{}", r.body);
+
+    let req = format!("DELETE /io HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let r = raw_exchange(addr, req.as_bytes(), Duration::from_secs(5)).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+}
+
+#[test]
+fn a_drain_finishes_in_flight_work_and_refuses_new_connections() {
+    let server = start(2);
+    let addr = server.addr();
+    let slow = thread::spawn(move || get(addr, "/io?ms=400"));
+    until_in_flight(&server, 1);
+    server.begin_shutdown();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "new connections are refused once the drain begins"
+    );
+    let report = server.shutdown(Duration::from_secs(5));
+    assert!(report.drained, "{report:?}");
+    assert_eq!(slow.join().unwrap().status, 200, "the picked-up request completed");
+}
+
+#[test]
+fn a_drain_that_runs_out_of_time_says_how_many_were_cut_off() {
+    let server = start(1);
+    let addr = server.addr();
+    let _slow = thread::spawn(move || raw_exchange(addr, b"GET /io?ms=2000 HTTP/1.0\r\n\r\n", Duration::from_secs(5)));
+    until_in_flight(&server, 1);
+    let report = server.shutdown(Duration::from_millis(100));
+    assert!(!report.drained);
+    assert_eq!(report.still_in_flight, 1);
+}
+
+// ---- the real binary ----------------------------------------------------------------------
+
+#[test]
+fn the_access_log_has_one_reference_line_per_request_at_pick_up() {
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "100"]);
+    for path in ["/io?ms=10", "/async-io", "/nope", "/healthz", "/cpu?ms=5"] {
+        get(server.addr, path);
+    }
+    let lines = server.log_lines_until_quiet(Duration::from_millis(300));
+    let parsed: Vec<_> = lines
+        .iter()
+        .map(|l| parse_log_line(l, false).unwrap_or_else(|| panic!("bad log line {l:?}")))
+        .collect();
+    let targets: Vec<&str> = parsed.iter().map(|(_, _, _, t)| t.as_str()).collect();
+    assert_eq!(targets, ["/io?ms=10", "/async-io", "/nope", "/cpu?ms=5"], "healthz is not logged");
+    for (pid, worker, method, _) in &parsed {
+        assert_eq!(method, "GET");
+        assert_eq!(*pid, server.pid());
+        assert!(*worker < 2);
+    }
+}
+
+#[test]
+fn log_ms_and_log_finish_add_precision_and_a_finish_line() {
+    let server = ServerProcess::start(BIN, &["--workers", "1", "--log-ms", "--log-finish"]);
+    get(server.addr, "/io?ms=20");
+    let start = server.log_line(Duration::from_secs(5)).unwrap();
+    assert!(parse_log_line(&start, true).is_some(), "{start:?}");
+    let finish = server.log_line(Duration::from_secs(5)).unwrap();
+    let who = format!("] [{}-worker0] 200 GET /io?ms=20 ", server.pid());
+    assert!(finish.contains(&who), "{finish:?}");
+    let ms: f64 = finish
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.strip_suffix("ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("finish line ends in a duration: {finish:?}"));
+    assert!((20.0..1000.0).contains(&ms), "{finish:?}");
+}
+
+#[test]
+fn the_banner_names_the_real_port_and_a_taken_port_is_one_line() {
+    let server = ServerProcess::start(BIN, &["--workers", "3"]);
+    let banner = server.stderr();
+    assert!(banner.contains("3 worker threads"), "{banner}");
+    assert!(banner.contains(&format!("{}/async-io-multi", server.url)), "{banner}");
+
+    let port = server.addr.port().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("in use") && err.contains(&port), "{err}");
+}
+
+#[test]
+fn bad_flags_are_one_line_errors() {
+    let out = std::process::Command::new(BIN)
+        .args(["--task-ms", "5000", "--max-ms", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--max-ms"), "{err}");
+
+    let out = std::process::Command::new(BIN).arg("--workers").arg("0").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn sigterm_drains_the_request_in_flight_then_exits_zero() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "2"]);
+    let addr = server.addr;
+    let slow = thread::spawn(move || get(addr, "/io?ms=400"));
+    // The access-log line is written at pick-up: once we read it, the request is in flight.
+    let line = server.log_line(Duration::from_secs(5)).unwrap();
+    assert!(line.ends_with("GET /io?ms=400"), "{line}");
+    server.signal("TERM");
+    assert_eq!(slow.join().unwrap().status, 200);
+    let status = server.wait(Duration::from_secs(10)).expect("exits after draining");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(server.stderr().contains("drained"), "{}", server.stderr());
+}

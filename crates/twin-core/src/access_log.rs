@@ -1,0 +1,180 @@
+//! The access log, in the reference format, and the diagnostics log beside it.
+//!
+//! One line goes to stdout the moment a worker (or event loop) *picks a request up*:
+//!
+//! ```text
+//! [2024-10-29 17:04:15] [4242-worker0] GET /io
+//! ```
+//!
+//! That moment is the point of the lesson: on the pool twin the lines of a burst arrive in waves of
+//! `--workers`; on the event-loop twin they all arrive at once. `--log-finish` adds a line when the
+//! response is done (`… [4242-worker0] 200 GET /io 1001.3ms`). Diagnostics and errors go to stderr,
+//! filtered by `RUST_LOG` (default `info`), so piping stdout keeps only the access log.
+
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::config::Config;
+use crate::reply::millis;
+use crate::request::split_target;
+use crate::timefmt;
+
+/// The tracing target of access-log events.
+pub const TARGET: &str = "twins::access";
+
+/// A request a worker has just picked up; its start line is already written.
+#[derive(Debug)]
+pub struct PickUp {
+    /// The wall-clock time of pick-up, as logged and as the body's `started`.
+    pub at: SystemTime,
+    clock: Instant,
+    worker: usize,
+    logged: bool,
+}
+
+/// Record that `worker` picked up a request: writes the access-log line (unless it is `/healthz`
+/// and `--log-healthz` is off) and starts the request's clock.
+pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> PickUp {
+    let at = SystemTime::now();
+    let logged = config.log_healthz || split_target(target).0 != "/healthz";
+    if logged {
+        tracing::info!(target: TARGET, at_us = unix_micros(at), worker, method, uri = target);
+    }
+    PickUp {
+        at,
+        clock: Instant::now(),
+        worker,
+        logged,
+    }
+}
+
+impl PickUp {
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Time since pick-up.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// With `--log-finish`: the line that says the response was sent, its status and duration.
+    pub fn finish(&self, config: &Config, method: &str, target: &str, status: u16) {
+        if self.logged && config.log_finish {
+            let elapsed_us = u64::try_from(self.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(
+                target: TARGET,
+                at_us = unix_micros(SystemTime::now()),
+                worker = self.worker,
+                method,
+                uri = target,
+                status,
+                elapsed_us
+            );
+        }
+    }
+}
+
+fn unix_micros(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Install the two logs: the access log on stdout, diagnostics on stderr.
+/// Calling it twice (as tests may) keeps the first.
+pub fn init(config: &Config) {
+    let access = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .event_format(AccessFormat {
+            pid: config.pid,
+            millis: config.log_ms,
+        })
+        .with_filter(filter_fn(|m| m.target() == TARGET));
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let diagnostics = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(env.and(filter_fn(|m| m.target() != TARGET)));
+    let _ = tracing_subscriber::registry()
+        .with(access)
+        .with(diagnostics)
+        .try_init();
+}
+
+/// The reference line format.
+struct AccessFormat {
+    pid: u32,
+    millis: bool,
+}
+
+#[derive(Default)]
+struct AccessFields {
+    at_us: u64,
+    worker: u64,
+    method: String,
+    uri: String,
+    status: Option<u64>,
+    elapsed_us: u64,
+}
+
+impl Visit for AccessFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "at_us" => self.at_us = value,
+            "worker" => self.worker = value,
+            "status" => self.status = Some(value),
+            "elapsed_us" => self.elapsed_us = value,
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "method" => self.method = value.to_owned(),
+            "uri" => self.uri = value.to_owned(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+}
+
+impl<S, N> FormatEvent<S, N> for AccessFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut f = AccessFields::default();
+        event.record(&mut f);
+        let at = UNIX_EPOCH + Duration::from_micros(f.at_us);
+        let stamp = timefmt::log_stamp(at, self.millis);
+        let who = format!("{}-worker{}", self.pid, f.worker);
+        match f.status {
+            None => writeln!(writer, "[{stamp}] [{who}] {} {}", f.method, f.uri),
+            Some(status) => writeln!(
+                writer,
+                "[{stamp}] [{who}] {status} {} {} {:.1}ms",
+                f.method,
+                f.uri,
+                millis(Duration::from_micros(f.elapsed_us))
+            ),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Command-line arguments shared by both twins, and the effective configuration they turn into.
+//!
+//! Each binary flattens [`ServerArgs`] into its own clap parser, so a flag means the same thing on
+//! both servers and is defined once. [`Config`] is what the servers actually run with: the banner
+//! prints it and `GET /` returns it, so `burst` can read the model's inputs from the server itself.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::route::ServerKind;
+
+/// The largest `?tasks=` (and `--multi-tasks`) accepted.
+pub const MAX_TASKS: u32 = 1000;
+
+/// Flags both twins take. `DEFAULT_PORT` differs so the twins can run side by side.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs<const DEFAULT_PORT: u16> {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub host: IpAddr,
+
+    /// Port to listen on; 0 picks a free port (the banner prints the real one).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Number of workers: pool threads (pool-server) or event loops (async-server).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+
+    /// The wait T of every work route, in milliseconds (`?ms=` overrides it per request).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub task_ms: u64,
+
+    /// K, the number of concurrent waits of T/K on /async-io-multi (`?tasks=` overrides it).
+    #[arg(long, default_value_t = 2, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=MAX_TASKS as i64))]
+    pub multi_tasks: u32,
+
+    /// The largest `?ms=` a request may ask for; larger values get a 400, never a silent clamp.
+    #[arg(long, default_value_t = 60_000, value_name = "MS")]
+    pub max_ms: u64,
+
+    /// Length of the listen queue of connections not yet accepted.
+    #[arg(long, default_value_t = 2048, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub backlog: u32,
+
+    /// Add milliseconds to access-log timestamps.
+    #[arg(long)]
+    pub log_ms: bool,
+
+    /// Add a second access-log line when each response is sent, with status and duration.
+    #[arg(long)]
+    pub log_finish: bool,
+
+    /// Log /healthz requests too (they are left out by default to keep the log about the lesson).
+    #[arg(long)]
+    pub log_healthz: bool,
+
+    /// On Ctrl-C or SIGTERM, how long to let in-flight requests finish, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub graceful_timeout: u64,
+}
+
+/// The configuration a twin runs with, as printed in the banner and returned by `GET /`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub kind: ServerKind,
+    /// Where the server listens, e.g. `http://127.0.0.1:8000` (set once the socket is bound).
+    pub url: String,
+    pub version: &'static str,
+    pub pid: u32,
+    pub workers: u16,
+    pub task_ms: u64,
+    pub multi_tasks: u32,
+    pub max_ms: u64,
+    pub max_tasks: u32,
+    /// Blocking-pool slots per event loop (async-server only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threadpool: Option<u32>,
+    pub backlog: u32,
+    pub log_ms: bool,
+    pub log_finish: bool,
+    pub log_healthz: bool,
+    pub graceful_timeout_s: u64,
+}
+
+/// A configuration that cannot work, said in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl<const P: u16> ServerArgs<P> {
+    /// The address to bind.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Check the flags against each other and build the effective configuration.
+    pub fn config(&self, kind: ServerKind, threadpool: Option<u32>) -> Result<Config, ConfigError> {
+        if self.task_ms > self.max_ms {
+            return Err(ConfigError(format!(
+                "--task-ms {} is above --max-ms {}; raise --max-ms or lower --task-ms",
+                self.task_ms, self.max_ms
+            )));
+        }
+        Ok(Config {
+            kind,
+            url: String::new(),
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            workers: self.workers,
+            task_ms: self.task_ms,
+            multi_tasks: self.multi_tasks,
+            max_ms: self.max_ms,
+            max_tasks: MAX_TASKS,
+            threadpool,
+            backlog: self.backlog,
+            log_ms: self.log_ms,
+            log_finish: self.log_finish,
+            log_healthz: self.log_healthz,
+            graceful_timeout_s: self.graceful_timeout,
+        })
+    }
+}
+
+impl Config {
+    /// A configuration for tests and benchmarks: `workers` workers, T = `task_ms`, K = 2.
+    pub fn for_tests(kind: ServerKind, workers: u16, task_ms: u64) -> Config {
+        Config {
+            kind,
+            url: String::new(),
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            workers,
+            task_ms,
+            multi_tasks: 2,
+            max_ms: 60_000,
+            max_tasks: MAX_TASKS,
+            threadpool: (kind == ServerKind::EventLoop).then_some(40),
+            backlog: 2048,
+            log_ms: false,
+            log_finish: false,
+            log_healthz: false,
+            graceful_timeout_s: 30,
+        }
+    }
+
+    pub fn task(&self) -> Duration {
+        Duration::from_millis(self.task_ms)
+    }
+
+    pub fn graceful_timeout(&self) -> Duration {
+        Duration::from_secs(self.graceful_timeout_s)
+    }
+}

@@ -1,0 +1,43 @@
+//! # twin-core — everything the two twins share
+//!
+//! The twins are two HTTP servers with the same routes, the same answers and the same access log.
+//! They differ in one thing only — how they wait:
+//!
+//! - `pool-server` (WSGI-style, like gunicorn + Flask): a fixed pool of blocking workers; each
+//!   worker holds one request from pick-up to response, so a burst is served in *waves*.
+//! - `async-server` (ASGI-style, like uvicorn + FastAPI): event loops that park a waiting request
+//!   and pick up the next one, so a burst of IO-bound requests is served *all at once*.
+//!
+//! This crate holds what must be identical so that the difference is the only thing you see:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`route`] | the route catalogue and what each route means on each twin |
+//! | [`request`] | target parsing, parameter validation, the decision: reply now or do a [`Job`] |
+//! | [`reply`] | every response body and header, as plain data |
+//! | [`work`] | blocking waits, async waits, concurrent waits, CPU work, a fresh event loop |
+//! | [`access_log`] | the reference log line, written when a worker picks a request up |
+//! | [`config`] | the shared command-line flags and the effective configuration |
+//! | [`banner`] | the startup banner and the `listening on` line |
+//! | [`listener`] | binding with a real backlog, and refusing new connections on drain |
+//! | [`shutdown`] | Ctrl-C / SIGTERM, in-flight counting, the drain report |
+//! | [`run`] | a twin process's life: flags, bind, banner, wait, drain, exit status |
+//!
+//! Each twin's `handler.rs` is where a route becomes threads and tasks; read those two side by side.
+
+pub mod access_log;
+pub mod banner;
+pub mod config;
+pub mod listener;
+pub mod reply;
+pub mod request;
+pub mod route;
+pub mod run;
+pub mod shutdown;
+pub mod timefmt;
+pub mod work;
+
+pub use config::{Config, ServerArgs};
+pub use reply::{Reply, WorkReport};
+pub use request::{dispatch, Dispatch, Job};
+pub use route::{Route, ServerKind};

@@ -1,0 +1,162 @@
+//! The route catalogue: every path both twins serve, and what it means on each of them.
+//!
+//! This is the one place to read what a route *is*. How each twin carries it out lives in that
+//! twin's `handler.rs`; the descriptions here are what `GET /` and the banner show.
+
+use serde::Serialize;
+
+/// Which concurrency model a server uses — the one thing the twins differ in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerKind {
+    /// WSGI-style: a fixed pool of blocking workers, one request each (gunicorn + Flask).
+    Pool,
+    /// ASGI-style: event loops that hold many waiting requests each (uvicorn + FastAPI).
+    EventLoop,
+}
+
+impl ServerKind {
+    /// The name used in JSON bodies and by `burst`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Pool => "pool",
+            ServerKind::EventLoop => "event-loop",
+        }
+    }
+
+    /// The binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServerKind::Pool => "pool-server",
+            ServerKind::EventLoop => "async-server",
+        }
+    }
+
+    /// One line for the banner: what this twin imitates.
+    pub fn tagline(self) -> &'static str {
+        match self {
+            ServerKind::Pool => {
+                "WSGI-style: a fixed pool of blocking workers, one request each (like gunicorn + Flask)"
+            }
+            ServerKind::EventLoop => {
+                "ASGI-style: event loops that hold many waiting requests each (like uvicorn + FastAPI)"
+            }
+        }
+    }
+}
+
+/// Every route both twins serve. All are `GET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Route {
+    Index,
+    Healthz,
+    Io,
+    AsyncIo,
+    AsyncIoMulti,
+    AsyncIoBlocking,
+    Cpu,
+}
+
+/// Query parameters a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// `?ms=`: the wait T in milliseconds.
+    Ms,
+    /// `?tasks=`: how many concurrent waits K on `/async-io-multi`.
+    Tasks,
+}
+
+impl Param {
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Ms => "ms",
+            Param::Tasks => "tasks",
+        }
+    }
+}
+
+impl Route {
+    /// In the order `GET /` and the banner list them.
+    pub const ALL: [Route; 7] = [
+        Route::Io,
+        Route::AsyncIo,
+        Route::AsyncIoMulti,
+        Route::AsyncIoBlocking,
+        Route::Cpu,
+        Route::Index,
+        Route::Healthz,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Index => "/",
+            Route::Healthz => "/healthz",
+            Route::Io => "/io",
+            Route::AsyncIo => "/async-io",
+            Route::AsyncIoMulti => "/async-io-multi",
+            Route::AsyncIoBlocking => "/async-io-blocking",
+            Route::Cpu => "/cpu",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.path() == path)
+    }
+
+    /// Routes that do a timed piece of work (and so take `?ms=`).
+    pub fn is_work(self) -> bool {
+        !matches!(self, Route::Index | Route::Healthz)
+    }
+
+    pub fn params(self) -> &'static [Param] {
+        match self {
+            Route::Index | Route::Healthz => &[],
+            Route::AsyncIoMulti => &[Param::Ms, Param::Tasks],
+            _ => &[Param::Ms],
+        }
+    }
+
+    /// An example query for the route table's curl line.
+    pub fn example_query(self) -> &'static str {
+        match self {
+            Route::AsyncIoMulti => "?ms=1000&tasks=2",
+            r if r.is_work() => "?ms=1000",
+            _ => "",
+        }
+    }
+
+    /// What the route does on the given twin, in one line.
+    pub fn describe(self, kind: ServerKind) -> &'static str {
+        use Route::*;
+        use ServerKind::*;
+        match (self, kind) {
+            (Index, _) => "this server's kind, pid, configuration and route table (JSON)",
+            (Healthz, _) => "200 ok at once; not in the access log unless --log-healthz",
+            (Io, Pool) => "blocking wait of T: the worker is tied up for T",
+            (Io, EventLoop) => {
+                "blocking wait of T on the loop's bounded thread pool (--threadpool slots, like a \
+                 FastAPI `def` route); the loop stays free, and beyond the slots requests queue"
+            }
+            (AsyncIo, Pool) => {
+                "async view, Flask-style: a fresh event loop inside the worker awaits T; the worker \
+                 is tied up all the same"
+            }
+            (AsyncIo, EventLoop) => "awaits one async wait of T; the loop serves others meanwhile",
+            (AsyncIoMulti, Pool) => {
+                "fresh event loop, K concurrent waits of T/K: the worker is tied up only ~T/K"
+            }
+            (AsyncIoMulti, EventLoop) => "K concurrent async waits of T/K on the event loop",
+            (AsyncIoBlocking, Pool) => {
+                "async task that calls a blocking wait of T: on a pool worker no different from /io"
+            }
+            (AsyncIoBlocking, EventLoop) => {
+                "the classic mistake: an async handler that blocks for T, freezing its event loop \
+                 and every request on it"
+            }
+            (Cpu, Pool) => "busy CPU work for T: the worker is tied up for T",
+            (Cpu, EventLoop) => {
+                "busy CPU work for T on the event loop: async does not help CPU-bound work"
+            }
+        }
+    }
+}
