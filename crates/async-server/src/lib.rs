@@ -1,18 +1,19 @@
 //! # async-server — the ASGI-style twin
 //!
 //! `--workers` event loops, like uvicorn's worker processes running FastAPI: each loop is one
-//! thread running its own single-threaded tokio runtime, and all of them accept from the same
-//! listening socket, as uvicorn's workers share the socket they inherit. A loop parks a request
-//! that awaits and picks up the next one, so a burst of IO-bound requests is served all at once.
-//! Because each loop is its own thread, one blocked loop (`/async-io-blocking`, `/cpu`) stalls
-//! only the requests it holds — exactly as one stuck uvicorn worker would.
+//! thread running its own single-threaded tokio runtime. A loop parks a request that awaits and
+//! picks up the next one, so a burst of IO-bound requests is served all at once. Because each
+//! loop is its own thread, one blocked loop (`/async-io-blocking`, `/cpu`) stalls only the
+//! requests it holds — exactly as one stuck uvicorn worker would.
 //!
 //! Each loop also has its own blocking thread pool of `--threadpool` slots (40, as FastAPI's
 //! default thread limiter), where `/io` — a plain blocking route — runs.
 //!
 //! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server.
+//! - `acceptor.rs` decides which loop gets each new connection (and why not "whoever is first").
 //! - `handler.rs` is what an event loop does with one request: read it to see every route.
 
+mod acceptor;
 mod handler;
 
 use std::io;
@@ -24,11 +25,13 @@ use std::time::{Duration, Instant};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use twin_core::listener::stop_accepting;
 use twin_core::shutdown::{await_workers, DrainReport, InFlight};
 use twin_core::Config;
 
+use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
 
 /// Default blocking-pool slots per event loop, as FastAPI's (anyio's) thread limiter.
@@ -49,12 +52,13 @@ pub struct Running {
 pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     config.url = format!("http://{addr}");
-    listener.set_nonblocking(true)?;
     let slots = config.threadpool.unwrap_or(DEFAULT_THREADPOOL).max(1);
     let shared_config = Arc::new(config.clone());
     let in_flight = InFlight::default();
+    let loops = Loops::new(usize::from(config.workers));
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel();
+    let mut to_loops = Vec::new();
     for k in 0..usize::from(config.workers) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -66,18 +70,24 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             worker: k,
             in_flight: in_flight.clone(),
         };
-        let socket = listener.try_clone()?;
+        let (to_loop, incoming) = tokio::sync::mpsc::unbounded_channel();
+        to_loops.push(to_loop);
+        let loops = loops.clone();
         let stop_rx = stop_rx.clone();
         let done_tx = done_tx.clone();
         thread::Builder::new()
             .name(format!("worker{k}"))
             .spawn(move || {
-                runtime.block_on(event_loop(socket, state, stop_rx));
+                runtime.block_on(event_loop(incoming, state, loops, stop_rx));
                 // Anything still on the blocking pool was cut off by the drain timeout.
                 runtime.shutdown_background();
                 let _ = done_tx.send(());
             })?;
     }
+    let socket = listener.try_clone()?;
+    thread::Builder::new()
+        .name("acceptor".into())
+        .spawn(move || acceptor::run(socket, loops, to_loops, stop_rx))?;
     Ok(Running {
         addr,
         config,
@@ -88,45 +98,55 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     })
 }
 
-/// One event loop: accept connections and serve each as a task until told to stop, then wait for
-/// the requests it holds.
-async fn event_loop(socket: TcpListener, state: LoopState, mut stop: watch::Receiver<bool>) {
+/// One event loop: serve the connections the acceptor hands it, each as a task, until told to
+/// stop; then wait for the requests it holds.
+async fn event_loop(
+    mut incoming: UnboundedReceiver<(std::net::TcpStream, Open)>,
+    state: LoopState,
+    loops: Loops,
+    mut stop: watch::Receiver<bool>,
+) {
     let k = state.worker;
-    let listener = match tokio::net::TcpListener::from_std(socket) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("worker{k}: cannot register the listening socket: {e}");
-            return;
+    let beat = loops.clone();
+    // The heartbeat stops whenever something blocks this loop; the acceptor then passes it by.
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            beat.beat(k);
+            tokio::time::sleep(acceptor::HEARTBEAT).await;
         }
-    };
+    });
     let router = handler::router(state);
     // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
     let http = hyper::server::conn::http1::Builder::new();
     let graceful = GracefulShutdown::new();
     loop {
-        tokio::select! {
+        let (stream, open) = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(router.clone());
-                    let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!("connection ended: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of descriptors and the like: say so, back off briefly, keep serving.
-                    tracing::error!("worker{k}: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            next = incoming.recv() => match next {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("worker{k}: cannot take a connection: {e}");
+                continue;
             }
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(open);
+        });
     }
-    drop(listener);
+    heartbeat.abort();
+    drop(incoming);
     graceful.shutdown().await;
 }
 

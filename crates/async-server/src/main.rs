@@ -10,13 +10,16 @@ use twin_core::{run, ServerArgs, ServerKind};
 /// Each event loop parks a request while it awaits and picks up the next. Fire 16 requests at
 /// `/async-io` with 4 workers and all 16 finish together, after about T.
 #[derive(Debug, Parser)]
-#[command(version, after_help = "\
+#[command(
+    version,
+    after_help = "\
 Examples:
   async-server                            # 4 event loops on http://127.0.0.1:8001
   async-server --port 0 --workers 1       # any free port; one loop, to show /async-io-blocking
   async-server --threadpool 2             # a tiny thread pool: /io queues beyond 2 per loop
   curl -s 'http://127.0.0.1:8001/async-io?ms=500'
-  scripts/burst.sh http://127.0.0.1:8001/async-io 16")]
+  scripts/burst.sh http://127.0.0.1:8001/async-io 16"
+)]
 struct Cli {
     #[command(flatten)]
     server: ServerArgs<8001>,
@@ -29,5 +32,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    run::main(&cli.server, ServerKind::EventLoop, Some(cli.threadpool), async_server::start)
+    run::main(
+        &cli.server,
+        ServerKind::EventLoop,
+        Some(cli.threadpool),
+        async_server::start,
+    )
 }

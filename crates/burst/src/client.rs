@@ -253,7 +253,10 @@ async fn one_request(
     };
     // Prepare: connect and handshake before the release.
     let prepared = async {
-        let _permit = connects.acquire().await.map_err(|e| format!("connect: {e}"))?;
+        let _permit = connects
+            .acquire()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         let stream = TcpStream::connect(target.addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -358,7 +361,10 @@ pub async fn get(target: &Target, timeout: Duration) -> Result<(u16, String), Fi
             .collect()
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
+        Ok::<_, String>((
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        ))
     };
     tokio::time::timeout(timeout, exchange)
         .await

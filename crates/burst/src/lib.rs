@@ -5,9 +5,23 @@
 //! worker served it and how long the server says it worked. Lined up, the rows show the lesson:
 //! the pool twin serves in waves of `workers`, the event-loop twin serves everyone at once.
 //!
-//! - [`client`]: open N connections, release N requests together, time each one.
+//! | module | what it does |
+//! |---|---|
+//! | [`client`] | open N connections, release N requests together, time each one |
+//! | [`model`] | predict when each request should finish, and check a burst against it |
+//! | [`render`] | the per-request table, the text waterfall, the summary |
+//! | [`output`] | the same rows as JSON or CSV |
+//! | [`svg`] | the comparison chart and the per-request timeline |
+//! | [`experiment`] | one burst held against the model; the reference matrix |
+//!
+//! Data flows one way: `client` → `model` → `render` / `output` / `svg`.
 
 pub mod client;
+pub mod experiment;
+pub mod model;
+pub mod output;
+pub mod render;
+pub mod svg;
 
 use std::time::Duration;
 

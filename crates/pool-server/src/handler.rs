@@ -32,7 +32,11 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
             }
             Err(e) => {
                 tracing::error!("worker{worker}: cannot start an event loop: {e}");
-                Reply::error(500, "internal error", "the worker could not start an event loop")
+                Reply::error(
+                    500,
+                    "internal error",
+                    "the worker could not start an event loop",
+                )
             }
         },
     };
@@ -64,8 +68,8 @@ fn run(job: &Job) -> io::Result<()> {
 /// Write `reply` as a tiny_http response. A client that has gone away is not an error.
 pub(crate) fn send(rq: Request, reply: Reply) {
     let mut response = Response::from_string(reply.body).with_status_code(reply.status);
-    let headers = std::iter::once(("Content-Type", reply.content_type.to_owned()))
-        .chain(reply.headers.into_iter());
+    let headers =
+        std::iter::once(("Content-Type", reply.content_type.to_owned())).chain(reply.headers);
     for (name, value) in headers {
         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(h);

@@ -10,13 +10,16 @@ use twin_core::{run, ServerArgs, ServerKind};
 /// Each worker serves one request from pick-up to response. Fire 16 requests at `/io` with 4
 /// workers and they finish in 4 waves of 4.
 #[derive(Debug, Parser)]
-#[command(version, after_help = "\
+#[command(
+    version,
+    after_help = "\
 Examples:
   pool-server                             # 4 workers on http://127.0.0.1:8000
   pool-server --port 0 --workers 2        # any free port; the banner prints it
   pool-server --task-ms 200 --log-ms      # shorter waits, millisecond log stamps
   curl -s 'http://127.0.0.1:8000/io?ms=500'
-  scripts/burst.sh http://127.0.0.1:8000/io 16")]
+  scripts/burst.sh http://127.0.0.1:8000/io 16"
+)]
 struct Cli {
     #[command(flatten)]
     server: ServerArgs<8000>,

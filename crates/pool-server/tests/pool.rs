@@ -3,6 +3,9 @@
 //! Waits are short (T = 300 ms, 2 workers) and tolerances are half a wave, so the tests hold on
 //! two busy cores while still telling a wave from the next.
 
+// Tests may unwrap: a failure here is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -101,10 +104,16 @@ fn bodies_and_headers_say_what_happened() {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["server"], "pool");
     assert_eq!(v["route"], "/async-io-multi");
-    assert_eq!((v["ms"].as_u64(), v["tasks"].as_u64()), (Some(100), Some(4)));
+    assert_eq!(
+        (v["ms"].as_u64(), v["tasks"].as_u64()),
+        (Some(100), Some(4))
+    );
     assert_eq!(v["pid"].as_u64(), Some(u64::from(std::process::id())));
     let elapsed = v["elapsed_ms"].as_f64().unwrap();
-    assert!((25.0..300.0).contains(&elapsed), "4 waits of 25 ms overlap: {elapsed}");
+    assert!(
+        (25.0..300.0).contains(&elapsed),
+        "4 waits of 25 ms overlap: {elapsed}"
+    );
     assert!(v["started"].as_str().is_some() && v["finished"].as_str().is_some());
 
     let index: serde_json::Value = serde_json::from_str(&get(server.addr(), "/").body).unwrap();
@@ -154,14 +163,24 @@ fn a_drain_finishes_in_flight_work_and_refuses_new_connections() {
     );
     let report = server.shutdown(Duration::from_secs(5));
     assert!(report.drained, "{report:?}");
-    assert_eq!(slow.join().unwrap().status, 200, "the picked-up request completed");
+    assert_eq!(
+        slow.join().unwrap().status,
+        200,
+        "the picked-up request completed"
+    );
 }
 
 #[test]
 fn a_drain_that_runs_out_of_time_says_how_many_were_cut_off() {
     let server = start(1);
     let addr = server.addr();
-    let _slow = thread::spawn(move || raw_exchange(addr, b"GET /io?ms=2000 HTTP/1.0\r\n\r\n", Duration::from_secs(5)));
+    let _slow = thread::spawn(move || {
+        raw_exchange(
+            addr,
+            b"GET /io?ms=2000 HTTP/1.0\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    });
     until_in_flight(&server, 1);
     let report = server.shutdown(Duration::from_millis(100));
     assert!(!report.drained);
@@ -182,7 +201,11 @@ fn the_access_log_has_one_reference_line_per_request_at_pick_up() {
         .map(|l| parse_log_line(l, false).unwrap_or_else(|| panic!("bad log line {l:?}")))
         .collect();
     let targets: Vec<&str> = parsed.iter().map(|(_, _, _, t)| t.as_str()).collect();
-    assert_eq!(targets, ["/io?ms=10", "/async-io", "/nope", "/cpu?ms=5"], "healthz is not logged");
+    assert_eq!(
+        targets,
+        ["/io?ms=10", "/async-io", "/nope", "/cpu?ms=5"],
+        "healthz is not logged"
+    );
     for (pid, worker, method, _) in &parsed {
         assert_eq!(method, "GET");
         assert_eq!(*pid, server.pid());
@@ -213,7 +236,10 @@ fn the_banner_names_the_real_port_and_a_taken_port_is_one_line() {
     let server = ServerProcess::start(BIN, &["--workers", "3"]);
     let banner = server.stderr();
     assert!(banner.contains("3 worker threads"), "{banner}");
-    assert!(banner.contains(&format!("{}/async-io-multi", server.url)), "{banner}");
+    assert!(
+        banner.contains(&format!("{}/async-io-multi", server.url)),
+        "{banner}"
+    );
 
     let port = server.addr.port().to_string();
     let out = std::process::Command::new(BIN)
@@ -237,7 +263,11 @@ fn bad_flags_are_one_line_errors() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--max-ms"), "{err}");
 
-    let out = std::process::Command::new(BIN).arg("--workers").arg("0").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--workers")
+        .arg("0")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
@@ -252,7 +282,9 @@ fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     assert!(line.ends_with("GET /io?ms=400"), "{line}");
     server.signal("TERM");
     assert_eq!(slow.join().unwrap().status, 200);
-    let status = server.wait(Duration::from_secs(10)).expect("exits after draining");
+    let status = server
+        .wait(Duration::from_secs(10))
+        .expect("exits after draining");
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
     assert!(server.stderr().contains("drained"), "{}", server.stderr());
 }

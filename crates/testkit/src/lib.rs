@@ -223,5 +223,10 @@ pub fn parse_log_line(line: &str, ms: bool) -> Option<(u32, usize, String, Strin
     ))
     .expect("valid pattern");
     let c = re.captures(line)?;
-    Some((c[1].parse().ok()?, c[2].parse().ok()?, c[3].to_owned(), c[4].to_owned()))
+    Some((
+        c[1].parse().ok()?,
+        c[2].parse().ok()?,
+        c[3].to_owned(),
+        c[4].to_owned(),
+    ))
 }

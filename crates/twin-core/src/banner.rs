@@ -18,7 +18,11 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
         ServerKind::EventLoop => "event loops, each holding many requests at a time",
     };
     let last = c.workers.saturating_sub(1);
-    let _ = writeln!(s, "  workers       {} {unit} (worker0..worker{last})", c.workers);
+    let _ = writeln!(
+        s,
+        "  workers       {} {unit} (worker0..worker{last})",
+        c.workers
+    );
     let _ = writeln!(
         s,
         "  work          T = {} ms (?ms= 0..={}), K = {} on /async-io-multi (?tasks= 1..={})",
@@ -72,7 +76,10 @@ mod tests {
         let b = render(&c, &[]);
         assert!(b.ends_with("listening on http://127.0.0.1:8001\n"), "{b}");
         for r in Route::ALL {
-            assert!(b.contains(&format!("http://127.0.0.1:8001{} ", r.path())), "{b}");
+            assert!(
+                b.contains(&format!("http://127.0.0.1:8001{} ", r.path())),
+                "{b}"
+            );
         }
         assert!(b.contains("40 slots"), "{b}");
     }

@@ -22,7 +22,9 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 /// One line for a failed bind, naming the address and what to do.
 pub fn bind_error(binary: &str, addr: SocketAddr, err: &io::Error) -> String {
     let hint = match err.kind() {
-        io::ErrorKind::AddrInUse => " (is another server running there? try another --port, or --port 0)",
+        io::ErrorKind::AddrInUse => {
+            " (is another server running there? try another --port, or --port 0)"
+        }
         io::ErrorKind::AddrNotAvailable => " (that --host is not an address of this machine)",
         io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges; try --port 8000)",
         _ => "",

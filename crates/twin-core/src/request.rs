@@ -200,13 +200,13 @@ mod tests {
     fn targets_split_like_a_server_would() {
         assert_eq!(split_target("/io?ms=1"), ("/io", Some("ms=1")));
         assert_eq!(split_target("/io"), ("/io", None));
-        assert_eq!(
-            split_target("http://h:1/io?ms=1"),
-            ("/io", Some("ms=1"))
-        );
+        assert_eq!(split_target("http://h:1/io?ms=1"), ("/io", Some("ms=1")));
         assert_eq!(split_target("http://h:1"), ("/", None));
         assert_eq!(split_target("http://h?x=1"), ("/", Some("x=1")));
-        assert_eq!(split_target("/a?b=http://x/y"), ("/a", Some("b=http://x/y")));
+        assert_eq!(
+            split_target("/a?b=http://x/y"),
+            ("/a", Some("b=http://x/y"))
+        );
     }
 
     #[test]
@@ -229,10 +229,17 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             assert_eq!(v["parameter"], param, "{target}");
             assert_eq!(v["error"], error, "{target}");
-            assert!(v["allowed"].as_str().is_some_and(|s| !s.is_empty()), "{target}");
+            assert!(
+                v["allowed"].as_str().is_some_and(|s| !s.is_empty()),
+                "{target}"
+            );
         }
         let r = reply("GET", "/io?ms=70000");
-        assert!(r.body.contains("0..=60000"), "the limit is stated: {}", r.body);
+        assert!(
+            r.body.contains("0..=60000"),
+            "the limit is stated: {}",
+            r.body
+        );
     }
 
     #[test]

@@ -49,8 +49,8 @@ fn run<const P: u16, T: Twin>(
         .map_err(|e| format!("{binary}: error: {e}"))?;
     access_log::init(&config);
     let addr = args.addr();
-    let listener = listener::bind(addr, config.backlog)
-        .map_err(|e| listener::bind_error(binary, addr, &e))?;
+    let listener =
+        listener::bind(addr, config.backlog).map_err(|e| listener::bind_error(binary, addr, &e))?;
     let signals = shutdown::install(binary)?;
     let twin = start(listener, config)
         .map_err(|e| format!("{binary}: error: cannot start the workers: {e}"))?;

@@ -63,7 +63,10 @@ mod tests {
         run_in_fresh_loop(wait_concurrently(Duration::from_millis(60), 10)).unwrap();
         let took = t.elapsed();
         assert!(took >= Duration::from_millis(60), "{took:?}");
-        assert!(took < Duration::from_millis(400), "10 waits of 60 ms overlapped: {took:?}");
+        assert!(
+            took < Duration::from_millis(400),
+            "10 waits of 60 ms overlapped: {took:?}"
+        );
     }
 
     #[test]

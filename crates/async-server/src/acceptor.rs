@@ -1,0 +1,146 @@
+//! Which event loop gets a new connection.
+//!
+//! uvicorn's workers all `accept` on one inherited socket, so a worker that is stuck takes no new
+//! connections, while the others do. Letting our loops race on one socket the same way spreads a
+//! burst badly — whichever thread is awake takes most of it (100 connections landed 62/13/13/12
+//! and 99/1/0/0 here) — and the lesson would change from run to run. So one acceptor thread
+//! hands each connection to the *responsive* loop holding the fewest connections: a loop that
+//! has not ticked its heartbeat for [`FROZEN_AFTER`] (blocked by `/async-io-blocking` or `/cpu`)
+//! gets nothing new, as a stuck uvicorn worker would. A burst of 16 on 4 loops lands 4/4/4/4.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+/// How often a loop ticks its heartbeat.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(10);
+/// A loop silent for longer than this counts as frozen.
+pub(crate) const FROZEN_AFTER: Duration = Duration::from_millis(50);
+
+/// Per-loop open connections and heartbeats, shared by the acceptor and the loops.
+#[derive(Debug, Clone)]
+pub(crate) struct Loops {
+    open: Arc<[AtomicUsize]>,
+    beat_ms: Arc<[AtomicU64]>,
+    epoch: Instant,
+}
+
+/// One open connection on loop `k`; gives its place back on drop.
+#[derive(Debug)]
+pub(crate) struct Open(Arc<[AtomicUsize]>, usize);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Loops {
+    pub(crate) fn new(n: usize) -> Loops {
+        Loops {
+            open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Loop `k` is alive and turning.
+    pub(crate) fn beat(&self, k: usize) {
+        self.beat_ms[k].store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn opened(&self, k: usize) -> Open {
+        self.open[k].fetch_add(1, Ordering::Relaxed);
+        Open(self.open.clone(), k)
+    }
+
+    /// The responsive loop with the fewest open connections; if every loop is frozen, the one
+    /// with the fewest (the connection then waits for it, as it would in a listen queue).
+    fn pick(&self) -> usize {
+        let now = self.now_ms();
+        let frozen_ms = u64::try_from(FROZEN_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let load = |k: &usize| self.open[*k].load(Ordering::Relaxed);
+        let all = 0..self.open.len();
+        all.clone()
+            .filter(|&k| now.saturating_sub(self.beat_ms[k].load(Ordering::Relaxed)) <= frozen_ms)
+            .min_by_key(load)
+            .or_else(|| all.min_by_key(load))
+            .unwrap_or(0)
+    }
+}
+
+/// Accept until the drain begins, handing each connection to a loop.
+pub(crate) fn run(
+    listener: TcpListener,
+    loops: Loops,
+    to_loops: Vec<mpsc::UnboundedSender<(TcpStream, Open)>>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut last_complaint: Option<Instant> = None;
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let k = loops.pick();
+                let open = loops.opened(k);
+                // A loop that has stopped takes no more; the connection is closed on drop.
+                let _ = to_loops[k].send((stream, open));
+            }
+            Err(_) if *stop.borrow() => return,
+            Err(e) => {
+                // Out of descriptors and the like: say so (once a second), back off, keep going.
+                if last_complaint.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::error!("accept failed: {e}; retrying");
+                    last_complaint = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_the_least_loaded_responsive_loop() {
+        let loops = Loops::new(3);
+        for k in 0..3 {
+            loops.beat(k);
+        }
+        let held: Vec<Open> = (0..6)
+            .map(|_| {
+                let k = loops.pick();
+                loops.opened(k)
+            })
+            .collect();
+        let per_loop: Vec<usize> = (0..3)
+            .map(|k| loops.open[k].load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(per_loop, [2, 2, 2]);
+        drop(held);
+        assert!(loops.open.iter().all(|c| c.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn a_frozen_loop_gets_nothing_new() {
+        let loops = Loops::new(2);
+        // Loop 1 has never beaten and the clock is past FROZEN_AFTER.
+        std::thread::sleep(FROZEN_AFTER + Duration::from_millis(20));
+        loops.beat(0);
+        let _a = loops.opened(loops.pick());
+        let _b = loops.opened(loops.pick());
+        assert_eq!(loops.open[0].load(Ordering::Relaxed), 2);
+        assert_eq!(loops.open[1].load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,175 @@
+//! async-server over real loopback HTTP: everyone at once, the thread-pool limit, the pitfalls,
+//! the log, the drain.
+
+// Tests may unwrap: a failure here is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use testkit::{assert_waves, get, parse_log_line, ServerProcess};
+use twin_core::{Config, ServerKind};
+
+const T: u64 = 300;
+const BIN: &str = env!("CARGO_BIN_EXE_async-server");
+
+fn start(workers: u16, threadpool: u32) -> async_server::Running {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::EventLoop, workers, T);
+    config.threadpool = Some(threadpool);
+    async_server::start(listener, config).unwrap()
+}
+
+fn burst(server: &async_server::Running, path: &str, n: usize) -> burst::Burst {
+    let url = format!("http://{}{path}", server.addr());
+    let b = burst::fire_blocking(&url, n, Duration::from_secs(10)).unwrap();
+    for r in &b.results {
+        assert!(r.is_ok() && r.status == Some(200), "{r:?}");
+    }
+    b
+}
+
+fn done_times(b: &burst::Burst) -> Vec<Duration> {
+    b.results.iter().map(|r| r.done.unwrap()).collect()
+}
+
+fn until_in_flight(server: &async_server::Running, n: usize) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.in_flight() < n {
+        assert!(Instant::now() < end, "never saw {n} requests in flight");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn fifty_async_waits_are_served_all_at_once() {
+    let server = start(2, 40);
+    let b = burst(&server, "/async-io", 50);
+    // One wave: everyone finishes about T after the release.
+    assert_waves(&done_times(&b), 50, Duration::from_millis(T));
+}
+
+#[test]
+fn concurrent_waits_inside_a_request_take_t_over_k() {
+    let server = start(1, 40);
+    let b = burst(&server, "/async-io-multi?tasks=3", 20);
+    assert_waves(&done_times(&b), 20, Duration::from_millis(T / 3));
+}
+
+#[test]
+fn blocking_routes_queue_beyond_the_thread_pool() {
+    // One loop with 2 slots behaves like a pool of 2: 6 requests in 3 waves.
+    let server = start(1, 2);
+    let b = burst(&server, "/io", 6);
+    assert_waves(&done_times(&b), 2, Duration::from_millis(T));
+    // The body says how long each waited for a slot.
+    let r = get(server.addr(), "/io?ms=0");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(v["pool_wait_ms"].as_f64().is_some(), "{}", r.body);
+}
+
+#[test]
+fn within_the_thread_pool_blocking_routes_run_at_once() {
+    let server = start(1, 40);
+    let b = burst(&server, "/io", 8);
+    assert_waves(&done_times(&b), 8, Duration::from_millis(T));
+}
+
+#[test]
+fn a_blocking_call_in_an_async_handler_freezes_its_event_loop() {
+    let server = start(1, 40);
+    let addr = server.addr();
+    let blocker = thread::spawn(move || get(addr, "/async-io-blocking?ms=500"));
+    until_in_flight(&server, 1);
+    let t = Instant::now();
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "/healthz should wait for the frozen loop, answered after {waited:?}"
+    );
+    assert_eq!(blocker.join().unwrap().status, 200);
+}
+
+#[test]
+fn an_async_wait_leaves_the_event_loop_free() {
+    let server = start(1, 40);
+    let addr = server.addr();
+    let waiter = thread::spawn(move || get(addr, "/async-io?ms=500"));
+    until_in_flight(&server, 1);
+    let t = Instant::now();
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_millis(200),
+        "answered after {waited:?}"
+    );
+    assert_eq!(waiter.join().unwrap().status, 200);
+}
+
+#[test]
+fn errors_match_the_pool_twin() {
+    let server = start(1, 40);
+    let r = get(server.addr(), "/async-io-multi?tasks=0");
+    assert_eq!(r.status, 400);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["parameter"], "tasks");
+    assert_eq!(v["allowed"], "integer number of tasks 1..=1000");
+    assert_eq!(get(server.addr(), "/x").status, 404);
+    let index: serde_json::Value = serde_json::from_str(&get(server.addr(), "/").body).unwrap();
+    assert_eq!(index["kind"], "event-loop");
+    assert_eq!(index["threadpool"], 40);
+}
+
+#[test]
+fn a_drain_finishes_in_flight_work_and_refuses_new_connections() {
+    let server = start(2, 40);
+    let addr = server.addr();
+    let slow = thread::spawn(move || get(addr, "/async-io?ms=400"));
+    until_in_flight(&server, 1);
+    server.begin_shutdown();
+    assert!(std::net::TcpStream::connect(addr).is_err());
+    let report = server.shutdown(Duration::from_secs(5));
+    assert!(report.drained, "{report:?}");
+    assert_eq!(slow.join().unwrap().status, 200);
+}
+
+// ---- the real binary ----------------------------------------------------------------------
+
+#[test]
+fn the_access_log_names_the_event_loop_that_picked_each_request_up() {
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--log-healthz"]);
+    for path in ["/async-io?ms=5", "/healthz", "/io?ms=1"] {
+        get(server.addr, path);
+    }
+    let lines = server.log_lines_until_quiet(Duration::from_millis(300));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, path) in lines.iter().zip(["/async-io?ms=5", "/healthz", "/io?ms=1"]) {
+        let (pid, worker, method, target) = parse_log_line(line, false).unwrap();
+        assert_eq!(
+            (pid, method.as_str(), target.as_str()),
+            (server.pid(), "GET", path)
+        );
+        assert!(worker < 2);
+    }
+}
+
+#[test]
+fn sigterm_drains_the_request_in_flight_then_exits_zero() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "1", "--threadpool", "3"]);
+    assert!(
+        server.stderr().contains("3 slots per event loop"),
+        "{}",
+        server.stderr()
+    );
+    let addr = server.addr;
+    let slow = thread::spawn(move || get(addr, "/async-io?ms=400"));
+    server.log_line(Duration::from_secs(5)).unwrap();
+    server.signal("INT");
+    assert_eq!(slow.join().unwrap().status, 200);
+    let status = server
+        .wait(Duration::from_secs(10))
+        .expect("exits after draining");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}

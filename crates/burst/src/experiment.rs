@@ -1,0 +1,203 @@
+//! One experiment (a burst held against the model) and the reference matrix of them.
+//!
+//! [`run`] asks the server what it is (`GET /`), fires the burst and checks it. [`compare`] runs
+//! the reference experiment: pool and event-loop twin × `/io`, `/async-io`, `/async-io-multi`
+//! × each burst size — the figures the whole lesson rests on.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::client::{self, Burst, FireError, FireOptions, Target};
+use crate::model::{self, Check, Prediction, ServerInfo};
+use crate::render::{self, Summary};
+use crate::svg::{self, Panel, Series};
+
+/// A burst with what the server said about itself and how it compares with the model.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub burst: Burst,
+    pub server: Option<ServerInfo>,
+    pub check: Option<Check>,
+    pub summary: Summary,
+}
+
+/// Ask a server for its configuration; `None` if it is not a twin (or does not answer `/`).
+pub async fn server_info(target: &Target) -> Result<Option<ServerInfo>, FireError> {
+    let root = target.with_path("/")?;
+    match client::get(&root, Duration::from_secs(10)).await {
+        Ok((200, body)) => Ok(serde_json::from_str(&body).ok()),
+        Ok(_) => Ok(None),
+        Err(e) if e.0.contains("refused") => Err(FireError(format!(
+            "cannot connect to {} (connection refused): start a server first, e.g. `cargo run \
+             --release -p pool-server` (port 8000) or `-p async-server` (port 8001)",
+            target.url
+        ))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The default per-request timeout: longer than the longest wait the server allows, and than
+/// twice the time the model gives the last request to finish.
+pub fn default_timeout(
+    server: Option<&ServerInfo>,
+    prediction: Option<&Prediction>,
+    n: usize,
+) -> Duration {
+    let longest_wait = server.map_or(60_000, |s| s.max_ms.max(s.task_ms));
+    let modelled = prediction.map_or(Duration::ZERO, |p| p.done_at(n) * 2);
+    (Duration::from_millis(longest_wait) + Duration::from_secs(10))
+        .max(modelled + Duration::from_secs(10))
+}
+
+/// Fire `n` at `target`, with `timeout` or the default, and check the result against the model.
+pub async fn run(
+    target: &Target,
+    n: usize,
+    timeout: Option<Duration>,
+) -> Result<Experiment, FireError> {
+    let server = server_info(target).await?;
+    let path = target
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let prediction = server.as_ref().and_then(|s| model::predict(s, &path));
+    let timeout =
+        timeout.unwrap_or_else(|| default_timeout(server.as_ref(), prediction.as_ref(), n));
+    let burst = client::fire(target, FireOptions { n, timeout }).await?;
+    let check = prediction.as_ref().map(|p| model::check(&burst, p));
+    let summary = render::summarize(&burst);
+    Ok(Experiment {
+        burst,
+        server,
+        check,
+        summary,
+    })
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// `pool` or `event-loop`.
+    pub server: String,
+    pub route: String,
+    pub n: usize,
+    pub experiment: Experiment,
+}
+
+/// Run every server × route × size, reporting progress through `progress(done, total, label)`.
+pub async fn compare(
+    servers: &[(&str, &Target)],
+    routes: &[String],
+    sizes: &[usize],
+    timeout: Option<Duration>,
+    mut progress: impl FnMut(usize, usize, &str, Option<&Experiment>),
+) -> Result<Vec<Cell>, FireError> {
+    let total = servers.len() * routes.len() * sizes.len();
+    let mut cells = Vec::with_capacity(total);
+    for &n in sizes {
+        for (name, base) in servers {
+            for route in routes {
+                let label = format!("{name} {route} × {n}");
+                progress(cells.len(), total, &label, None);
+                let target = base.with_path(route)?;
+                let experiment = run(&target, n, timeout).await?;
+                progress(cells.len() + 1, total, &label, Some(&experiment));
+                cells.push(Cell {
+                    server: experiment
+                        .server
+                        .as_ref()
+                        .map_or_else(|| (*name).to_owned(), |s| s.kind.clone()),
+                    route: route.clone(),
+                    n,
+                    experiment,
+                });
+            }
+        }
+    }
+    Ok(cells)
+}
+
+/// The comparison table: one line per cell.
+pub fn compare_table(cells: &[Cell]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<11} {:<16} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9}  verdict",
+        "server", "route", "n", "total(s)", "p50(s)", "max(s)", "model(s)", "ok"
+    );
+    for c in cells {
+        let e = &c.experiment;
+        let secs =
+            |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", v / 1000.0));
+        let predicted = e.check.as_ref().map_or_else(
+            || "-".to_owned(),
+            |k| format!("{:.2}", k.prediction.done_at(c.n).as_secs_f64()),
+        );
+        let verdict = e.check.as_ref().map_or("no model", |k| {
+            if k.as_predicted {
+                "as predicted"
+            } else {
+                "NOT as predicted"
+            }
+        });
+        let _ = writeln!(
+            s,
+            "{:<11} {:<16} {:>6} {:>9.2} {:>8} {:>8} {:>10} {:>9}  {verdict}",
+            c.server,
+            c.route,
+            c.n,
+            e.summary.wall_ms / 1000.0,
+            secs(e.summary.p50_ms),
+            secs(e.summary.max_ms),
+            predicted,
+            format!("{}/{}", e.summary.ok, c.n)
+        );
+    }
+    s
+}
+
+fn route_color(route: &str) -> &'static str {
+    match route {
+        "/io" => "#D55E00",
+        "/async-io" => "#0072B2",
+        "/async-io-multi" => "#009E73",
+        "/async-io-blocking" => "#CC79A7",
+        "/cpu" => "#E69F00",
+        _ => "#000000",
+    }
+}
+
+/// The comparison chart: a panel per size; pool lines solid, event-loop lines dashed.
+pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
+    let mut sizes: Vec<usize> = cells.iter().map(|c| c.n).collect();
+    sizes.dedup();
+    let panels: Vec<Panel> = sizes
+        .iter()
+        .map(|&n| Panel {
+            title: format!("{n} requests at once"),
+            series: cells
+                .iter()
+                .filter(|c| c.n == n)
+                .map(|c| {
+                    let b = &c.experiment.burst;
+                    let done = render::completion_order(b)
+                        .into_iter()
+                        .map(|i| b.results[i].done.filter(|_| b.results[i].is_ok()))
+                        .collect();
+                    Series {
+                        label: format!("{} {}", c.server, c.route),
+                        color: route_color(&c.route),
+                        dashed: c.server != "pool",
+                        done,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    svg::compare_chart(
+        "IO-bound bursts: a pool of blocking workers vs event loops",
+        subtitle,
+        &panels,
+    )
+}

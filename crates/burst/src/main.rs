@@ -1,0 +1,351 @@
+//! `burst` — fire N requests at once and show each one. Run with `cargo run --release -p burst`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use burst::experiment::{self, Experiment};
+use burst::render::{self, WaterfallStyle};
+use burst::{output, svg, Target};
+use clap::{Args, Parser, Subcommand};
+
+/// Fire N requests at once, each on its own connection, and show every request: when it was
+/// sent, waited and served, by which worker — and whether that matches the queueing model.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+Examples:
+  burst http://127.0.0.1:8000/io                 # 16 at once at the pool twin: 4 waves
+  burst http://127.0.0.1:8001/async-io -n 100    # 100 at once at the event-loop twin: 1 wave
+  burst http://127.0.0.1:8000/io --csv > io.csv  # one row per request for a spreadsheet
+  burst http://127.0.0.1:8000/io --svg io.svg    # a per-request timeline chart
+  burst compare --pool http://127.0.0.1:8000 --async http://127.0.0.1:8001 -n 16,100 --svg cmp.svg
+
+Exit status: 0 all requests answered; 1 some failed or timed out; 2 bad usage, bad URL or no server."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    one: OneArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The reference experiment: both twins × /io, /async-io, /async-io-multi × each N.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct OneArgs {
+    /// The URL to fire at, e.g. http://127.0.0.1:8000/io?ms=500
+    url: Option<String>,
+
+    /// How many requests to fire at once.
+    #[arg(short = 'n', long = "requests", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    n: u32,
+
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Print one JSON document (requests, summary, model) instead of the text views.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+
+    /// Print one CSV row per request instead of the text views.
+    #[arg(long)]
+    csv: bool,
+
+    /// Print only the summary and the model's verdict.
+    #[arg(long, short)]
+    quiet: bool,
+
+    /// Also write a per-request timeline chart to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// At most this many waterfall rows; bigger bursts are sampled evenly.
+    #[arg(long, default_value_t = 48)]
+    rows: usize,
+
+    /// No ANSI colours in the waterfall (also: NO_COLOR in the environment).
+    #[arg(long)]
+    no_color: bool,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Seconds before a request counts as timed out (default: longer than the longest wait the
+    /// server allows, and than twice the model's time for the last request).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Base URL of the pool twin.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000")]
+    pool: String,
+
+    /// Base URL of the event-loop twin.
+    #[arg(
+        long = "async",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8001"
+    )]
+    async_url: String,
+
+    /// Burst sizes, comma-separated.
+    #[arg(
+        short = 'n',
+        long = "requests",
+        value_delimiter = ',',
+        default_value = "16,100"
+    )]
+    sizes: Vec<u32>,
+
+    /// Routes, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "/io,/async-io,/async-io-multi"
+    )]
+    routes: Vec<String>,
+
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Write the comparison chart to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// Print the whole matrix as JSON (one object per cell, with every request).
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure that ends the run: the line to print and the exit status.
+struct Fatal(String, u8);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Compare(args)) => compare(&args),
+        None => one(&cli.one),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fatal(line, code)) => {
+            eprintln!("burst: {line}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal(format!("cannot start a runtime: {e}"), 2))
+}
+
+/// Raise the open-files soft limit to the hard limit; refuse a burst that still cannot fit.
+fn ensure_open_files(n: usize) -> Result<(), Fatal> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX)
+        .map_err(|e| Fatal(format!("cannot read the open-files limit: {e}"), 2))?;
+    // Each request needs one socket; leave room for stdio, the runtime and the server's own
+    // connection for GET /.
+    let need = n as u64 + 64;
+    if limit < need {
+        return Err(Fatal(
+            format!(
+                "cannot open {n} connections at once: the open-files limit is {limit} (hard limit \
+                 reached); raise it with `ulimit -Hn {need}` as root, or fire at most {}",
+                limit.saturating_sub(64)
+            ),
+            2,
+        ));
+    }
+    Ok(())
+}
+
+fn timeout(common: &CommonArgs) -> Result<Option<Duration>, Fatal> {
+    match common.timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => {
+            Ok(Some(Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(Fatal(
+            format!("--timeout must be 0 < seconds <= 86400, got {t}"),
+            2,
+        )),
+    }
+}
+
+fn exit_for(e: &Experiment) -> ExitCode {
+    if e.summary.ok == e.burst.n {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
+    let Some(url) = args.url.as_deref() else {
+        return Err(Fatal(
+            "give a URL to fire at, e.g. `burst http://127.0.0.1:8000/io` (see --help)".into(),
+            2,
+        ));
+    };
+    let n = args.n as usize;
+    let timeout = timeout(&args.common)?;
+    ensure_open_files(n)?;
+    let rt = runtime()?;
+    let e = rt
+        .block_on(async {
+            let target = Target::parse(url).await?;
+            experiment::run(&target, n, timeout).await
+        })
+        .map_err(|e| Fatal(e.0, 2))?;
+    if let Some(path) = &args.svg {
+        let title = format!("{} × {} at once", n, e.burst.url);
+        std::fs::write(path, svg::timeline(&e.burst, &title))
+            .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
+    }
+    let check = e.check.as_ref();
+    if args.json {
+        let report = output::Report {
+            url: &e.burst.url,
+            n,
+            release_spread_ms: e.summary.release_spread_ms,
+            wall_ms: e.summary.wall_ms,
+            server: e.server.as_ref(),
+            model: check,
+            summary: &e.summary,
+            requests: output::rows(&e.burst, check),
+        };
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|err| Fatal(format!("cannot write JSON: {err}"), 2))?;
+        println!("{text}");
+    } else if args.csv {
+        print!("{}", output::csv(&output::rows(&e.burst, check)));
+    } else {
+        if !args.quiet {
+            let kind = e
+                .server
+                .as_ref()
+                .map_or("an unknown server".to_owned(), |s| {
+                    format!("{} twin, {} workers", s.kind, s.workers)
+                });
+            println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
+            print!("{}", render::table(&e.burst, check));
+            println!();
+            let color = !args.no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::stdout().is_terminal();
+            let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
+            let style = WaterfallStyle {
+                width,
+                max_rows: args.rows,
+                color,
+            };
+            print!("{}", render::waterfall(&e.burst, style));
+            println!();
+        }
+        print!("{}", render::summary_text(&e.summary, check));
+        if let Some(path) = &args.svg {
+            println!("timeline chart: {}", path.display());
+        }
+    }
+    Ok(exit_for(&e))
+}
+
+fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
+    let sizes: Vec<usize> = args.sizes.iter().map(|&n| n as usize).collect();
+    if sizes.iter().any(|&n| n == 0 || n > 100_000) {
+        return Err(Fatal("every -n must be 1..=100000".into(), 2));
+    }
+    let routes: Vec<String> = args
+        .routes
+        .iter()
+        .map(|r| {
+            if r.starts_with('/') {
+                r.clone()
+            } else {
+                format!("/{r}")
+            }
+        })
+        .collect();
+    let timeout = timeout(&args.common)?;
+    ensure_open_files(sizes.iter().copied().max().unwrap_or(1))?;
+    let rt = runtime()?;
+    let cells = rt
+        .block_on(async {
+            let pool = Target::parse(&args.pool).await?;
+            let event_loop = Target::parse(&args.async_url).await?;
+            let servers = [("pool", &pool), ("event-loop", &event_loop)];
+            experiment::compare(
+                &servers,
+                &routes,
+                &sizes,
+                timeout,
+                |done, total, label, e| match e {
+                    None => eprint!("\r[{done}/{total}] {label} …                    "),
+                    Some(e) => eprintln!(
+                        "\r[{done}/{total}] {label}: {:.2} s, {}/{} ok — {}",
+                        e.summary.wall_ms / 1000.0,
+                        e.summary.ok,
+                        e.burst.n,
+                        e.check.as_ref().map_or("no model", |c| c.verdict.as_str())
+                    ),
+                },
+            )
+            .await
+        })
+        .map_err(|e| Fatal(e.0, 2))?;
+    if args.json {
+        let all: Vec<_> = cells
+            .iter()
+            .map(|c| {
+                let e = &c.experiment;
+                serde_json::json!({
+                    "server": c.server,
+                    "route": c.route,
+                    "n": c.n,
+                    "summary": e.summary,
+                    "model": e.check,
+                    "requests": output::rows(&e.burst, e.check.as_ref()),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&all)
+            .map_err(|err| Fatal(format!("cannot write JSON: {err}"), 2))?;
+        println!("{text}");
+    } else {
+        println!();
+        print!("{}", experiment::compare_table(&cells));
+    }
+    if let Some(path) = &args.svg {
+        let workers = cells
+            .first()
+            .and_then(|c| c.experiment.server.as_ref())
+            .map_or(String::new(), |s| {
+                format!("{} workers each, T = {} ms; ", s.workers, s.task_ms)
+            });
+        let subtitle = format!("{workers}pool: solid lines, event loop: dashed");
+        std::fs::write(path, experiment::compare_svg(&cells, &subtitle))
+            .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
+        if !args.json {
+            println!("chart: {}", path.display());
+        }
+    }
+    let all_ok = cells.iter().all(|c| c.experiment.summary.ok == c.n);
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,463 @@
+//! What a person reads: the per-request table, the text waterfall, the summary.
+//!
+//! Rows are in completion order, so a pool's waves read as a staircase: each wave's requests wait
+//! (`·`) while the wave before is served (`█`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::client::{Burst, Outcome, RequestResult};
+use crate::model::Check;
+
+/// The numbers under the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub requests: usize,
+    pub ok: usize,
+    pub timeouts: usize,
+    pub errors: usize,
+    pub wall_ms: f64,
+    pub release_spread_ms: f64,
+    /// Latency percentiles over completed requests, in ms.
+    pub min_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub per_worker: BTreeMap<String, usize>,
+    /// Counts by HTTP status, plus `timeout` and `error`.
+    pub statuses: BTreeMap<String, usize>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+pub fn summarize(burst: &Burst) -> Summary {
+    let mut latencies: Vec<Duration> = burst
+        .results
+        .iter()
+        .filter(|r| r.is_ok())
+        .filter_map(RequestResult::latency)
+        .collect();
+    latencies.sort();
+    let mut per_worker = BTreeMap::new();
+    let mut statuses = BTreeMap::new();
+    for r in &burst.results {
+        if let Some(w) = &r.worker {
+            *per_worker.entry(w.clone()).or_insert(0) += 1;
+        }
+        let key = match (&r.outcome, r.status) {
+            (Outcome::Timeout, _) => "timeout".to_owned(),
+            (Outcome::Error(_), _) => "error".to_owned(),
+            (Outcome::Ok, Some(s)) => s.to_string(),
+            (Outcome::Ok, None) => "error".to_owned(),
+        };
+        *statuses.entry(key).or_insert(0) += 1;
+    }
+    let pct = |p| percentile(&latencies, p).map(ms);
+    Summary {
+        requests: burst.n,
+        ok: burst.results.iter().filter(|r| r.is_ok()).count(),
+        timeouts: statuses.get("timeout").copied().unwrap_or(0),
+        errors: statuses.get("error").copied().unwrap_or(0),
+        wall_ms: ms(burst.wall),
+        release_spread_ms: ms(burst.release_spread),
+        min_ms: latencies.first().copied().map(ms),
+        p50_ms: pct(50.0),
+        p90_ms: pct(90.0),
+        p99_ms: pct(99.0),
+        max_ms: latencies.last().copied().map(ms),
+        per_worker,
+        statuses,
+    }
+}
+
+/// Request indices in completion order; failed requests last, in index order.
+pub fn completion_order(burst: &Burst) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..burst.results.len()).collect();
+    order.sort_by_key(|&i| {
+        let r = &burst.results[i];
+        (!r.is_ok(), r.done.unwrap_or(Duration::MAX), i)
+    });
+    order
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_owned(), |d| format!("{:.1}", ms(d)))
+}
+
+fn outcome_label(r: &RequestResult) -> String {
+    match (&r.outcome, r.status) {
+        (Outcome::Ok, Some(s)) => s.to_string(),
+        (Outcome::Ok, None) => "?".to_owned(),
+        (Outcome::Timeout, _) => "TIMEOUT".to_owned(),
+        (Outcome::Error(e), _) => format!("ERROR {e}"),
+    }
+}
+
+/// The per-request table, in completion order.
+pub fn table(burst: &Burst, check: Option<&Check>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>5}  {:<9} {:>9} {:>11} {:>10} {:>11} {:>10}  status",
+        "#", "worker", "done(s)", "latency(ms)", "server(ms)", "waiting(ms)", "model(s)"
+    );
+    for i in completion_order(burst) {
+        let r = &burst.results[i];
+        let predicted = check
+            .and_then(|c| c.predicted.get(i).copied().flatten())
+            .map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.as_secs_f64()));
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<9} {:>9} {:>11} {:>10} {:>11} {:>10}  {}",
+            r.index,
+            r.worker.as_deref().unwrap_or("-"),
+            r.done
+                .map_or_else(|| "-".to_owned(), |d| format!("{:.3}", d.as_secs_f64())),
+            opt_ms(r.latency()),
+            r.server_ms
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+            opt_ms(r.waiting()),
+            predicted,
+            outcome_label(r)
+        );
+    }
+    s
+}
+
+/// A tick step from 1-2-5 steps that gives at most `max_ticks` ticks over `span`.
+pub fn tick_step(span: Duration, max_ticks: usize) -> Duration {
+    let span = span.as_secs_f64().max(0.001);
+    let mut step = 0.001;
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            let s = step * m;
+            if span / s <= max_ticks.max(1) as f64 {
+                return Duration::from_secs_f64(s);
+            }
+        }
+        step *= 10.0;
+    }
+}
+
+fn fmt_tick(t: Duration, step: Duration) -> String {
+    let secs = t.as_secs_f64();
+    if step >= Duration::from_secs(1) {
+        format!("{secs:.0}s")
+    } else if step >= Duration::from_millis(100) {
+        format!("{secs:.1}s")
+    } else {
+        format!("{:.0}ms", secs * 1000.0)
+    }
+}
+
+/// Options for the waterfall.
+#[derive(Debug, Clone, Copy)]
+pub struct WaterfallStyle {
+    /// Total width in columns.
+    pub width: usize,
+    /// At most this many rows; larger bursts are sampled evenly by completion order.
+    pub max_rows: usize,
+    /// ANSI colours by worker.
+    pub color: bool,
+}
+
+const COLORS: [&str; 6] = ["32", "34", "35", "36", "33", "31"];
+
+fn worker_number(name: &str) -> Option<usize> {
+    name.trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()
+}
+
+/// The text waterfall: one row per request in completion order, waiting `·`, served `█`.
+pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
+    let mut s = String::new();
+    let label_w = 17;
+    let tail_w = 9;
+    let bar_w = style.width.saturating_sub(label_w + tail_w).clamp(20, 200);
+    let span = burst
+        .results
+        .iter()
+        .filter_map(|r| r.done)
+        .max()
+        .unwrap_or(burst.wall)
+        .max(burst.wall)
+        .max(Duration::from_millis(1));
+    let col = |t: Duration| -> usize {
+        ((t.as_secs_f64() / span.as_secs_f64()) * bar_w as f64).round() as usize
+    };
+    let _ = writeln!(
+        s,
+        "waterfall: · waiting for a worker   █ being served   (time since release →)"
+    );
+    // Axis: tick labels above the bars.
+    let step = tick_step(span, (bar_w / 10).max(1));
+    let mut axis = vec![' '; bar_w + 8];
+    let mut t = Duration::ZERO;
+    while t <= span {
+        let c = col(t);
+        for (k, ch) in fmt_tick(t, step).chars().enumerate() {
+            if let Some(slot) = axis.get_mut(c + k) {
+                *slot = ch;
+            }
+        }
+        t += step;
+    }
+    let _ = writeln!(
+        s,
+        "{:>label_w$}{}",
+        "",
+        axis.iter().collect::<String>().trim_end()
+    );
+    let order = completion_order(burst);
+    let shown: Vec<usize> = if order.len() <= style.max_rows.max(1) {
+        order.clone()
+    } else {
+        let rows = style.max_rows.max(1);
+        (0..rows)
+            .map(|k| order[k * (order.len() - 1) / (rows - 1).max(1)])
+            .collect()
+    };
+    for &i in &shown {
+        let r = &burst.results[i];
+        let end = r.done.unwrap_or(span);
+        let served_from = match (r.done, r.server_ms) {
+            (Some(done), Some(server)) => {
+                done.saturating_sub(Duration::from_secs_f64(server / 1000.0))
+            }
+            _ => end,
+        };
+        let (a, b, c) = (col(r.sent), col(served_from.max(r.sent)), col(end));
+        let dots = b.saturating_sub(a);
+        // A completed request always shows at least one block, however short.
+        let served_len = c.saturating_sub(b).max(usize::from(r.is_ok()));
+        let mut bar = " ".repeat(a) + &"·".repeat(dots);
+        let served = "█".repeat(served_len);
+        let worker = r.worker.as_deref().unwrap_or("-");
+        match worker_number(worker).filter(|_| style.color) {
+            Some(k) => {
+                let _ = write!(bar, "\x1b[{}m{served}\x1b[0m", COLORS[k % COLORS.len()]);
+            }
+            None => bar.push_str(&served),
+        }
+        let tail = match &r.outcome {
+            Outcome::Ok => format!("{:.2}s", end.as_secs_f64()),
+            Outcome::Timeout => "✗ timeout".to_owned(),
+            Outcome::Error(_) => "✗ error".to_owned(),
+        };
+        let pad = (bar_w + 1).saturating_sub(a + dots + served_len);
+        let _ = writeln!(
+            s,
+            "{:>5} {:<10} {bar}{} {tail}",
+            r.index,
+            worker,
+            " ".repeat(pad)
+        );
+    }
+    if shown.len() < order.len() {
+        let _ = writeln!(
+            s,
+            "(showing {} of {} requests, evenly spread over the completion order; --rows for more)",
+            shown.len(),
+            order.len()
+        );
+    }
+    s
+}
+
+/// The summary block.
+pub fn summary_text(sum: &Summary, check: Option<&Check>) -> String {
+    let mut s = String::new();
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let _ = writeln!(
+        s,
+        "total {:.3} s for {} requests (released within {:.1} ms)",
+        sum.wall_ms / 1000.0,
+        sum.requests,
+        sum.release_spread_ms
+    );
+    let _ = writeln!(
+        s,
+        "latency ms: min {}  p50 {}  p90 {}  p99 {}  max {}",
+        f(sum.min_ms),
+        f(sum.p50_ms),
+        f(sum.p90_ms),
+        f(sum.p99_ms),
+        f(sum.max_ms)
+    );
+    let workers: Vec<String> = sum
+        .per_worker
+        .iter()
+        .map(|(w, n)| format!("{w} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "per worker: {}",
+        if workers.is_empty() {
+            "-".to_owned()
+        } else {
+            workers.join(", ")
+        }
+    );
+    let statuses: Vec<String> = sum
+        .statuses
+        .iter()
+        .map(|(k, n)| format!("{n} × {k}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "status: {}   (timeouts {}, errors {})",
+        statuses.join(", "),
+        sum.timeouts,
+        sum.errors
+    );
+    match check {
+        Some(c) => {
+            let _ = writeln!(s, "model: {}", c.verdict);
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "model: no prediction (not a twin server, or an unknown route)"
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(index: usize, sent: u64, done: u64, server: f64, worker: &str) -> RequestResult {
+        RequestResult {
+            index,
+            sent: Duration::from_millis(sent),
+            first_byte: Some(Duration::from_millis(done)),
+            done: Some(Duration::from_millis(done)),
+            status: Some(200),
+            bytes: 100,
+            worker: Some(worker.into()),
+            server_ms: Some(server),
+            outcome: Outcome::Ok,
+        }
+    }
+
+    fn two_waves() -> Burst {
+        Burst {
+            url: "http://x/io".into(),
+            n: 4,
+            release_spread: Duration::from_millis(1),
+            wall: Duration::from_millis(2000),
+            results: vec![
+                result(0, 0, 2000, 1000.0, "worker0"),
+                result(1, 0, 1000, 1000.0, "worker1"),
+                result(2, 0, 1000, 1000.0, "worker0"),
+                RequestResult {
+                    outcome: Outcome::Timeout,
+                    done: None,
+                    first_byte: None,
+                    status: None,
+                    server_ms: None,
+                    worker: None,
+                    ..result(3, 0, 0, 0.0, "-")
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_waterfall_draws_a_staircase() {
+        let style = WaterfallStyle {
+            width: 66,
+            max_rows: 50,
+            color: false,
+        };
+        let w = waterfall(&two_waves(), style);
+        let rows: Vec<&str> = w.lines().skip(2).collect();
+        assert_eq!(rows.len(), 4, "{w}");
+        // Completion order: 1, 2 (first wave), 0 (second wave), 3 (timed out) last.
+        assert!(rows[0].trim_start().starts_with("1 worker1"), "{w}");
+        assert!(rows[2].trim_start().starts_with("0 worker0"), "{w}");
+        // The first wave is served from the start; the second waits half the span, then is served.
+        let bar = |row: &str| row.chars().skip(17).collect::<String>();
+        assert!(bar(rows[0]).starts_with('█'), "{w}");
+        assert!(!bar(rows[0]).contains('·'), "{w}");
+        let second = bar(rows[2]);
+        let dots = second.chars().take_while(|&c| c == '·').count();
+        let blocks = second.chars().skip(dots).take_while(|&c| c == '█').count();
+        assert!((dots as i64 - blocks as i64).abs() <= 1 && dots > 10, "{w}");
+        assert!(rows[3].ends_with("✗ timeout"), "{w}");
+        assert!(
+            w.lines().nth(1).unwrap().contains("2.0s"),
+            "axis has ticks: {w}"
+        );
+    }
+
+    #[test]
+    fn big_bursts_are_sampled_not_truncated() {
+        let mut b = two_waves();
+        b.results = (0..1000)
+            .map(|i| result(i, 0, 1000 + i as u64, 1000.0, "worker0"))
+            .collect();
+        b.n = 1000;
+        let w = waterfall(
+            &b,
+            WaterfallStyle {
+                width: 80,
+                max_rows: 10,
+                color: false,
+            },
+        );
+        assert!(w.contains("showing 10 of 1000"), "{w}");
+        assert!(
+            w.lines().any(|l| l.trim_start().starts_with("999 ")),
+            "last one is shown: {w}"
+        );
+    }
+
+    #[test]
+    fn summary_counts_failures_and_percentiles() {
+        let sum = summarize(&two_waves());
+        assert_eq!((sum.ok, sum.timeouts, sum.errors), (3, 1, 0));
+        assert_eq!(sum.statuses.get("200"), Some(&3));
+        assert_eq!(sum.statuses.get("timeout"), Some(&1));
+        assert_eq!(sum.p50_ms, Some(1000.0));
+        assert_eq!(sum.max_ms, Some(2000.0));
+        assert_eq!(sum.per_worker.get("worker0"), Some(&2));
+        let text = summary_text(&sum, None);
+        assert!(text.contains("timeouts 1"), "{text}");
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(tick_step(Duration::from_secs(4), 4), Duration::from_secs(1));
+        assert_eq!(
+            tick_step(Duration::from_secs(4), 8),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            tick_step(Duration::from_millis(600), 8),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            tick_step(Duration::from_secs(25), 6),
+            Duration::from_secs(5)
+        );
+    }
+}

@@ -1,0 +1,458 @@
+//! Two charts as plain SVG text — no fonts, no C libraries, readable in any browser:
+//!
+//! - [`compare_chart`]: completion time against request index, one line per server × route, one
+//!   panel per burst size — the classic "WSGI vs ASGI, IO-bound" figure;
+//! - [`timeline`]: one bar per request of a single burst, waiting in grey, served in the colour of
+//!   the worker that served it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::client::{Burst, Outcome};
+use crate::render::{completion_order, tick_step};
+
+/// Worker colours (colour-blind-friendly, after Okabe & Ito).
+const WORKER_COLORS: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One line on the comparison chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub color: &'static str,
+    pub dashed: bool,
+    /// Completion times in completion order (request 1, 2, …); `None` for a failed request.
+    pub done: Vec<Option<Duration>>,
+}
+
+/// One panel: a burst size and its series.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+struct Frame {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+fn axes(
+    s: &mut String,
+    f: &Frame,
+    x_max: f64,
+    y_max: f64,
+    x_label: &str,
+    y_label: &str,
+    x_int: bool,
+) {
+    let _ = writeln!(
+        s,
+        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#333"/>"##,
+        f.x, f.y, f.w, f.h
+    );
+    let ystep = tick_step(Duration::from_secs_f64(y_max), 8).as_secs_f64();
+    let mut v = 0.0;
+    while v <= y_max + 1e-9 {
+        let py = f.y + f.h - v / y_max * f.h;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"##,
+            f.x,
+            f.x + f.w,
+            f.x - 5.0,
+            py + 4.0,
+            trim_num(v)
+        );
+        v += ystep;
+    }
+    let xstep = if x_int {
+        nice_int_step(x_max, 10)
+    } else {
+        tick_step(Duration::from_secs_f64(x_max), 10).as_secs_f64()
+    };
+    // Integer axes (request numbers) label request 1, then every step.
+    let mut v = if x_int { xstep } else { 0.0 };
+    if x_int {
+        let px = f.x + 0.5 / x_max * f.w;
+        let _ = writeln!(
+            s,
+            r##"<text x="{px:.1}" y="{}" text-anchor="middle" font-size="11">1</text>"##,
+            f.y + f.h + 15.0
+        );
+    }
+    while v <= x_max + 1e-9 {
+        let px = if x_int {
+            f.x + (v - 0.5) / x_max * f.w
+        } else {
+            f.x + v / x_max * f.w
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="#333"/><text x="{px:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"##,
+            f.y + f.h,
+            f.y + f.h + 4.0,
+            f.y + f.h + 15.0,
+            trim_num(v)
+        );
+        v += xstep;
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{}</text>"##,
+        f.x + f.w / 2.0,
+        f.y + f.h + 32.0,
+        esc(x_label)
+    );
+    let _ = writeln!(
+        s,
+        r##"<text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle" font-size="12">{}</text>"##,
+        f.x - 38.0,
+        f.y + f.h / 2.0,
+        esc(y_label)
+    );
+}
+
+fn nice_int_step(max: f64, ticks: usize) -> f64 {
+    let raw = (max / ticks as f64).max(1.0);
+    let mag = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * mag >= raw {
+            return m * mag;
+        }
+    }
+    10.0 * mag
+}
+
+fn trim_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn header(s: &mut String, width: f64, height: f64, title: &str) {
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect width="{width}" height="{height}" fill="#fafafa"/><text x="{:.1}" y="26" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"##,
+        width / 2.0,
+        esc(title)
+    );
+}
+
+/// The comparison chart: one panel per burst size, completion time against request index.
+pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
+    let panel_w = 460.0;
+    let panel_h = 320.0;
+    let legend_h =
+        24.0 * (panels.iter().map(|p| p.series.len()).max().unwrap_or(0) as f64 / 3.0).ceil();
+    let width = 70.0 + panels.len().max(1) as f64 * (panel_w + 60.0);
+    let height = 60.0 + panel_h + 70.0 + legend_h + 20.0;
+    let mut s = String::new();
+    header(&mut s, width, height, title);
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="46" text-anchor="middle" font-size="12" fill="#444">{}</text>"##,
+        width / 2.0,
+        esc(subtitle)
+    );
+    for (pi, panel) in panels.iter().enumerate() {
+        let f = Frame {
+            x: 70.0 + pi as f64 * (panel_w + 60.0),
+            y: 70.0,
+            w: panel_w,
+            h: panel_h,
+        };
+        let n = panel
+            .series
+            .iter()
+            .map(|se| se.done.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let y_max = panel
+            .series
+            .iter()
+            .flat_map(|se| se.done.iter().flatten())
+            .max()
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+            .as_secs_f64()
+            * 1.08;
+        let y_max = y_max.max(0.01);
+        let x_max = n as f64;
+        axes(
+            &mut s,
+            &f,
+            x_max,
+            y_max,
+            "request (in order of completion)",
+            "completed at (s since release)",
+            true,
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"##,
+            f.x + f.w / 2.0,
+            f.y - 8.0,
+            esc(&panel.title)
+        );
+        for se in &panel.series {
+            let pts: Vec<String> = se
+                .done
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| {
+                    let d = (*d)?;
+                    let px = f.x + (i as f64 + 0.5) / x_max * f.w;
+                    let py = f.y + f.h - d.as_secs_f64() / y_max * f.h;
+                    Some(format!("{px:.1},{py:.1}"))
+                })
+                .collect();
+            let dash = if se.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2"{dash}><title>{}</title></polyline>"##,
+                pts.join(" "),
+                se.color,
+                esc(&se.label)
+            );
+            if n <= 40 {
+                for p in &pts {
+                    if let Some((x, y)) = p.split_once(',') {
+                        let _ = writeln!(
+                            s,
+                            r##"<circle cx="{x}" cy="{y}" r="2.6" fill="{}"/>"##,
+                            se.color
+                        );
+                    }
+                }
+            }
+            let failed = se.done.iter().filter(|d| d.is_none()).count();
+            if failed > 0 {
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#c00">{} failed: {failed}</text>"##,
+                    f.x + 6.0,
+                    f.y + 14.0,
+                    esc(&se.label)
+                );
+            }
+        }
+    }
+    // Legend: from the first panel's series (all panels share them).
+    if let Some(panel) = panels.first() {
+        let top = 70.0 + panel_h + 48.0;
+        for (i, se) in panel.series.iter().enumerate() {
+            let x = 70.0 + (i % 3) as f64 * 250.0;
+            let y = top + (i / 3) as f64 * 22.0;
+            let dash = if se.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="2.5"{dash}/><text x="{}" y="{}" font-size="12">{}</text>"##,
+                x + 30.0,
+                se.color,
+                x + 36.0,
+                y + 4.0,
+                esc(&se.label)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One burst as a timeline: a row per request in completion order, waiting then served.
+pub fn timeline(burst: &Burst, title: &str) -> String {
+    let order = completion_order(burst);
+    let rows = order.len().max(1) as f64;
+    let row_h = (360.0 / rows).clamp(2.0, 18.0);
+    let f = Frame {
+        x: 70.0,
+        y: 60.0,
+        w: 760.0,
+        h: row_h * rows,
+    };
+    let mut workers: Vec<String> = burst
+        .results
+        .iter()
+        .filter_map(|r| r.worker.clone())
+        .collect();
+    workers.sort_by_key(|w| (w.len(), w.clone()));
+    workers.dedup();
+    let legend_rows = (workers.len() + 2).div_ceil(6) as f64;
+    let width = 860.0;
+    let height = f.y + f.h + 60.0 + legend_rows * 22.0 + 10.0;
+    let span = burst
+        .results
+        .iter()
+        .filter_map(|r| r.done)
+        .max()
+        .unwrap_or(burst.wall)
+        .max(burst.wall)
+        .as_secs_f64()
+        .max(0.001)
+        * 1.05;
+    let mut s = String::new();
+    header(&mut s, width, height, title);
+    let _ = writeln!(
+        s,
+        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#333"/>"##,
+        f.x, f.y, f.w, f.h
+    );
+    let step = tick_step(Duration::from_secs_f64(span), 10).as_secs_f64();
+    let mut v = 0.0;
+    while v <= span {
+        let px = f.x + v / span * f.w;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="#ddd"/><text x="{px:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"##,
+            f.y,
+            f.y + f.h,
+            f.y + f.h + 15.0,
+            trim_num(v)
+        );
+        v += step;
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">seconds since release</text><text transform="translate(30,{:.1}) rotate(-90)" text-anchor="middle" font-size="12">requests, in order of completion</text>"##,
+        f.x + f.w / 2.0,
+        f.y + f.h + 32.0,
+        f.y + f.h / 2.0
+    );
+    let px = |d: Duration| f.x + d.as_secs_f64() / span * f.w;
+    for (row, &i) in order.iter().enumerate() {
+        let r = &burst.results[i];
+        let y = f.y + row as f64 * row_h;
+        let h = (row_h * 0.8).max(1.0);
+        let end = r.done.unwrap_or(Duration::from_secs_f64(span / 1.05));
+        let served_from = match (r.done, r.server_ms) {
+            (Some(done), Some(ms)) => done.saturating_sub(Duration::from_secs_f64(ms / 1000.0)),
+            _ => end,
+        }
+        .max(r.sent);
+        let tip = format!(
+            "#{} {}: sent {:.3}s, done {}, {}",
+            r.index,
+            r.worker.as_deref().unwrap_or("-"),
+            r.sent.as_secs_f64(),
+            r.done
+                .map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d.as_secs_f64())),
+            match &r.outcome {
+                Outcome::Ok => r.status.map_or("?".to_owned(), |s| s.to_string()),
+                Outcome::Timeout => "timeout".to_owned(),
+                Outcome::Error(e) => format!("error: {e}"),
+            }
+        );
+        let _ = writeln!(
+            s,
+            r##"<g><title>{}</title><rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="#ccc"/>"##,
+            esc(&tip),
+            px(r.sent),
+            (px(served_from) - px(r.sent)).max(0.0)
+        );
+        let color = match (&r.outcome, &r.worker) {
+            (Outcome::Ok, Some(w)) => {
+                let k = workers.iter().position(|x| x == w).unwrap_or(0);
+                WORKER_COLORS[k % WORKER_COLORS.len()]
+            }
+            (Outcome::Ok, None) => "#666",
+            _ => "#c00",
+        };
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{color}"/></g>"##,
+            px(served_from),
+            (px(end) - px(served_from)).max(1.0)
+        );
+    }
+    // Legend: waiting, failed, then each worker.
+    let mut items: Vec<(String, &str)> = vec![
+        ("waiting".to_owned(), "#ccc"),
+        ("failed / timed out".to_owned(), "#c00"),
+    ];
+    for (k, w) in workers.iter().enumerate() {
+        items.push((
+            format!("served by {w}"),
+            WORKER_COLORS[k % WORKER_COLORS.len()],
+        ));
+    }
+    let top = f.y + f.h + 50.0;
+    for (i, (label, color)) in items.iter().enumerate() {
+        let x = f.x + (i % 6) as f64 * 128.0;
+        let y = top + (i / 6) as f64 * 22.0;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x}" y="{}" width="14" height="10" fill="{color}"/><text x="{}" y="{}" font-size="11">{}</text>"##,
+            y - 9.0,
+            x + 18.0,
+            y,
+            esc(label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_chart_has_a_line_per_series_and_a_legend() {
+        let series = vec![
+            Series {
+                label: "pool /io".into(),
+                color: "#D55E00",
+                dashed: false,
+                done: (1..=16)
+                    .map(|n| Some(Duration::from_secs(((n + 3) / 4) as u64)))
+                    .collect(),
+            },
+            Series {
+                label: "event-loop /io".into(),
+                color: "#0072B2",
+                dashed: true,
+                done: vec![Some(Duration::from_secs(1)); 16],
+            },
+        ];
+        let svg = compare_chart(
+            "t",
+            "s",
+            &[Panel {
+                title: "16 requests".into(),
+                series,
+            }],
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains(">pool /io</text>") && svg.contains(">event-loop /io</text>"));
+        assert!(svg.contains("completed at (s since release)"));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+}
