@@ -123,7 +123,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<11} {:<16} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9}  verdict",
+        "{:<11} {:<18} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9}  verdict",
         "server", "route", "n", "total(s)", "p50(s)", "max(s)", "model(s)", "ok"
     );
     for c in cells {
@@ -143,7 +143,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
         });
         let _ = writeln!(
             s,
-            "{:<11} {:<16} {:>6} {:>9.2} {:>8} {:>8} {:>10} {:>9}  {verdict}",
+            "{:<11} {:<18} {:>6} {:>9.2} {:>8} {:>8} {:>10} {:>9}  {verdict}",
             c.server,
             c.route,
             c.n,
@@ -188,6 +188,8 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                     Series {
                         label: format!("{} {}", c.server, c.route),
                         color: route_color(&c.route),
+                        // /io is drawn wide so that it shows where /async-io lies on top of it.
+                        width: if c.route == "/io" { 6.0 } else { 2.2 },
                         dashed: c.server != "pool",
                         done,
                     }

@@ -335,7 +335,9 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             .map_or(String::new(), |s| {
                 format!("{} workers each, T = {} ms; ", s.workers, s.task_ms)
             });
-        let subtitle = format!("{workers}pool: solid lines, event loop: dashed");
+        let subtitle = format!(
+            "{workers}pool: solid, event loop: dashed; where /async-io hides /io, it took as long"
+        );
         std::fs::write(path, experiment::compare_svg(&cells, &subtitle))
             .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
         if !args.json {

@@ -28,6 +28,8 @@ fn esc(s: &str) -> String {
 pub struct Series {
     pub label: String,
     pub color: &'static str,
+    /// Line width: a wide line stays visible under a thin one drawn on the same points.
+    pub width: f64,
     pub dashed: bool,
     /// Completion times in completion order (request 1, 2, …); `None` for a failed request.
     pub done: Vec<Option<Duration>>,
@@ -156,9 +158,11 @@ fn header(s: &mut String, width: f64, height: f64, title: &str) {
 pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     let panel_w = 460.0;
     let panel_h = 320.0;
-    let legend_h =
-        24.0 * (panels.iter().map(|p| p.series.len()).max().unwrap_or(0) as f64 / 3.0).ceil();
-    let width = 70.0 + panels.len().max(1) as f64 * (panel_w + 60.0);
+    // Wide enough for the subtitle and a legend of three columns, even with one panel.
+    let width = (70.0 + panels.len().max(1) as f64 * (panel_w + 60.0)).max(900.0);
+    let legend_cols = 3;
+    let series = panels.iter().map(|p| p.series.len()).max().unwrap_or(0);
+    let legend_h = 24.0 * series.div_ceil(legend_cols) as f64;
     let height = 60.0 + panel_h + 70.0 + legend_h + 20.0;
     let mut s = String::new();
     header(&mut s, width, height, title);
@@ -228,9 +232,10 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
             };
             let _ = writeln!(
                 s,
-                r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2"{dash}><title>{}</title></polyline>"##,
+                r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="{}"{dash}><title>{}</title></polyline>"##,
                 pts.join(" "),
                 se.color,
+                se.width,
                 esc(&se.label)
             );
             if n <= 40 {
@@ -260,8 +265,8 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     if let Some(panel) = panels.first() {
         let top = 70.0 + panel_h + 48.0;
         for (i, se) in panel.series.iter().enumerate() {
-            let x = 70.0 + (i % 3) as f64 * 250.0;
-            let y = top + (i / 3) as f64 * 22.0;
+            let x = 70.0 + (i % legend_cols) as f64 * 250.0;
+            let y = top + (i / legend_cols) as f64 * 22.0;
             let dash = if se.dashed {
                 r#" stroke-dasharray="6 4""#
             } else {
@@ -425,6 +430,7 @@ mod tests {
             Series {
                 label: "pool /io".into(),
                 color: "#D55E00",
+                width: 5.0,
                 dashed: false,
                 done: (1..=16)
                     .map(|n| Some(Duration::from_secs(((n + 3) / 4) as u64)))
@@ -433,6 +439,7 @@ mod tests {
             Series {
                 label: "event-loop /io".into(),
                 color: "#0072B2",
+                width: 2.2,
                 dashed: true,
                 done: vec![Some(Duration::from_secs(1)); 16],
             },

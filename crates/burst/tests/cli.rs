@@ -1,0 +1,189 @@
+//! The `burst` binary against real twins on loopback: rows, waves, verdicts, formats, failures.
+
+// Tests may unwrap: a failure here is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+use twin_core::{Config, ServerKind};
+
+const BIN: &str = env!("CARGO_BIN_EXE_burst");
+
+fn pool(workers: u16, t: u64) -> pool_server::Running {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    pool_server::start(l, Config::for_tests(ServerKind::Pool, workers, t)).unwrap()
+}
+
+fn event_loop(workers: u16, t: u64) -> async_server::Running {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    async_server::start(l, Config::for_tests(ServerKind::EventLoop, workers, t)).unwrap()
+}
+
+fn burst(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn json_holds_one_row_per_request_and_the_pool_waves() {
+    let server = pool(2, 200);
+    let url = format!("http://{}/io", server.addr());
+    let out = burst(&[&url, "-n", "6", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = v["requests"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows
+        .iter()
+        .all(|r| r["status"] == 200 && r["outcome"] == "ok"));
+    assert_eq!(v["server"]["kind"], "pool");
+    assert_eq!(v["model"]["as_predicted"], true, "{}", v["model"]);
+    let verdict = v["model"]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("waves of 2 every 0.20 s (3 waves)"),
+        "{verdict}"
+    );
+    assert_eq!(v["summary"]["ok"], 6);
+    // Predicted completions are 0.2, 0.4, 0.6 s, two each.
+    let mut predicted: Vec<f64> = rows
+        .iter()
+        .map(|r| r["predicted_done_ms"].as_f64().unwrap())
+        .collect();
+    predicted.sort_by(f64::total_cmp);
+    assert_eq!(predicted, [200.0, 200.0, 400.0, 400.0, 600.0, 600.0]);
+}
+
+#[test]
+fn the_text_views_show_the_event_loop_serving_everyone_at_once() {
+    let server = event_loop(2, 200);
+    let url = format!("http://{}/async-io", server.addr());
+    let out = burst(&[&url, "-n", "20", "--no-color"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("event-loop twin, 2 workers"), "{text}");
+    assert!(
+        text.contains("model: all 20 at once after 0.20 s, as predicted"),
+        "{text}"
+    );
+    assert!(text.contains("waterfall:"), "{text}");
+    let table_rows = text
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" 200") && l.contains("worker"))
+        .count();
+    assert_eq!(table_rows, 20, "{text}");
+    assert!(text.contains("status: 20 × 200"), "{text}");
+}
+
+#[test]
+fn csv_has_a_header_and_one_row_per_request() {
+    let server = event_loop(1, 50);
+    let url = format!("http://{}/async-io-multi?tasks=5", server.addr());
+    let out = burst(&[&url, "-n", "7", "--csv"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], burst::output::CSV_COLUMNS);
+    assert_eq!(lines.len(), 8, "{text}");
+    for l in &lines[1..] {
+        let fields: Vec<&str> = l.split(',').collect();
+        assert_eq!(fields.len(), 13, "{l}");
+        assert_eq!(
+            (fields[1], fields[2], fields[3]),
+            ("worker0", "200", "ok"),
+            "{l}"
+        );
+        // T/K = 10 ms: the model's predicted time is in the row.
+        assert_eq!(fields[10], "10", "{l}");
+    }
+}
+
+#[test]
+fn a_request_that_outlives_the_timeout_is_reported_as_a_timeout() {
+    let server = pool(1, 200);
+    let url = format!("http://{}/io?ms=1500", server.addr());
+    let out = burst(&[&url, "-n", "2", "--timeout", "0.3", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "some requests failed");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = v["requests"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["outcome"] == "timeout"), "{rows:?}");
+    assert_eq!(v["summary"]["timeouts"], 2);
+    assert!(v["model"]["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("2 of 2 requests failed or timed out"));
+}
+
+#[test]
+fn a_refused_connection_is_one_line_and_exit_code_two() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/io");
+    let out = burst(&[&url]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&url) && err.contains("start a server"),
+        "{err}"
+    );
+
+    let out = burst(&["ftp://127.0.0.1/io"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only http://"));
+}
+
+#[test]
+fn svg_timeline_and_compare_chart_are_written() {
+    let dir = std::env::temp_dir().join(format!("burst-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = pool(2, 60);
+    let e = event_loop(2, 60);
+    let timeline = dir.join("t.svg");
+    let url = format!("http://{}/io", p.addr());
+    let out = burst(&[&url, "-n", "4", "-q", "--svg", timeline.to_str().unwrap()]);
+    assert!(out.status.success());
+    let svg = std::fs::read_to_string(&timeline).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("served by worker1"),
+        "{svg}"
+    );
+
+    let chart = dir.join("c.svg");
+    let out = burst(&[
+        "compare",
+        "--pool",
+        &format!("http://{}", p.addr()),
+        "--async",
+        &format!("http://{}", e.addr()),
+        "-n",
+        "4,8",
+        "--svg",
+        chart.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let as_predicted = text
+        .lines()
+        .filter(|l| l.ends_with("  as predicted"))
+        .count();
+    assert_eq!(as_predicted, 12, "{text}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 12);
+    assert!(svg.contains("8 requests at once"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# demo.sh — the reference experiment in one command.
+#
+#   scripts/demo.sh                    # 16 requests × 3 routes × 2 servers (about 15 s after the build)
+#   DEMO_SIZES=16,100 scripts/demo.sh  # also 100 at once (about a minute more)
+#
+# Builds in release mode, starts pool-server and async-server side by side on free ports
+# (4 workers each, T = 1 s), runs `burst compare`, prints the comparison table and a short excerpt
+# of each server's access log, and writes the charts into a folder it names at the end. Both servers
+# are stopped when it ends — also on Ctrl-C or on failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+sizes=${DEMO_SIZES:-16}
+workers=${DEMO_WORKERS:-4}
+out=${DEMO_OUT:-out/demo-$(date +%Y%m%d-%H%M%S)}
+
+command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
+
+echo "== building (release) =="
+cargo build --release --quiet -p pool-server -p async-server -p burst
+bin=target/release
+
+mkdir -p "$out"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    # Only the servers this script started, by PID; a polite SIGTERM first.
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME: run target/release/NAME on a free port; print its URL once it is listening.
+start() {
+  local name=$1 log="$out/$1"
+  "$bin/$name" --port 0 --workers "$workers" >"$log.access.log" 2>"$log.stderr.log" &
+  pids+=("$!")
+  for _ in $(seq 1 200); do
+    if url=$(grep -m1 -o 'http://[0-9.:]*$' <(grep '^listening on ' "$log.stderr.log")); then
+      echo "$url"
+      return 0
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "demo.sh: $name did not start; its stderr:" >&2
+  cat "$log.stderr.log" >&2
+  return 1
+}
+
+pool=$(start pool-server)
+async=$(start async-server)
+echo "== pool-server (WSGI-style) at $pool; async-server (ASGI-style) at $async; $workers workers each =="
+echo
+
+"$bin/burst" compare --pool "$pool" --async "$async" -n "$sizes" --svg "$out/compare.svg"
+echo
+echo "== one burst up close: 16 × /io on the pool twin =="
+"$bin/burst" "$pool/io" -n 16 --svg "$out/pool-io-timeline.svg" --rows 16 || true
+echo
+echo "== pool-server access log (first 10 /io lines): a new wave of $workers every second =="
+grep ' GET /io$' "$out/pool-server.access.log" | head -n 10
+echo
+echo "== async-server access log (first 10 /io lines): all picked up at once =="
+grep ' GET /io$' "$out/async-server.access.log" | head -n 10
+echo
+echo "charts and logs are in $out/:"
+ls -1 "$out" | sed 's/^/  /'
