@@ -35,16 +35,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME: run target/release/NAME on a free port; print its URL once it is listening.
+# start NAME: run target/release/NAME on a free port; set $url once it is listening.
+# (Not called as $(start …): a subshell would lose the PID that cleanup needs.)
 start() {
   local name=$1 log="$out/$1"
   "$bin/$name" --port 0 --workers "$workers" >"$log.access.log" 2>"$log.stderr.log" &
   pids+=("$!")
   for _ in $(seq 1 200); do
-    if url=$(grep -m1 -o 'http://[0-9.:]*$' <(grep '^listening on ' "$log.stderr.log")); then
-      echo "$url"
-      return 0
-    fi
+    url=$(sed -n 's/^listening on //p' "$log.stderr.log")
+    [ -n "$url" ] && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || break
     sleep 0.1
   done
@@ -53,8 +52,10 @@ start() {
   return 1
 }
 
-pool=$(start pool-server)
-async=$(start async-server)
+start pool-server
+pool=$url
+start async-server
+async=$url
 echo "== pool-server (WSGI-style) at $pool; async-server (ASGI-style) at $async; $workers workers each =="
 echo
 
