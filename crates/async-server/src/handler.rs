@@ -47,7 +47,7 @@ async fn handle(State(st): State<LoopState>, method: Method, uri: Uri) -> Respon
         }
     };
     pickup.finish(config, method.as_str(), &target, reply.status);
-    to_response(reply)
+    to_response(reply.with_worker(st.worker))
 }
 
 /// The route's work on this event loop. Returns how long `/io` waited for a thread-pool slot.

@@ -40,6 +40,7 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
             }
         },
     };
+    let reply = reply.with_worker(worker);
     let status = reply.status;
     send(rq, reply);
     pickup.finish(config, &method, &target, status);

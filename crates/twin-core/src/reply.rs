@@ -91,7 +91,6 @@ impl Reply {
             what_happened: job.route.describe(config.kind),
         };
         let mut reply = Reply::json(200, &body);
-        reply.headers.push(("X-Worker", worker_name(report.worker)));
         reply.headers.push((
             "Server-Timing",
             format!("app;dur={:.1}", millis(report.elapsed)),
@@ -178,6 +177,12 @@ impl Reply {
         );
         reply.headers.push(("Connection", "close".to_owned()));
         reply
+    }
+
+    /// Every answer a worker gives names it, so `burst` can line it up with the log.
+    pub fn with_worker(mut self, worker: usize) -> Reply {
+        self.headers.push(("X-Worker", worker_name(worker)));
+        self
     }
 
     /// A short error for requests that never reached the router (e.g. headers too large).
