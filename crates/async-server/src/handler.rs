@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Method, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use axum::Router;
 use twin_core::shutdown::InFlight;
-use twin_core::{access_log, dispatch, work, Config, Dispatch, Job, Reply, Route, WorkReport};
+use twin_core::{
+    access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
+};
 
 /// What one event loop's handlers share.
 #[derive(Debug, Clone)]
@@ -28,12 +30,40 @@ pub(crate) fn router(state: LoopState) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-async fn handle(State(st): State<LoopState>, method: Method, uri: Uri) -> Response<Body> {
+async fn handle(
+    State(st): State<LoopState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
     let _in_flight = st.in_flight.enter();
     let config = &*st.config;
+    if let Some(limit) = config.limit_concurrency {
+        // Counted before this request's own place: over the limit, turn it away untouched.
+        if st.in_flight.count() > limit {
+            return to_response(Reply::overloaded("--limit-concurrency", limit));
+        }
+    }
     let target = uri.to_string();
     let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
-    let reply = match dispatch(method.as_str(), &target, config) {
+    // hyper already refuses heads over MAX_HEAD_BYTES or MAX_HEADERS (see lib.rs); the target
+    // and body limits are checked here, as on the pool twin.
+    let head_bytes = method.as_str().len()
+        + target.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let body_bytes = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let over = limits::check(target.len(), headers.len(), head_bytes, body_bytes);
+    let dispatched = match over {
+        Some(reply) => Dispatch::Reply(reply),
+        None => dispatch(method.as_str(), &target, config),
+    };
+    let reply = match dispatched {
         Dispatch::Reply(reply) => reply,
         Dispatch::Work(job) => {
             let pool_wait = run(&job).await;

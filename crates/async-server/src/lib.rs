@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use twin_core::listener::stop_accepting;
 use twin_core::shutdown::{await_workers, DrainReport, InFlight};
-use twin_core::Config;
+use twin_core::{limits, Config};
 
 use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
@@ -117,7 +117,10 @@ async fn event_loop(
     });
     let router = handler::router(state);
     // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // A head over the shared limits gets hyper's 431 before any handler runs.
+    http.max_buf_size(limits::MAX_HEAD_BYTES)
+        .max_headers(limits::MAX_HEADERS);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, open) = tokio::select! {

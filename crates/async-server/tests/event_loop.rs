@@ -173,3 +173,154 @@ fn sigterm_drains_the_request_in_flight_then_exits_zero() {
         .expect("exits after draining");
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
 }
+
+// ---- reliability --------------------------------------------------------------------------
+
+#[test]
+fn survives_the_bad_input_catalogue() {
+    let server = start(2, 40);
+    testkit::assert_survives_bad_input(server.addr());
+}
+
+#[test]
+fn a_client_that_disconnects_mid_wait_is_forgotten() {
+    let server = start(1, 40);
+    let addr = server.addr();
+    {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /async-io?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        until_in_flight(&server, 1);
+    }
+    // hyper notices the closed connection and drops the handler: nothing stays in flight.
+    let end = Instant::now() + Duration::from_secs(3);
+    while server.in_flight() > 0 {
+        assert!(
+            Instant::now() < end,
+            "the abandoned request is still in flight"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+}
+
+#[test]
+fn limit_concurrency_turns_requests_away_with_a_503() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::EventLoop, 2, T);
+    config.limit_concurrency = Some(3);
+    let server = async_server::start(listener, config).unwrap();
+    let addr = server.addr();
+    let held: Vec<_> = (0..3)
+        .map(|_| thread::spawn(move || get(addr, "/async-io?ms=400")))
+        .collect();
+    until_in_flight(&server, 3);
+    let t = Instant::now();
+    let r = get(addr, "/async-io?ms=400");
+    assert_eq!(r.status, 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "turned away at once"
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"], "overloaded");
+    assert_eq!(v["limit"], 3);
+    for h in held {
+        assert_eq!(h.join().unwrap().status, 200);
+    }
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+}
+
+#[test]
+fn sigterm_during_a_burst_completes_every_request_then_exits_zero() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "4", "--task-ms", "300"]);
+    let url = format!("{}/async-io", server.url);
+    let firing = thread::spawn(move || burst::fire_blocking(&url, 100, Duration::from_secs(20)));
+    // The event loops pick all 100 up at once; wait for their lines.
+    for _ in 0..100 {
+        server
+            .log_line(Duration::from_secs(10))
+            .expect("a pick-up line");
+    }
+    server.signal("TERM");
+    let b = firing.join().unwrap().unwrap();
+    for r in &b.results {
+        assert_eq!(r.status, Some(200), "{r:?}");
+    }
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(
+        std::net::TcpStream::connect(server.addr).is_err(),
+        "new connections refused"
+    );
+}
+
+#[test]
+fn a_drain_cut_off_by_the_timeout_exits_non_zero_and_says_what_was_in_flight() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "1", "--graceful-timeout", "1"]);
+    let addr = server.addr;
+    let _slow = thread::spawn(move || {
+        testkit::raw_exchange(
+            addr,
+            b"GET /async-io?ms=5000 HTTP/1.0\r\n\r\n",
+            Duration::from_secs(8),
+        )
+    });
+    server.log_line(Duration::from_secs(5)).unwrap();
+    server.signal("TERM");
+    let status = server
+        .wait(Duration::from_secs(5))
+        .expect("exits after the timeout");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        server.stderr().contains("1 request(s) still in flight"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn out_of_file_descriptors_it_keeps_running_and_recovers() {
+    let bin = BIN.to_owned();
+    let server = ServerProcess::start_with(
+        "bash",
+        &[
+            "-c",
+            &format!("ulimit -n 64 && exec {bin} --port 0 --workers 2"),
+        ],
+    );
+    let addr = server.addr;
+    let idle: Vec<_> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    let waiting = thread::spawn(move || get(addr, "/io?ms=0"));
+    let end = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("accept failed") {
+        assert!(
+            Instant::now() < end,
+            "descriptors never ran out: {}",
+            server.stderr()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(idle);
+    assert_eq!(
+        waiting.join().unwrap().status,
+        200,
+        "recovered once descriptors were free"
+    );
+    assert_eq!(get(addr, "/healthz").status, 200);
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_others_being_served() {
+    let server = start(2, 40);
+    let addr = server.addr();
+    let idle: Vec<_> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let t = Instant::now();
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(idle);
+}

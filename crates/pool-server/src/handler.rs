@@ -7,7 +7,7 @@
 use std::io;
 
 use tiny_http::{Header, Request, Response};
-use twin_core::{access_log, dispatch, work, Dispatch, Job, Reply, Route, WorkReport};
+use twin_core::{access_log, dispatch, limits, work, Dispatch, Job, Reply, Route, WorkReport};
 
 use crate::Shared;
 
@@ -18,7 +18,25 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
     let method = rq.method().as_str().to_owned();
     let target = rq.url().to_owned();
     let pickup = access_log::pick_up(config, worker, &method, &target);
-    let reply = match dispatch(&method, &target, config) {
+    // tiny_http reads a head of any size before we see it; the limits are enforced here, so
+    // the answer matches the event-loop twin's.
+    let head_bytes = method.len()
+        + target.len()
+        + rq.headers()
+            .iter()
+            .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+            .sum::<usize>();
+    let over = limits::check(
+        target.len(),
+        rq.headers().len(),
+        head_bytes,
+        rq.body_length().map(|n| n as u64),
+    );
+    let dispatched = match over {
+        Some(reply) => Dispatch::Reply(reply),
+        None => dispatch(&method, &target, config),
+    };
+    let reply = match dispatched {
         Dispatch::Reply(reply) => reply,
         Dispatch::Work(job) => match run(&job) {
             Ok(()) => {

@@ -1,34 +1,65 @@
 //! # pool-server — the WSGI-style twin
 //!
 //! A fixed pool of `--workers` blocking worker threads (`worker0`, `worker1`, …), like gunicorn's
-//! sync workers running Flask. tiny_http accepts connections and queues the requests it reads;
-//! each worker takes one request from that queue and holds it until the response is sent. A worker
-//! that waits — blocking, or awaiting inside a fresh event loop — cannot pick up anything else, so
-//! a burst of N requests that each wait T finishes in waves: request n (from 1) at ⌈n/workers⌉·T.
+//! sync workers running Flask. Each worker takes one request from the queue and holds it until
+//! the response is sent. A worker that waits — blocking, or awaiting inside a fresh event loop —
+//! cannot pick up anything else, so a burst of N requests that each wait T finishes in waves:
+//! request n (from 1) at ⌈n/workers⌉·T.
 //!
-//! - [`start`] binds nothing itself: it takes a listener (tests pass `127.0.0.1:0`) and returns a
-//!   [`Running`] server that [`Running::shutdown`] drains.
+//! How a request reaches a worker: tiny_http accepts connections and reads requests on threads of
+//! its own; an *acceptor* thread moves each request into the pool's queue — one FIFO that every
+//! worker takes from, like gunicorn's shared listen queue. Owning that queue is what lets the
+//! server count what waits (`--max-queue`), turn requests away politely on a drain, and survive
+//! tiny_http's accept loop ending: tiny_http stops accepting for good on any accept error (out of
+//! file descriptors, say), so the acceptor starts a new tiny_http server on the same socket,
+//! backing off until descriptors are free again, and the workers never notice.
+//!
+//! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server that
+//!   [`Running::shutdown`] drains.
 //! - `handler.rs` is what a worker does with one request: read it to see every route.
 
 mod handler;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use twin_core::listener::stop_accepting;
 use twin_core::shutdown::{await_workers, DrainReport, InFlight};
 use twin_core::{Config, Reply};
 
-/// What every worker shares.
+/// What the queue holds: a request, or a note to one worker that the drain has reached it.
+enum Item {
+    Request(tiny_http::Request),
+    Stop,
+}
+
+/// What the workers and the acceptor share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) server: tiny_http::Server,
     pub(crate) in_flight: InFlight,
+    queue: Sender<Item>,
+    waiting: Receiver<Item>,
+    /// Taken by the acceptor to enqueue and by the drain to close the queue, so that no request
+    /// is queued behind the workers' `Stop`s.
+    gate: Mutex<()>,
     draining: AtomicBool,
+    /// A handle on the listening socket: to refuse connections on a drain, and to start a new
+    /// tiny_http server after its accept loop ends.
+    listener: TcpListener,
+}
+
+// tiny_http's types have no `Debug`.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("waiting", &self.waiting.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A pool server with its workers running.
@@ -37,30 +68,26 @@ pub struct Running {
     addr: SocketAddr,
     config: Config,
     shared: Arc<Shared>,
-    listener: TcpListener,
     done: mpsc::Receiver<()>,
-}
-
-// tiny_http's server has no `Debug`.
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
 }
 
 /// Start `config.workers` workers serving `listener`. Sets `config.url` from the bound address.
 pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     config.url = format!("http://{addr}");
-    // A second handle on the socket lets a drain refuse new connections while tiny_http owns it.
-    let control = listener.try_clone()?;
-    let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
+    let (queue, waiting) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         config: config.clone(),
-        server,
         in_flight: InFlight::default(),
+        queue,
+        waiting,
+        gate: Mutex::new(()),
         draining: AtomicBool::new(false),
+        listener: listener.try_clone()?,
     });
+    let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
+    spawn_acceptor(shared.clone(), server)?;
+    spawn_watchdog(shared.clone())?;
     let (done_tx, done) = mpsc::channel();
     for k in 0..usize::from(config.workers) {
         let shared = shared.clone();
@@ -76,30 +103,150 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         addr,
         config,
         shared,
-        listener: control,
         done,
     })
 }
 
-/// One worker: take a request, serve it to the end, repeat.
-///
-/// On a drain, `begin_shutdown` queues one "unblock" per worker *behind* the requests already
-/// queued, so each worker first answers those with a 503 and then meets its unblock and exits.
+/// One worker: take the next request from the queue, serve it to the end, repeat.
 fn worker(shared: &Shared, k: usize) {
+    while let Ok(Item::Request(rq)) = shared.waiting.recv() {
+        if shared.draining.load(Ordering::SeqCst) {
+            // Queued before the drain began, never picked up: a clear 503, not a reset.
+            handler::send(rq, Reply::shutting_down());
+        } else {
+            handler::handle(shared, k, rq);
+        }
+    }
+}
+
+fn spawn_acceptor(shared: Arc<Shared>, server: tiny_http::Server) -> io::Result<()> {
+    thread::Builder::new()
+        .name("acceptor".into())
+        .spawn(move || acceptor(&shared, server))
+        .map(|_| ())
+}
+
+/// How long a retired tiny_http server's leftover keep-alive connections are still served.
+const RETIRED_IDLE: Duration = Duration::from_secs(30);
+
+/// Move requests from tiny_http into the pool's queue; restart tiny_http if its accept loop ends.
+fn acceptor(shared: &Arc<Shared>, server: tiny_http::Server) {
+    let mut retired = false;
     loop {
-        match shared.server.recv() {
-            Ok(rq) if shared.draining.load(Ordering::SeqCst) => {
-                handler::send(rq, Reply::shutting_down());
+        let next = if retired {
+            match server.recv_timeout(RETIRED_IDLE) {
+                Ok(Some(rq)) => Ok(rq),
+                // Idle for long enough (or never used): let this old server go.
+                Ok(None) | Err(_) => return,
             }
-            Ok(rq) => handler::handle(shared, k, rq),
-            Err(_) if shared.draining.load(Ordering::SeqCst) => return,
+        } else {
+            server.recv()
+        };
+        match next {
+            Ok(rq) => enqueue(shared, rq),
+            Err(_) if shared.draining.load(Ordering::SeqCst) => retired = true,
             Err(e) => {
-                // tiny_http ends its accept loop on any accept error (e.g. out of file
-                // descriptors): requests already queued are still served, new ones are not.
-                tracing::error!("worker{k}: the accept loop stopped: {e}");
+                // tiny_http's accept loop is over, but connections it accepted may still bring
+                // requests: this old server is served until it has been idle for a while.
+                tracing::error!(
+                    "accept failed: {e}; starting a new accept loop on the same socket"
+                );
+                restart(shared.clone());
+                retired = true;
             }
         }
     }
+}
+
+/// Panics seen on tiny_http's own (unnamed) threads, process-wide.
+static TINY_HTTP_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// tiny_http's accept thread does not always end with an error: when the process is out of file
+/// descriptors, it can also panic (it `unwrap`s a `try_clone` of each new connection), and then
+/// nothing is ever said. So panics on tiny_http's threads — the only unnamed threads here — are
+/// counted, reported in one line instead of a backtrace, and answered with a new accept loop.
+/// An accept loop started when the old one was still alive does no harm: both feed one queue.
+fn spawn_watchdog(shared: Arc<Shared>) -> io::Result<()> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if thread::current().name().is_none() {
+                TINY_HTTP_PANICS.fetch_add(1, Ordering::SeqCst);
+                let what = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                tracing::error!("accept failed: a tiny_http thread stopped: {what}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let mut seen = TINY_HTTP_PANICS.load(Ordering::SeqCst);
+    thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            while !shared.draining.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(100));
+                let now = TINY_HTTP_PANICS.load(Ordering::SeqCst);
+                if now != seen {
+                    seen = now;
+                    restart(shared.clone());
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// Start a new tiny_http server on the listening socket, retrying with backoff while the process
+/// is out of descriptors.
+fn restart(shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(10);
+    let started = thread::Builder::new()
+        .name("acceptor-restart".into())
+        .spawn(move || loop {
+            if shared.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            thread::sleep(backoff);
+            let server = shared
+                .listener
+                .try_clone()
+                .and_then(|l| tiny_http::Server::from_listener(l, None).map_err(io::Error::other));
+            match server {
+                Ok(server) => {
+                    tracing::info!("accepting connections again");
+                    let _ = spawn_acceptor(shared, server);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("cannot restart the accept loop yet: {e}");
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!("cannot start a thread to restart the accept loop: {e}");
+    }
+}
+
+/// Queue a request for the workers — or turn it away at once when draining or over `--max-queue`.
+fn enqueue(shared: &Shared, rq: tiny_http::Request) {
+    let Ok(_gate) = shared.gate.lock() else {
+        return handler::send(rq, Reply::shutting_down());
+    };
+    if shared.draining.load(Ordering::SeqCst) {
+        return handler::send(rq, Reply::shutting_down());
+    }
+    if let Some(max) = shared.config.max_queue {
+        if shared.waiting.len() >= max {
+            return handler::send(rq, Reply::overloaded("--max-queue", max));
+        }
+    }
+    let _ = shared.queue.send(Item::Request(rq));
 }
 
 impl twin_core::run::Twin for Running {
@@ -132,15 +279,24 @@ impl Running {
         self.shared.in_flight.count()
     }
 
-    /// Begin the drain: refuse new connections and let every idle worker exit. Returns at once.
+    /// Requests waiting in the queue for a free worker.
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.len()
+    }
+
+    /// Begin the drain: refuse new connections, answer queued requests with 503, and let each
+    /// worker exit once its current request is done. Returns at once.
     pub fn begin_shutdown(&self) {
         let shared = &self.shared;
-        shared.draining.store(true, Ordering::SeqCst);
-        if let Err(e) = stop_accepting(&self.listener) {
-            tracing::warn!("could not close the listening socket: {e}");
+        {
+            let _gate = shared.gate.lock();
+            shared.draining.store(true, Ordering::SeqCst);
+            for _ in 0..self.config.workers {
+                let _ = shared.queue.send(Item::Stop);
+            }
         }
-        for _ in 0..self.config.workers {
-            shared.server.unblock();
+        if let Err(e) = stop_accepting(&shared.listener) {
+            tracing::warn!("could not close the listening socket: {e}");
         }
     }
 

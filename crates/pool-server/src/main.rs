@@ -23,9 +23,20 @@ Examples:
 struct Cli {
     #[command(flatten)]
     server: ServerArgs<8000>,
+
+    /// Answer 503 at once when this many requests already wait for a worker (off by default:
+    /// like gunicorn, the queue is only bounded by the listen backlog).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_queue: Option<u32>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    run::main(&cli.server, ServerKind::Pool, None, pool_server::start)
+    let max_queue = cli.max_queue.map(|n| n as usize);
+    run::main(
+        &cli.server,
+        ServerKind::Pool,
+        |c| c.max_queue = max_queue,
+        pool_server::start,
+    )
 }

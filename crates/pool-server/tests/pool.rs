@@ -288,3 +288,161 @@ fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
     assert!(server.stderr().contains("drained"), "{}", server.stderr());
 }
+
+// ---- reliability --------------------------------------------------------------------------
+
+#[test]
+fn survives_the_bad_input_catalogue() {
+    let server = start(2);
+    testkit::assert_survives_bad_input(server.addr());
+}
+
+#[test]
+fn a_client_that_disconnects_mid_wait_frees_its_worker() {
+    let server = start(1);
+    let addr = server.addr();
+    {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /io?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        until_in_flight(&server, 1);
+    } // dropped: the client is gone mid-wait
+    let t = Instant::now();
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "the worker came back");
+}
+
+#[test]
+fn max_queue_turns_requests_away_with_a_503_once_the_queue_is_full() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::Pool, 1, T);
+    config.max_queue = Some(2);
+    let server = pool_server::start(listener, config).unwrap();
+    let addr = server.addr();
+    let first = thread::spawn(move || get(addr, "/io?ms=400"));
+    until_in_flight(&server, 1);
+    let b = burst::fire_blocking(
+        &format!("http://{addr}/io?ms=10"),
+        4,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut statuses: Vec<u16> = b.results.iter().map(|r| r.status.unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503, 503], "2 queue, 2 are turned away");
+    assert_eq!(first.join().unwrap().status, 200);
+    let r = get(addr, "/io?ms=0");
+    assert_eq!(r.status, 200, "serving again once the queue drains");
+}
+
+#[test]
+fn sigterm_during_a_burst_completes_every_picked_up_request_then_exits_zero() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "4", "--task-ms", "300"]);
+    let url = format!("{}/io", server.url);
+    let firing = thread::spawn(move || burst::fire_blocking(&url, 100, Duration::from_secs(20)));
+    // Four pick-up lines: the first wave is in flight.
+    for _ in 0..4 {
+        server
+            .log_line(Duration::from_secs(10))
+            .expect("a pick-up line");
+    }
+    server.signal("TERM");
+    let b = firing.join().unwrap().unwrap();
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    let picked_up = 4 + server
+        .log_lines_until_quiet(Duration::from_millis(200))
+        .len();
+    let ok = b.results.iter().filter(|r| r.status == Some(200)).count();
+    assert_eq!(ok, picked_up, "every picked-up request completed");
+    // The rest: a 503 if tiny_http had read them, a reset if they were still in the listen
+    // queue (as with gunicorn) — never a hang, never another status.
+    for r in &b.results {
+        let fine =
+            matches!(r.status, Some(200 | 503)) || matches!(r.outcome, burst::Outcome::Error(_));
+        assert!(fine, "{r:?}");
+    }
+    assert!(
+        std::net::TcpStream::connect(server.addr).is_err(),
+        "new connections refused"
+    );
+}
+
+#[test]
+fn a_drain_cut_off_by_the_timeout_exits_non_zero_and_says_what_was_in_flight() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "2", "--graceful-timeout", "1"]);
+    let addr = server.addr;
+    let _slow = thread::spawn(move || {
+        raw_exchange(
+            addr,
+            b"GET /io?ms=5000 HTTP/1.0\r\n\r\n",
+            Duration::from_secs(8),
+        )
+    });
+    server.log_line(Duration::from_secs(5)).unwrap();
+    server.signal("TERM");
+    let status = server
+        .wait(Duration::from_secs(5))
+        .expect("exits after the timeout");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        server.stderr().contains("1 request(s) still in flight"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn out_of_file_descriptors_it_keeps_running_and_recovers() {
+    // A hard limit of 64 descriptors; 80 idle connections exhaust it.
+    let bin = BIN.to_owned();
+    let mut server = ServerProcess::start_with(
+        "bash",
+        &[
+            "-c",
+            &format!("ulimit -n 64 && exec {bin} --port 0 --workers 2"),
+        ],
+    );
+    let addr = server.addr;
+    let idle: Vec<_> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    // While exhausted, a request cannot be accepted; it waits in the listen queue.
+    let waiting = thread::spawn(move || get(addr, "/io?ms=0"));
+    let end = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("accept failed") {
+        assert!(
+            Instant::now() < end,
+            "descriptors never ran out: {}",
+            server.stderr()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(idle);
+    let r = waiting.join().unwrap();
+    assert_eq!(r.status, 200, "recovered once descriptors were free");
+    assert_eq!(get(addr, "/healthz").status, 200);
+    assert!(
+        server.stderr().contains("accept failed"),
+        "{}",
+        server.stderr()
+    );
+    assert!(
+        server.wait(Duration::from_millis(10)).is_none(),
+        "still running"
+    );
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_tie_up_a_worker() {
+    // tiny_http reads each connection on a thread of its own: unlike gunicorn's sync workers,
+    // a client that sends nothing holds no worker.
+    let server = start(2);
+    let addr = server.addr();
+    let idle: Vec<_> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let t = Instant::now();
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(idle);
+}

@@ -30,8 +30,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start `bin` with `--port 0` and `args`; wait (up to 20 s) for `listening on http://…`.
     pub fn start(bin: &str, args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(bin)
-            .args(["--port", "0"])
+        let mut all = vec!["--port", "0"];
+        all.extend_from_slice(args);
+        ServerProcess::start_with(bin, &all)
+    }
+
+    /// Start `program` with exactly `args` (e.g. a shell that sets a limit, then execs a server).
+    pub fn start_with(program: &str, args: &[&str]) -> ServerProcess {
+        let bin = program;
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -229,4 +236,238 @@ pub fn parse_log_line(line: &str, ms: bool) -> Option<(u32, usize, String, Strin
         c[3].to_owned(),
         c[4].to_owned(),
     ))
+}
+
+/// What a server may do with a piece of bad input.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowed {
+    /// Statuses that count as a proper answer.
+    pub statuses: &'static [u16],
+    /// Closing the connection without an answer is fine too.
+    pub close: bool,
+    /// Waiting for more bytes is fine too (a head that never ends, e.g. bare LF line ends on a
+    /// server that wants CRLF): the test then checks the server serves others meanwhile.
+    pub open: bool,
+}
+
+const fn status(statuses: &'static [u16]) -> Allowed {
+    Allowed {
+        statuses,
+        close: false,
+        open: false,
+    }
+}
+
+const fn status_or_close(statuses: &'static [u16]) -> Allowed {
+    Allowed {
+        statuses,
+        close: true,
+        open: false,
+    }
+}
+
+fn req(target: &str, extra: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+}
+
+/// The bad-input catalogue: name, bytes to send, what may come back.
+pub fn bad_inputs() -> Vec<(&'static str, Vec<u8>, Allowed)> {
+    let big = |n: usize| format!("X-Big: {}\r\n", "a".repeat(n));
+    let many: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    vec![
+        (
+            "non-HTTP garbage",
+            b"\x16\x03\x01\x02\x00hello\r\n\r\n".to_vec(),
+            status_or_close(&[400]),
+        ),
+        (
+            "request line without target",
+            b"GET\r\n\r\n".to_vec(),
+            status_or_close(&[400]),
+        ),
+        (
+            "request line without version",
+            b"GET /io\r\n\r\n".to_vec(),
+            status_or_close(&[400]),
+        ),
+        (
+            "HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            Allowed {
+                statuses: &[400, 505],
+                close: true,
+                open: true,
+            },
+        ),
+        (
+            "64 KiB header block",
+            req("/healthz", &big(64 * 1024)),
+            status_or_close(&[431]),
+        ),
+        (
+            "1 MiB header block",
+            req("/healthz", &big(1 << 20)),
+            status_or_close(&[431]),
+        ),
+        (
+            "10,000 headers",
+            req("/healthz", &many),
+            status_or_close(&[431]),
+        ),
+        (
+            "100 KB URL",
+            req(&format!("/io?ms={}", "1".repeat(100_000)), ""),
+            status_or_close(&[400, 414, 431]),
+        ),
+        (
+            "10 KB path",
+            req(&format!("/{}", "a".repeat(10_000)), ""),
+            status(&[414]),
+        ),
+        (
+            "invalid percent-encoding",
+            req("/io?ms=%ZZ", ""),
+            status(&[400]),
+        ),
+        (
+            "percent-encoded digits",
+            req("/io?ms=%31", ""),
+            status(&[200]),
+        ),
+        (
+            "duplicate parameter",
+            req("/io?ms=1&ms=1", ""),
+            status(&[400]),
+        ),
+        (
+            "conflicting parameters",
+            req("/async-io-multi?tasks=2&tasks=3", ""),
+            status(&[400]),
+        ),
+        (
+            "huge number",
+            req("/io?ms=99999999999999999999999999", ""),
+            status(&[400]),
+        ),
+        ("negative number", req("/io?ms=-5", ""), status(&[400])),
+        ("unknown parameter", req("/io?sleep=5", ""), status(&[400])),
+        (
+            "GET with a body",
+            req("/io?ms=1", "Content-Length: 5\r\n\r\nhello"),
+            status(&[200]),
+        ),
+        (
+            "POST with a body",
+            b"POST /io HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+                .to_vec(),
+            status(&[405]),
+        ),
+        (
+            "declared 2 MiB body",
+            req("/io?ms=1", "Content-Length: 2097152\r\n"),
+            status_or_close(&[413]),
+        ),
+        (
+            "unparseable Content-Length",
+            req("/io?ms=1", "Content-Length: 99999999999999999999999\r\n"),
+            status_or_close(&[200, 400, 413]),
+        ),
+        (
+            "HTTP/1.0",
+            b"GET /io?ms=1 HTTP/1.0\r\n\r\n".to_vec(),
+            status(&[200]),
+        ),
+        (
+            "bare LF line ends",
+            b"GET /io?ms=1 HTTP/1.1\nHost: t\nConnection: close\n\n".to_vec(),
+            Allowed {
+                statuses: &[200, 400],
+                close: true,
+                open: true,
+            },
+        ),
+        (
+            "non-ASCII path",
+            "GET /ío HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                .as_bytes()
+                .to_vec(),
+            status_or_close(&[400, 404]),
+        ),
+    ]
+}
+
+/// What happened to one piece of bad input.
+#[derive(Debug)]
+pub enum Outcome {
+    Status(u16),
+    Closed,
+    Open(TcpStream),
+}
+
+/// Send `bytes` on a fresh connection; wait up to `wait` for an answer or a close.
+pub fn send_bad(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Outcome {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    // The server may answer (e.g. 431) and close before reading it all: a write error is fine.
+    let _ = s.write_all(bytes);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(r) = parse_response(&buf) {
+                    if r.body.len()
+                        >= r.header("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0)
+                    {
+                        return Outcome::Status(r.status);
+                    }
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return match parse_response(&buf) {
+                    Some(r) => Outcome::Status(r.status),
+                    None if buf.is_empty() => Outcome::Open(s),
+                    None => Outcome::Closed,
+                };
+            }
+            Err(_) => break,
+        }
+    }
+    match parse_response(&buf) {
+        Some(r) => Outcome::Status(r.status),
+        None => Outcome::Closed,
+    }
+}
+
+/// Run the whole catalogue against `addr`: every case gets an allowed outcome, and after each
+/// one the server answers a normal request at once.
+pub fn assert_survives_bad_input(addr: SocketAddr) {
+    for (name, bytes, allowed) in bad_inputs() {
+        let outcome = send_bad(addr, &bytes, Duration::from_millis(800));
+        let ok = match &outcome {
+            Outcome::Status(s) => allowed.statuses.contains(s),
+            Outcome::Closed => allowed.close,
+            Outcome::Open(_) => allowed.open,
+        };
+        assert!(ok, "{name}: got {outcome:?}, allowed {allowed:?}");
+        // Still serving — while a connection left open by the case is still open.
+        let t = Instant::now();
+        let health = get(addr, "/healthz");
+        assert_eq!(health.status, 200, "after {name}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "after {name}: /healthz took {:?}",
+            t.elapsed()
+        );
+        drop(outcome);
+    }
 }

@@ -112,6 +112,27 @@ pub fn init(config: &Config) {
         .try_init();
 }
 
+/// Longest target the log shows whole; a longer one is cut, with its length said.
+const LOG_TARGET_MAX: usize = 512;
+
+/// A target as the log shows it: control characters escaped (a request must not be able to
+/// forge log lines or colour a terminal), long ones cut.
+fn printable(target: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in target.char_indices() {
+        if i >= LOG_TARGET_MAX {
+            out.push_str(&format!("…({} bytes)", target.len()));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The reference line format.
 struct AccessFormat {
     pid: u32,
@@ -166,15 +187,32 @@ where
         let at = UNIX_EPOCH + Duration::from_micros(f.at_us);
         let stamp = timefmt::log_stamp(at, self.millis);
         let who = format!("{}-worker{}", self.pid, f.worker);
+        let uri = printable(&f.uri);
         match f.status {
-            None => writeln!(writer, "[{stamp}] [{who}] {} {}", f.method, f.uri),
+            None => writeln!(writer, "[{stamp}] [{who}] {} {uri}", f.method),
             Some(status) => writeln!(
                 writer,
-                "[{stamp}] [{who}] {status} {} {} {:.1}ms",
+                "[{stamp}] [{who}] {status} {} {uri} {:.1}ms",
                 f.method,
-                f.uri,
                 millis(Duration::from_micros(f.elapsed_us))
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_cannot_forge_lines_or_flood_the_log() {
+        assert_eq!(printable("/io?ms=5"), "/io?ms=5");
+        assert_eq!(printable("/a\nb\x1b[31m"), "/a\\nb\\u{1b}[31m");
+        let long = format!("/{}", "a".repeat(10_000));
+        let shown = printable(&long);
+        assert!(
+            shown.len() < 600 && shown.ends_with("…(10001 bytes)"),
+            "{shown}"
+        );
     }
 }

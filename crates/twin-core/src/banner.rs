@@ -34,6 +34,18 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
             "  thread pool   {slots} slots per event loop for blocking routes (/io), as FastAPI's 40"
         );
     }
+    if let Some(n) = c.max_queue {
+        let _ = writeln!(
+            s,
+            "  max queue     {n}: beyond it, 503 at once (--max-queue)"
+        );
+    }
+    if let Some(n) = c.limit_concurrency {
+        let _ = writeln!(
+            s,
+            "  concurrency   {n} requests in flight: beyond it, 503 at once (--limit-concurrency)"
+        );
+    }
     for (name, value) in extra {
         let _ = writeln!(s, "  {name:<13} {value}");
     }

@@ -80,6 +80,15 @@ pub struct Config {
     /// Blocking-pool slots per event loop (async-server only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threadpool: Option<u32>,
+    /// pool-server `--max-queue`: requests beyond this many waiting for a worker get a 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<usize>,
+    /// async-server `--limit-concurrency`: requests beyond this many in flight get a 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_concurrency: Option<usize>,
+    /// The open-files limit the process runs with (raised to the hard limit at start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
     pub backlog: u32,
     pub log_ms: bool,
     pub log_finish: bool,
@@ -105,8 +114,9 @@ impl<const P: u16> ServerArgs<P> {
         SocketAddr::new(self.host, self.port)
     }
 
-    /// Check the flags against each other and build the effective configuration.
-    pub fn config(&self, kind: ServerKind, threadpool: Option<u32>) -> Result<Config, ConfigError> {
+    /// Check the flags against each other and build the effective configuration; each binary
+    /// then sets its own fields (`threadpool`, `max_queue`, `limit_concurrency`).
+    pub fn config(&self, kind: ServerKind) -> Result<Config, ConfigError> {
         if self.task_ms > self.max_ms {
             return Err(ConfigError(format!(
                 "--task-ms {} is above --max-ms {}; raise --max-ms or lower --task-ms",
@@ -123,7 +133,10 @@ impl<const P: u16> ServerArgs<P> {
             multi_tasks: self.multi_tasks,
             max_ms: self.max_ms,
             max_tasks: MAX_TASKS,
-            threadpool,
+            threadpool: None,
+            max_queue: None,
+            limit_concurrency: None,
+            open_files: None,
             backlog: self.backlog,
             log_ms: self.log_ms,
             log_finish: self.log_finish,
@@ -147,6 +160,9 @@ impl Config {
             max_ms: 60_000,
             max_tasks: MAX_TASKS,
             threadpool: (kind == ServerKind::EventLoop).then_some(40),
+            max_queue: None,
+            limit_concurrency: None,
+            open_files: None,
             backlog: 2048,
             log_ms: false,
             log_finish: false,

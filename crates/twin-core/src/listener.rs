@@ -38,3 +38,12 @@ pub fn bind_error(binary: &str, addr: SocketAddr, err: &io::Error) -> String {
 pub fn stop_accepting(listener: &TcpListener) -> io::Result<()> {
     SockRef::from(listener).shutdown(Shutdown::Read)
 }
+
+/// Raise the open-files soft limit to the hard limit: every connection is a descriptor, and the
+/// usual soft limit of 1024 would cap a burst far below what the machine can hold.
+/// Returns the limit before and after; on any error both are what could be read (or 0).
+pub fn raise_open_files() -> (u64, u64) {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft);
+    let after = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(before);
+    (before, after)
+}

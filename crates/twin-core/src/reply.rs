@@ -185,6 +185,28 @@ impl Reply {
         self
     }
 
+    /// Turned away at once because a limit the operator set is reached (uvicorn answers
+    /// `--limit-concurrency` the same way).
+    pub fn overloaded(flag: &str, limit: usize) -> Reply {
+        let mut reply = Reply::json(
+            503,
+            &json!({
+                "error": "overloaded",
+                "detail": format!("{flag} {limit} reached; try again shortly"),
+                "limit": limit,
+            }),
+        );
+        reply.headers.push(("Retry-After", "1".to_owned()));
+        reply
+    }
+
+    /// A request over one of the [`crate::limits`]; the connection is closed after it.
+    pub fn too_large(status: u16, error: &str, detail: String) -> Reply {
+        let mut reply = Reply::json(status, &json!({ "error": error, "detail": detail }));
+        reply.headers.push(("Connection", "close".to_owned()));
+        reply
+    }
+
     /// A short error for requests that never reached the router (e.g. headers too large).
     pub fn error(status: u16, error: &str, detail: &str) -> Reply {
         Reply::json(status, &json!({ "error": error, "detail": detail }))

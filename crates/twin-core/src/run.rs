@@ -21,14 +21,15 @@ pub trait Twin {
     fn shutdown(self, timeout: Duration) -> DrainReport;
 }
 
-/// Run a twin's process to the end. `start` starts the workers on a bound listener.
+/// Run a twin's process to the end. `own_flags` sets the binary's own configuration fields;
+/// `start` starts the workers on a bound listener.
 pub fn main<const P: u16, T: Twin>(
     args: &ServerArgs<P>,
     kind: ServerKind,
-    threadpool: Option<u32>,
+    own_flags: impl FnOnce(&mut Config),
     start: impl FnOnce(TcpListener, Config) -> io::Result<T>,
 ) -> ExitCode {
-    match run(args, kind, threadpool, start) {
+    match run(args, kind, own_flags, start) {
         Ok(code) => code,
         Err(line) => {
             eprintln!("{line}");
@@ -40,13 +41,21 @@ pub fn main<const P: u16, T: Twin>(
 fn run<const P: u16, T: Twin>(
     args: &ServerArgs<P>,
     kind: ServerKind,
-    threadpool: Option<u32>,
+    own_flags: impl FnOnce(&mut Config),
     start: impl FnOnce(TcpListener, Config) -> io::Result<T>,
 ) -> Result<ExitCode, String> {
     let binary = kind.binary();
-    let config = args
-        .config(kind, threadpool)
+    let mut config = args
+        .config(kind)
         .map_err(|e| format!("{binary}: error: {e}"))?;
+    own_flags(&mut config);
+    let (before, after) = listener::raise_open_files();
+    config.open_files = Some(after);
+    let raised = if after > before {
+        format!("{after} (soft limit raised from {before})")
+    } else {
+        after.to_string()
+    };
     access_log::init(&config);
     let addr = args.addr();
     let listener =
@@ -54,7 +63,7 @@ fn run<const P: u16, T: Twin>(
     let signals = shutdown::install(binary)?;
     let twin = start(listener, config)
         .map_err(|e| format!("{binary}: error: cannot start the workers: {e}"))?;
-    banner::print(twin.config(), &[]);
+    banner::print(twin.config(), &[("open files", raised)]);
     signals.wait();
     let timeout = twin.config().graceful_timeout();
     eprintln!(

@@ -1,0 +1,83 @@
+//! Limits on what a request may bring, the same on both twins, each answered with its own status
+//! and a JSON body that states the limit.
+//!
+//! gunicorn caps the request line at 4094 bytes and headers at 100 fields of 8190 bytes; uvicorn
+//! (h11) caps the head at 16 KiB. These are of that order, generous for curl and burst.
+
+use crate::reply::Reply;
+
+/// The request target (path and query): beyond it, 414.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// Header fields: beyond it, 431.
+pub const MAX_HEADERS: usize = 100;
+/// The whole head, request line and headers: beyond it, 431.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// A declared body (no route reads one): beyond it, 413.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The answer to a request over a limit, or `None` when it is within all of them.
+pub fn check(
+    target_bytes: usize,
+    headers: usize,
+    head_bytes: usize,
+    body_bytes: Option<u64>,
+) -> Option<Reply> {
+    if target_bytes > MAX_TARGET_BYTES {
+        return Some(Reply::too_large(
+            414,
+            "URI too long",
+            format!("the request target is {target_bytes} bytes; at most {MAX_TARGET_BYTES}"),
+        ));
+    }
+    if headers > MAX_HEADERS {
+        return Some(Reply::too_large(
+            431,
+            "too many header fields",
+            format!("{headers} header fields; at most {MAX_HEADERS}"),
+        ));
+    }
+    if head_bytes > MAX_HEAD_BYTES {
+        return Some(Reply::too_large(
+            431,
+            "request header fields too large",
+            format!("the request head is {head_bytes} bytes; at most {MAX_HEAD_BYTES}"),
+        ));
+    }
+    match body_bytes {
+        Some(n) if n > MAX_BODY_BYTES => Some(Reply::too_large(
+            413,
+            "content too large",
+            format!("a body of {n} bytes; at most {MAX_BODY_BYTES} (no route reads a body)"),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_limit_has_its_status() {
+        assert!(check(100, 5, 500, Some(10)).is_none());
+        assert_eq!(
+            check(MAX_TARGET_BYTES + 1, 5, 500, None).map(|r| r.status),
+            Some(414)
+        );
+        assert_eq!(
+            check(100, MAX_HEADERS + 1, 500, None).map(|r| r.status),
+            Some(431)
+        );
+        assert_eq!(
+            check(100, 5, MAX_HEAD_BYTES + 1, None).map(|r| r.status),
+            Some(431)
+        );
+        let r = check(100, 5, 500, Some(MAX_BODY_BYTES + 1)).unwrap();
+        assert_eq!(r.status, 413);
+        assert!(
+            r.body.contains("1048576"),
+            "the limit is stated: {}",
+            r.body
+        );
+    }
+}
