@@ -139,9 +139,19 @@ async fn event_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let router = router.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
+            // hyper allocates two 8 KiB buffers per connection; a connection that has sent
+            // nothing yet (a burst's, waiting for its release) needs neither. A drain closes it.
+            tokio::select! {
+                readable = stream.readable() => if readable.is_err() { return },
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            }
+            let service = TowerToHyperService::new(router);
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");
             }
