@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::http::{Response, StatusCode};
 use axum::Router;
 use twin_core::shutdown::InFlight;
 use twin_core::{
@@ -30,12 +31,7 @@ pub(crate) fn router(state: LoopState) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-async fn handle(
-    State(st): State<LoopState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response<Body> {
+async fn handle(State(st): State<LoopState>, request: Request) -> Response<Body> {
     let _in_flight = st.in_flight.enter();
     let config = &*st.config;
     if let Some(limit) = config.limit_concurrency {
@@ -44,21 +40,12 @@ async fn handle(
             return to_response(Reply::overloaded("--limit-concurrency", limit));
         }
     }
-    let target = uri.to_string();
+    let method = request.method().clone();
+    let target = request.uri().to_string();
     let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
-    // hyper already refuses heads over MAX_HEAD_BYTES or MAX_HEADERS (see lib.rs); the target
-    // and body limits are checked here, as on the pool twin.
-    let head_bytes = method.as_str().len()
-        + target.len()
-        + headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>();
-    let body_bytes = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let over = limits::check(target.len(), headers.len(), head_bytes, body_bytes);
+    let over = over_limits(&request, &target);
+    // A waiting request keeps only what it needs, not the whole request.
+    drop(request);
     let dispatched = match over {
         Some(reply) => Dispatch::Reply(reply),
         None => dispatch(method.as_str(), &target, config),
@@ -78,6 +65,23 @@ async fn handle(
     };
     pickup.finish(config, method.as_str(), &target, reply.status);
     to_response(reply.with_worker(st.worker))
+}
+
+/// hyper already refuses heads over MAX_HEAD_BYTES or MAX_HEADERS (see lib.rs); the target and
+/// body limits are checked here, as on the pool twin.
+fn over_limits(request: &Request, target: &str) -> Option<Reply> {
+    let headers = request.headers();
+    let head_bytes = request.method().as_str().len()
+        + target.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let body_bytes = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    limits::check(target.len(), headers.len(), head_bytes, body_bytes)
 }
 
 /// The route's work on this event loop. Returns how long `/io` waited for a thread-pool slot.
