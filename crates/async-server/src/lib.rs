@@ -20,7 +20,6 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -28,7 +27,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use twin_core::listener::stop_accepting;
-use twin_core::shutdown::{await_workers, DrainReport, InFlight};
+use twin_core::run::Twin;
+use twin_core::shutdown::InFlight;
 use twin_core::{limits, Config};
 
 use crate::acceptor::{Loops, Open};
@@ -163,54 +163,27 @@ async fn event_loop(
     graceful.shutdown().await;
 }
 
-impl twin_core::run::Twin for Running {
-    fn config(&self) -> &Config {
-        Running::config(self)
-    }
-
-    fn in_flight(&self) -> usize {
-        Running::in_flight(self)
-    }
-
-    fn shutdown(self, timeout: Duration) -> DrainReport {
-        Running::shutdown(self, timeout)
-    }
-}
-
-impl Running {
-    /// The bound address (the real port when started on port 0).
-    pub fn addr(&self) -> SocketAddr {
+impl Twin for Running {
+    fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The effective configuration, with `url` set.
-    pub fn config(&self) -> &Config {
+    fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Requests picked up by an event loop and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.count()
+    fn in_flight_counter(&self) -> &InFlight {
+        &self.in_flight
     }
 
-    /// Begin the drain: every loop stops accepting and closes idle connections. Returns at once.
-    pub fn begin_shutdown(&self) {
+    fn workers_done(&self) -> &mpsc::Receiver<()> {
+        &self.done
+    }
+
+    fn begin_shutdown(&self) {
         let _ = self.stop.send(true);
         if let Err(e) = stop_accepting(&self.listener) {
             tracing::warn!("could not close the listening socket: {e}");
         }
-    }
-
-    /// Drain: stop accepting, let in-flight requests finish for up to `timeout`, stop the loops.
-    pub fn shutdown(self, timeout: Duration) -> DrainReport {
-        let began = Instant::now();
-        self.begin_shutdown();
-        await_workers(
-            &self.done,
-            usize::from(self.config.workers),
-            began,
-            timeout,
-            &self.in_flight,
-        )
     }
 }

@@ -8,7 +8,8 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::{assert_waves, get, parse_log_line, ServerProcess};
+use testkit::{assert_waves, done_times, fire_ok, get, parse_log_line, wait_for, ServerProcess};
+use twin_core::run::Twin;
 use twin_core::{Config, ServerKind};
 
 const T: u64 = 300;
@@ -21,31 +22,10 @@ fn start(workers: u16, threadpool: u32) -> async_server::Running {
     async_server::start(listener, config).unwrap()
 }
 
-fn burst(server: &async_server::Running, path: &str, n: usize) -> burst::Burst {
-    let url = format!("http://{}{path}", server.addr());
-    let b = burst::fire_blocking(&url, n, Duration::from_secs(10)).unwrap();
-    for r in &b.results {
-        assert!(r.is_ok() && r.status == Some(200), "{r:?}");
-    }
-    b
-}
-
-fn done_times(b: &burst::Burst) -> Vec<Duration> {
-    b.results.iter().map(|r| r.done.unwrap()).collect()
-}
-
-fn until_in_flight(server: &async_server::Running, n: usize) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while server.in_flight() < n {
-        assert!(Instant::now() < end, "never saw {n} requests in flight");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn fifty_async_waits_are_served_all_at_once() {
     let server = start(2, 40);
-    let b = burst(&server, "/async-io", 50);
+    let b = fire_ok(server.addr(), "/async-io", 50);
     // One wave: everyone finishes about T after the release.
     assert_waves(&done_times(&b), 50, Duration::from_millis(T));
 }
@@ -53,7 +33,7 @@ fn fifty_async_waits_are_served_all_at_once() {
 #[test]
 fn concurrent_waits_inside_a_request_take_t_over_k() {
     let server = start(1, 40);
-    let b = burst(&server, "/async-io-multi?tasks=3", 20);
+    let b = fire_ok(server.addr(), "/async-io-multi?tasks=3", 20);
     assert_waves(&done_times(&b), 20, Duration::from_millis(T / 3));
 }
 
@@ -61,7 +41,7 @@ fn concurrent_waits_inside_a_request_take_t_over_k() {
 fn blocking_routes_queue_beyond_the_thread_pool() {
     // One loop with 2 slots behaves like a pool of 2: 6 requests in 3 waves.
     let server = start(1, 2);
-    let b = burst(&server, "/io", 6);
+    let b = fire_ok(server.addr(), "/io", 6);
     assert_waves(&done_times(&b), 2, Duration::from_millis(T));
     // The body says how long each waited for a slot.
     let r = get(server.addr(), "/io?ms=0");
@@ -72,7 +52,7 @@ fn blocking_routes_queue_beyond_the_thread_pool() {
 #[test]
 fn within_the_thread_pool_blocking_routes_run_at_once() {
     let server = start(1, 40);
-    let b = burst(&server, "/io", 8);
+    let b = fire_ok(server.addr(), "/io", 8);
     assert_waves(&done_times(&b), 8, Duration::from_millis(T));
 }
 
@@ -81,7 +61,7 @@ fn a_blocking_call_in_an_async_handler_freezes_its_event_loop() {
     let server = start(1, 40);
     let addr = server.addr();
     let blocker = thread::spawn(move || get(addr, "/async-io-blocking?ms=500"));
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     let t = Instant::now();
     assert_eq!(get(addr, "/healthz").status, 200);
     let waited = t.elapsed();
@@ -97,7 +77,7 @@ fn an_async_wait_leaves_the_event_loop_free() {
     let server = start(1, 40);
     let addr = server.addr();
     let waiter = thread::spawn(move || get(addr, "/async-io?ms=500"));
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     let t = Instant::now();
     assert_eq!(get(addr, "/healthz").status, 200);
     let waited = t.elapsed();
@@ -127,7 +107,7 @@ fn a_drain_finishes_in_flight_work_and_refuses_new_connections() {
     let server = start(2, 40);
     let addr = server.addr();
     let slow = thread::spawn(move || get(addr, "/async-io?ms=400"));
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     server.begin_shutdown();
     assert!(std::net::TcpStream::connect(addr).is_err());
     let report = server.shutdown(Duration::from_secs(5));
@@ -190,7 +170,7 @@ fn a_client_that_disconnects_mid_wait_is_forgotten() {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         std::io::Write::write_all(&mut s, b"GET /async-io?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
-        until_in_flight(&server, 1);
+        wait_for("1 in flight", || server.in_flight() >= 1);
     }
     // hyper notices the closed connection and drops the handler: nothing stays in flight.
     let end = Instant::now() + Duration::from_secs(3);
@@ -214,7 +194,7 @@ fn limit_concurrency_turns_requests_away_with_a_503() {
     let held: Vec<_> = (0..3)
         .map(|_| thread::spawn(move || get(addr, "/async-io?ms=400")))
         .collect();
-    until_in_flight(&server, 3);
+    wait_for("3 in flight", || server.in_flight() >= 3);
     let t = Instant::now();
     let r = get(addr, "/async-io?ms=400");
     assert_eq!(r.status, 503);
@@ -257,59 +237,12 @@ fn sigterm_during_a_burst_completes_every_request_then_exits_zero() {
 
 #[test]
 fn a_drain_cut_off_by_the_timeout_exits_non_zero_and_says_what_was_in_flight() {
-    let mut server = ServerProcess::start(BIN, &["--workers", "1", "--graceful-timeout", "1"]);
-    let addr = server.addr;
-    let _slow = thread::spawn(move || {
-        testkit::raw_exchange(
-            addr,
-            b"GET /async-io?ms=5000 HTTP/1.0\r\n\r\n",
-            Duration::from_secs(8),
-        )
-    });
-    server.log_line(Duration::from_secs(5)).unwrap();
-    server.signal("TERM");
-    let status = server
-        .wait(Duration::from_secs(5))
-        .expect("exits after the timeout");
-    assert_eq!(status.code(), Some(1));
-    assert!(
-        server.stderr().contains("1 request(s) still in flight"),
-        "{}",
-        server.stderr()
-    );
+    testkit::assert_drain_timeout_is_reported(BIN, "/async-io?ms=5000");
 }
 
 #[test]
 fn out_of_file_descriptors_it_keeps_running_and_recovers() {
-    let bin = BIN.to_owned();
-    let server = ServerProcess::start_with(
-        "bash",
-        &[
-            "-c",
-            &format!("ulimit -n 64 && exec {bin} --port 0 --workers 2"),
-        ],
-    );
-    let addr = server.addr;
-    let idle: Vec<_> = (0..80)
-        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
-        .collect();
-    let waiting = thread::spawn(move || get(addr, "/io?ms=0"));
-    let end = Instant::now() + Duration::from_secs(10);
-    while !server.stderr().contains("accept failed") {
-        assert!(
-            Instant::now() < end,
-            "descriptors never ran out: {}",
-            server.stderr()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    drop(idle);
-    assert_eq!(
-        waiting.join().unwrap().status,
-        200,
-        "recovered once descriptors were free"
-    );
-    assert_eq!(get(addr, "/healthz").status, 200);
+    testkit::assert_recovers_from_descriptor_exhaustion(BIN);
 }
 
 #[test]

@@ -121,6 +121,21 @@ pub struct RequestResult {
 }
 
 impl RequestResult {
+    /// A request not sent yet: nothing measured, nothing gone wrong.
+    pub fn new(index: usize) -> RequestResult {
+        RequestResult {
+            index,
+            sent: Duration::ZERO,
+            first_byte: None,
+            done: None,
+            status: None,
+            bytes: 0,
+            worker: None,
+            server_ms: None,
+            outcome: Outcome::Ok,
+        }
+    }
+
     /// Client-side latency: written to complete.
     pub fn latency(&self) -> Option<Duration> {
         self.done.map(|d| d.saturating_sub(self.sent))
@@ -187,15 +202,8 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
     let mut results = Vec::with_capacity(n);
     for (index, task) in tasks.into_iter().enumerate() {
         results.push(task.await.unwrap_or_else(|e| RequestResult {
-            index,
-            sent: Duration::ZERO,
-            first_byte: None,
-            done: None,
-            status: None,
-            bytes: 0,
-            worker: None,
-            server_ms: None,
             outcome: Outcome::Error(format!("task failed: {e}")),
+            ..RequestResult::new(index)
         }));
     }
     let wall = release.elapsed();
@@ -240,17 +248,7 @@ async fn one_request(
     connects: &Semaphore,
     timeout: Duration,
 ) -> RequestResult {
-    let mut result = RequestResult {
-        index,
-        sent: Duration::ZERO,
-        first_byte: None,
-        done: None,
-        status: None,
-        bytes: 0,
-        worker: None,
-        server_ms: None,
-        outcome: Outcome::Ok,
-    };
+    let mut result = RequestResult::new(index);
     // Prepare: connect and handshake before the release.
     let prepared = async {
         let _permit = connects

@@ -144,15 +144,8 @@ mod tests {
                     outcome: Outcome::Ok,
                 },
                 RequestResult {
-                    index: 1,
-                    sent: Duration::ZERO,
-                    first_byte: None,
-                    done: None,
-                    status: None,
-                    bytes: 0,
-                    worker: None,
-                    server_ms: None,
                     outcome: Outcome::Error("reset, by peer".into()),
+                    ..RequestResult::new(1)
                 },
             ],
         };

@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
+use twin_core::run::Twin;
 use twin_core::{Config, ServerKind};
 
 const BIN: &str = env!("CARGO_BIN_EXE_burst");

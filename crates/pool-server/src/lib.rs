@@ -15,7 +15,7 @@
 //! backing off until descriptors are free again, and the workers never notice.
 //!
 //! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server that
-//!   [`Running::shutdown`] drains.
+//!   `Twin::shutdown` drains.
 //! - `handler.rs` is what a worker does with one request: read it to see every route.
 
 mod handler;
@@ -25,11 +25,12 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Once};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use twin_core::listener::stop_accepting;
-use twin_core::shutdown::{await_workers, DrainReport, InFlight};
+use twin_core::run::Twin;
+use twin_core::shutdown::InFlight;
 use twin_core::{Config, Reply};
 
 /// What the queue holds: a request, or a note to one worker that the drain has reached it.
@@ -249,44 +250,24 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let _ = shared.queue.send(Item::Request(rq));
 }
 
-impl twin_core::run::Twin for Running {
-    fn config(&self) -> &Config {
-        Running::config(self)
-    }
-
-    fn in_flight(&self) -> usize {
-        Running::in_flight(self)
-    }
-
-    fn shutdown(self, timeout: Duration) -> DrainReport {
-        Running::shutdown(self, timeout)
-    }
-}
-
-impl Running {
-    /// The bound address (the real port when started on port 0).
-    pub fn addr(&self) -> SocketAddr {
+impl Twin for Running {
+    fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The effective configuration, with `url` set.
-    pub fn config(&self) -> &Config {
+    fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Requests picked up by a worker and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.count()
+    fn in_flight_counter(&self) -> &InFlight {
+        &self.shared.in_flight
     }
 
-    /// Requests waiting in the queue for a free worker.
-    pub fn waiting(&self) -> usize {
-        self.shared.waiting.len()
+    fn workers_done(&self) -> &mpsc::Receiver<()> {
+        &self.done
     }
 
-    /// Begin the drain: refuse new connections, answer queued requests with 503, and let each
-    /// worker exit once its current request is done. Returns at once.
-    pub fn begin_shutdown(&self) {
+    fn begin_shutdown(&self) {
         let shared = &self.shared;
         {
             let _gate = shared.gate.lock();
@@ -299,17 +280,11 @@ impl Running {
             tracing::warn!("could not close the listening socket: {e}");
         }
     }
+}
 
-    /// Drain: stop accepting, let in-flight requests finish for up to `timeout`, stop the workers.
-    pub fn shutdown(self, timeout: Duration) -> DrainReport {
-        let began = Instant::now();
-        self.begin_shutdown();
-        await_workers(
-            &self.done,
-            usize::from(self.config.workers),
-            began,
-            timeout,
-            &self.shared.in_flight,
-        )
+impl Running {
+    /// Requests waiting in the queue for a free worker.
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.len()
     }
 }

@@ -10,7 +10,10 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::{assert_waves, get, parse_log_line, raw_exchange, ServerProcess};
+use testkit::{
+    assert_waves, done_times, fire_ok, get, parse_log_line, raw_exchange, wait_for, ServerProcess,
+};
+use twin_core::run::Twin;
 use twin_core::{Config, ServerKind};
 
 const T: u64 = 300;
@@ -21,32 +24,10 @@ fn start(workers: u16) -> pool_server::Running {
     pool_server::start(listener, Config::for_tests(ServerKind::Pool, workers, T)).unwrap()
 }
 
-fn burst(server: &pool_server::Running, path: &str, n: usize) -> burst::Burst {
-    let url = format!("http://{}{path}", server.addr());
-    let b = burst::fire_blocking(&url, n, Duration::from_secs(10)).unwrap();
-    for r in &b.results {
-        assert!(r.is_ok() && r.status == Some(200), "{r:?}");
-    }
-    b
-}
-
-fn done_times(b: &burst::Burst) -> Vec<Duration> {
-    b.results.iter().map(|r| r.done.unwrap()).collect()
-}
-
-/// Poll until `n` requests are in flight: a condition, not a guess at how long it takes.
-fn until_in_flight(server: &pool_server::Running, n: usize) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while server.in_flight() < n {
-        assert!(Instant::now() < end, "never saw {n} requests in flight");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn six_blocking_requests_finish_in_three_waves_of_two() {
     let server = start(2);
-    let b = burst(&server, "/io", 6);
+    let b = fire_ok(server.addr(), "/io", 6);
     assert_waves(&done_times(&b), 2, Duration::from_millis(T));
     // Each wave is served by both workers.
     let mut by_done: Vec<_> = b.results.iter().collect();
@@ -59,7 +40,7 @@ fn six_blocking_requests_finish_in_three_waves_of_two() {
 #[test]
 fn async_views_do_not_help_a_blocking_worker() {
     let server = start(2);
-    let b = burst(&server, "/async-io", 6);
+    let b = fire_ok(server.addr(), "/async-io", 6);
     assert_waves(&done_times(&b), 2, Duration::from_millis(T));
 }
 
@@ -67,7 +48,7 @@ fn async_views_do_not_help_a_blocking_worker() {
 fn splitting_the_work_into_concurrent_tasks_does_help() {
     let server = start(2);
     // K = 2 waits of T/2 overlap inside each request: waves every T/2.
-    let b = burst(&server, "/async-io-multi", 6);
+    let b = fire_ok(server.addr(), "/async-io-multi", 6);
     assert_waves(&done_times(&b), 2, Duration::from_millis(T / 2));
 }
 
@@ -78,7 +59,7 @@ fn a_request_waits_while_every_worker_is_busy() {
     let busy: Vec<_> = (0..2)
         .map(|_| thread::spawn(move || get(addr, "/io?ms=500")))
         .collect();
-    until_in_flight(&server, 2);
+    wait_for("2 in flight", || server.in_flight() >= 2);
     let t = Instant::now();
     let health = get(addr, "/healthz");
     let waited = t.elapsed();
@@ -155,7 +136,7 @@ fn a_drain_finishes_in_flight_work_and_refuses_new_connections() {
     let server = start(2);
     let addr = server.addr();
     let slow = thread::spawn(move || get(addr, "/io?ms=400"));
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     server.begin_shutdown();
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
@@ -181,7 +162,7 @@ fn a_drain_that_runs_out_of_time_says_how_many_were_cut_off() {
             Duration::from_secs(5),
         )
     });
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     let report = server.shutdown(Duration::from_millis(100));
     assert!(!report.drained);
     assert_eq!(report.still_in_flight, 1);
@@ -304,7 +285,7 @@ fn a_client_that_disconnects_mid_wait_frees_its_worker() {
     {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         std::io::Write::write_all(&mut s, b"GET /io?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        until_in_flight(&server, 1);
+        wait_for("1 in flight", || server.in_flight() >= 1);
     } // dropped: the client is gone mid-wait
     let t = Instant::now();
     assert_eq!(get(addr, "/io?ms=0").status, 200);
@@ -319,7 +300,7 @@ fn max_queue_turns_requests_away_with_a_503_once_the_queue_is_full() {
     let server = pool_server::start(listener, config).unwrap();
     let addr = server.addr();
     let first = thread::spawn(move || get(addr, "/io?ms=400"));
-    until_in_flight(&server, 1);
+    wait_for("1 in flight", || server.in_flight() >= 1);
     let b = burst::fire_blocking(
         &format!("http://{addr}/io?ms=10"),
         4,
@@ -369,67 +350,12 @@ fn sigterm_during_a_burst_completes_every_picked_up_request_then_exits_zero() {
 
 #[test]
 fn a_drain_cut_off_by_the_timeout_exits_non_zero_and_says_what_was_in_flight() {
-    let mut server = ServerProcess::start(BIN, &["--workers", "2", "--graceful-timeout", "1"]);
-    let addr = server.addr;
-    let _slow = thread::spawn(move || {
-        raw_exchange(
-            addr,
-            b"GET /io?ms=5000 HTTP/1.0\r\n\r\n",
-            Duration::from_secs(8),
-        )
-    });
-    server.log_line(Duration::from_secs(5)).unwrap();
-    server.signal("TERM");
-    let status = server
-        .wait(Duration::from_secs(5))
-        .expect("exits after the timeout");
-    assert_eq!(status.code(), Some(1));
-    assert!(
-        server.stderr().contains("1 request(s) still in flight"),
-        "{}",
-        server.stderr()
-    );
+    testkit::assert_drain_timeout_is_reported(BIN, "/io?ms=5000");
 }
 
 #[test]
 fn out_of_file_descriptors_it_keeps_running_and_recovers() {
-    // A hard limit of 64 descriptors; 80 idle connections exhaust it.
-    let bin = BIN.to_owned();
-    let mut server = ServerProcess::start_with(
-        "bash",
-        &[
-            "-c",
-            &format!("ulimit -n 64 && exec {bin} --port 0 --workers 2"),
-        ],
-    );
-    let addr = server.addr;
-    let idle: Vec<_> = (0..80)
-        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
-        .collect();
-    // While exhausted, a request cannot be accepted; it waits in the listen queue.
-    let waiting = thread::spawn(move || get(addr, "/io?ms=0"));
-    let end = Instant::now() + Duration::from_secs(10);
-    while !server.stderr().contains("accept failed") {
-        assert!(
-            Instant::now() < end,
-            "descriptors never ran out: {}",
-            server.stderr()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    drop(idle);
-    let r = waiting.join().unwrap();
-    assert_eq!(r.status, 200, "recovered once descriptors were free");
-    assert_eq!(get(addr, "/healthz").status, 200);
-    assert!(
-        server.stderr().contains("accept failed"),
-        "{}",
-        server.stderr()
-    );
-    assert!(
-        server.wait(Duration::from_millis(10)).is_none(),
-        "still running"
-    );
+    testkit::assert_recovers_from_descriptor_exhaustion(BIN);
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! - [`raw_exchange`] / [`get`]: HTTP over a plain TCP stream, for bad input a client library
 //!   would refuse to send.
 //! - [`parse_log_line`]: the reference access-log format, as a regular expression.
-//! - [`assert_waves`]: the queueing rule, checked with tolerances that hold on 2 busy cores.
+//! - [`assert_waves`]: the queueing rule, checked with tolerances that hold on 2 busy cores;
+//!   [`fire_ok`] and [`done_times`] to get the times to check.
+//! - [`wait_for`]: wait for a condition (not for a guessed length of time).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -470,4 +472,83 @@ pub fn assert_survives_bad_input(addr: SocketAddr) {
         );
         drop(outcome);
     }
+}
+
+/// Fire `n` requests at once at `http://addr{path}` with `burst`; every one must be a 200.
+pub fn fire_ok(addr: SocketAddr, path: &str, n: usize) -> burst::Burst {
+    let url = format!("http://{addr}{path}");
+    let b = burst::fire_blocking(&url, n, Duration::from_secs(20)).expect("burst");
+    for r in &b.results {
+        assert!(r.is_ok() && r.status == Some(200), "{r:?}");
+    }
+    b
+}
+
+/// Completion times since the release, one per request.
+pub fn done_times(b: &burst::Burst) -> Vec<Duration> {
+    b.results
+        .iter()
+        .map(|r| r.done.expect("completed"))
+        .collect()
+}
+
+/// Poll `cond` every 2 ms until it holds; fail after 10 s, naming `what` was awaited.
+pub fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A drain cut off by `--graceful-timeout 1`: `bin` must exit 1 and say one request was still in
+/// flight. `slow_path` is a request that outlasts the timeout.
+pub fn assert_drain_timeout_is_reported(bin: &str, slow_path: &str) {
+    let mut server = ServerProcess::start(bin, &["--workers", "1", "--graceful-timeout", "1"]);
+    let addr = server.addr;
+    let request = format!("GET {slow_path} HTTP/1.0\r\n\r\n");
+    let _slow =
+        thread::spawn(move || raw_exchange(addr, request.as_bytes(), Duration::from_secs(8)));
+    server
+        .log_line(Duration::from_secs(5))
+        .expect("the slow request was picked up");
+    server.signal("TERM");
+    let status = server
+        .wait(Duration::from_secs(5))
+        .expect("exits after the timeout");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        server.stderr().contains("1 request(s) still in flight"),
+        "{}",
+        server.stderr()
+    );
+}
+
+/// Under `ulimit -n 64`, 80 idle connections exhaust `bin`'s descriptors; a request sent then
+/// must be answered once they close, and the server must still be running.
+pub fn assert_recovers_from_descriptor_exhaustion(bin: &str) {
+    let mut server = ServerProcess::start_with(
+        "bash",
+        &[
+            "-c",
+            &format!("ulimit -n 64 && exec {bin} --port 0 --workers 2"),
+        ],
+    );
+    let addr = server.addr;
+    let idle: Vec<_> = (0..80)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    // While exhausted, a request cannot be accepted; it waits in the listen queue.
+    let waiting = thread::spawn(move || get(addr, "/io?ms=0"));
+    wait_for("the server to run out of descriptors", || {
+        server.stderr().contains("accept failed")
+    });
+    drop(idle);
+    let r = waiting.join().expect("the waiting request");
+    assert_eq!(r.status, 200, "recovered once descriptors were free");
+    assert_eq!(get(addr, "/healthz").status, 200);
+    assert!(
+        server.wait(Duration::from_millis(10)).is_none(),
+        "still running"
+    );
 }

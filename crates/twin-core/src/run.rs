@@ -3,22 +3,47 @@
 //! drain went. Errors are one line on stderr and exit status 1 — never a backtrace.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, ServerArgs};
 use crate::route::ServerKind;
-use crate::shutdown::DrainReport;
+use crate::shutdown::{await_workers, DrainReport, InFlight};
 use crate::{access_log, banner, listener, shutdown};
 
-/// A started twin, as `main` needs to see it.
-pub trait Twin {
+/// A started twin: what `main`, the tests and the drain need, the same for both.
+pub trait Twin: Sized {
+    /// The bound address (the real port when started on port 0).
+    fn addr(&self) -> SocketAddr;
+    /// The effective configuration, with `url` set.
     fn config(&self) -> &Config;
+    /// Counts requests picked up by a worker and not yet answered.
+    fn in_flight_counter(&self) -> &InFlight;
+    /// Receives one message from each worker as it finishes.
+    fn workers_done(&self) -> &mpsc::Receiver<()>;
+    /// Begin the drain: refuse new connections, let each worker finish what it holds and stop.
+    /// Returns at once.
+    fn begin_shutdown(&self);
+
     /// Requests picked up by a worker and not yet answered.
-    fn in_flight(&self) -> usize;
-    /// Stop accepting, let in-flight requests finish for up to `timeout`.
-    fn shutdown(self, timeout: Duration) -> DrainReport;
+    fn in_flight(&self) -> usize {
+        self.in_flight_counter().count()
+    }
+
+    /// Drain: begin, then wait up to `timeout` for every worker to finish.
+    fn shutdown(self, timeout: Duration) -> DrainReport {
+        let began = Instant::now();
+        self.begin_shutdown();
+        await_workers(
+            self.workers_done(),
+            usize::from(self.config().workers),
+            began,
+            timeout,
+            self.in_flight_counter(),
+        )
+    }
 }
 
 /// Run a twin's process to the end. `own_flags` sets the binary's own configuration fields;
