@@ -81,7 +81,7 @@ fn run<const P: u16, T: Twin>(
     } else {
         after.to_string()
     };
-    access_log::init(&config);
+    let _flush = access_log::init(&config);
     let addr = args.addr();
     let listener =
         listener::bind(addr, config.backlog).map_err(|e| listener::bind_error(binary, addr, &e))?;

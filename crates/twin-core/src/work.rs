@@ -14,8 +14,13 @@ pub fn block_for(d: Duration) {
 }
 
 /// An async wait: the task is parked and its thread is free for `d` (like `await asyncio.sleep`).
+/// A zero wait only yields to the loop once, as `asyncio.sleep(0)` does, without a timer.
 pub async fn wait_for(d: Duration) {
-    tokio::time::sleep(d).await;
+    if d.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
 }
 
 /// `tasks` concurrent async waits of `each` (like `asyncio.gather`): done after about `each`.
