@@ -108,6 +108,8 @@ pub struct Flush {
 pub fn init(config: &Config) -> Flush {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue is allocated up front; 8192 lines is plenty for a writer that drains in bulk.
+        .buffered_lines_limit(8192)
         .thread_name("access-log")
         .finish(std::io::BufWriter::new(std::io::stdout()));
     let access = tracing_subscriber::fmt::layer()
