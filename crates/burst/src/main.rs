@@ -287,15 +287,19 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             let pool = Target::parse(&args.pool).await?;
             let event_loop = Target::parse(&args.async_url).await?;
             let servers = [("pool", &pool), ("event-loop", &event_loop)];
+            // On a terminal the progress line is rewritten in place; in a log, one line a cell.
+            let tty = std::io::stderr().is_terminal();
             experiment::compare(
                 &servers,
                 &routes,
                 &sizes,
                 timeout,
                 |done, total, label, e| match e {
-                    None => eprint!("\r[{done}/{total}] {label} …                    "),
+                    None if tty => eprint!("\r\x1b[2K[{done}/{total}] {label} …"),
+                    None => {}
                     Some(e) => eprintln!(
-                        "\r[{done}/{total}] {label}: {:.2} s, {}/{} ok — {}",
+                        "{}[{done}/{total}] {label}: {:.2} s, {}/{} ok — {}",
+                        if tty { "\r\x1b[2K" } else { "" },
                         e.summary.wall_ms / 1000.0,
                         e.summary.ok,
                         e.burst.n,
