@@ -165,6 +165,19 @@ pub struct Burst {
     pub results: Vec<RequestResult>,
 }
 
+impl Burst {
+    /// The time the burst covers: from the release to the last completion (or the wall time,
+    /// if that is later — a timed-out request ends the burst without completing).
+    pub fn span(&self) -> Duration {
+        self.results
+            .iter()
+            .filter_map(|r| r.done)
+            .max()
+            .unwrap_or(self.wall)
+            .max(self.wall)
+    }
+}
+
 /// How to fire.
 #[derive(Debug, Clone, Copy)]
 pub struct FireOptions {

@@ -190,14 +190,7 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
     let label_w = 17;
     let tail_w = 9;
     let bar_w = style.width.saturating_sub(label_w + tail_w).clamp(20, 200);
-    let span = burst
-        .results
-        .iter()
-        .filter_map(|r| r.done)
-        .max()
-        .unwrap_or(burst.wall)
-        .max(burst.wall)
-        .max(Duration::from_millis(1));
+    let span = burst.span().max(Duration::from_millis(1));
     let col = |t: Duration| -> usize {
         ((t.as_secs_f64() / span.as_secs_f64()) * bar_w as f64).round() as usize
     };

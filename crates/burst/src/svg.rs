@@ -308,16 +308,7 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
     let legend_rows = (workers.len() + 2).div_ceil(6) as f64;
     let width = 860.0;
     let height = f.y + f.h + 60.0 + legend_rows * 22.0 + 10.0;
-    let span = burst
-        .results
-        .iter()
-        .filter_map(|r| r.done)
-        .max()
-        .unwrap_or(burst.wall)
-        .max(burst.wall)
-        .as_secs_f64()
-        .max(0.001)
-        * 1.05;
+    let span = burst.span().as_secs_f64().max(0.001) * 1.05;
     let mut s = String::new();
     header(&mut s, width, height, title);
     let _ = writeln!(

@@ -552,3 +552,14 @@ pub fn assert_recovers_from_descriptor_exhaustion(bin: &str) {
         "still running"
     );
 }
+
+/// A thousand connections that send nothing must not keep `addr` from answering at once.
+pub fn assert_idle_connections_do_not_block(addr: SocketAddr) {
+    let idle: Vec<_> = (0..1000)
+        .map(|_| TcpStream::connect(addr).expect("an idle connection"))
+        .collect();
+    let t = Instant::now();
+    assert_eq!(get(addr, "/io?ms=0").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(idle);
+}
