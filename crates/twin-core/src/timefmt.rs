@@ -38,20 +38,19 @@ fn split(at: SystemTime) -> (i64, u32) {
 fn with_second<R>(unix: i64, f: impl FnOnce(&Second) -> R) -> R {
     CACHE.with(|cell| {
         let mut cache = cell.borrow_mut();
-        if cache.as_ref().is_none_or(|s| s.unix != unix) {
-            let t: DateTime<Local> = DateTime::from_timestamp(unix, 0)
-                .unwrap_or_default()
-                .with_timezone(&Local);
-            *cache = Some(Second {
-                unix,
-                log: t.format("%Y-%m-%d %H:%M:%S").to_string(),
-                iso: t.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                offset: t.format("%:z").to_string(),
-            });
-        }
         match cache.as_ref() {
-            Some(second) => f(second),
-            None => unreachable!("filled above"),
+            Some(second) if second.unix == unix => f(second),
+            _ => {
+                let t: DateTime<Local> = DateTime::from_timestamp(unix, 0)
+                    .unwrap_or_default()
+                    .with_timezone(&Local);
+                f(cache.insert(Second {
+                    unix,
+                    log: t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    iso: t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    offset: t.format("%:z").to_string(),
+                }))
+            }
         }
     })
 }
