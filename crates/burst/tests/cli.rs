@@ -188,3 +188,19 @@ fn svg_timeline_and_compare_chart_are_written() {
     assert!(svg.contains("8 requests at once"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_burst_larger_than_the_open_files_limit_is_refused_with_the_reason() {
+    // `ulimit -n 100` lowers the hard limit too, so burst cannot raise it: 500 cannot fit.
+    let server = event_loop(1, 10);
+    let url = format!("http://{}/healthz", server.addr());
+    let out = Command::new("bash")
+        .args(["-c", &format!("ulimit -n 100 && exec {BIN} {url} -n 500")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("open-files limit is 100"), "{err}");
+    assert!(err.contains("fire at most 36"), "{err}");
+}
