@@ -281,10 +281,3 @@ impl Twin for Running {
         }
     }
 }
-
-impl Running {
-    /// Requests waiting in the queue for a free worker.
-    pub fn waiting(&self) -> usize {
-        self.shared.waiting.len()
-    }
-}

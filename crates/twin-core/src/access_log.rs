@@ -60,10 +60,6 @@ pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> Pi
 }
 
 impl PickUp {
-    pub fn worker(&self) -> usize {
-        self.worker
-    }
-
     /// Time since pick-up.
     pub fn elapsed(&self) -> Duration {
         self.clock.elapsed()

@@ -171,10 +171,6 @@ impl Config {
         }
     }
 
-    pub fn task(&self) -> Duration {
-        Duration::from_millis(self.task_ms)
-    }
-
     pub fn graceful_timeout(&self) -> Duration {
         Duration::from_secs(self.graceful_timeout_s)
     }
