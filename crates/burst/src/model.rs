@@ -240,6 +240,42 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A group of completions that belong together: one wave of a burst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wave {
+    /// How many requests finished in it.
+    pub size: usize,
+    /// The first and last completion in it, since the release.
+    #[serde(serialize_with = "as_ms")]
+    pub first: Duration,
+    #[serde(serialize_with = "as_ms")]
+    pub last: Duration,
+}
+
+/// Group completion times into waves: a new wave begins where a completion comes at least half
+/// the service time after the one before it. One wave with a long tail (the cost of many
+/// requests) stays one wave; a second round of service, however late, starts a wave of its own.
+pub fn waves(done: &[Duration], service: Duration) -> Vec<Wave> {
+    let mut sorted = done.to_vec();
+    sorted.sort();
+    let gap = service / 2;
+    let mut out: Vec<Wave> = Vec::new();
+    for t in sorted {
+        match out.last_mut() {
+            Some(w) if t.saturating_sub(w.last) < gap || gap.is_zero() => {
+                w.size += 1;
+                w.last = t;
+            }
+            _ => out.push(Wave {
+                size: 1,
+                first: t,
+                last: t,
+            }),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +380,24 @@ mod tests {
             check(&b, &p).as_predicted,
             "within 100 ms + the 80 ms spread"
         );
+    }
+
+    #[test]
+    fn waves_are_split_by_gaps_of_half_the_service_time() {
+        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+        let s = Duration::from_millis(100);
+        // Four waves of two, out of order.
+        let w = waves(&ms(&[210, 100, 105, 200, 301, 300, 402, 400]), s);
+        let sizes: Vec<usize> = w.iter().map(|w| w.size).collect();
+        assert_eq!(sizes, [2, 2, 2, 2]);
+        assert_eq!(w[1].first, Duration::from_millis(200));
+        assert_eq!(w[1].last, Duration::from_millis(210));
+        // One wave with a long, dense tail stays one wave.
+        let tail: Vec<u64> = (0..60).map(|k| 100 + k).collect();
+        assert_eq!(waves(&ms(&tail), s).len(), 1);
+        // A late straggler is a wave of its own.
+        assert_eq!(waves(&ms(&[100, 101, 102, 160]), s).len(), 2);
+        assert!(waves(&[], s).is_empty());
     }
 
     #[test]

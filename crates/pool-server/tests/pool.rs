@@ -11,7 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use testkit::{
-    assert_waves, done_times, fire_ok, get, parse_log_line, raw_exchange, wait_for, ServerProcess,
+    assert_wave_shape, assert_waves, done_times, fire_ok, get, keep_alive_burst, parse_log_line,
+    raw_exchange, wait_for, CpuHogs, ServerProcess,
 };
 use twin_core::run::Twin;
 use twin_core::{Config, ServerKind};
@@ -364,4 +365,63 @@ fn a_thousand_idle_connections_do_not_tie_up_a_worker() {
     // a client that sends nothing holds no worker.
     let server = start(2);
     testkit::assert_idle_connections_do_not_block(server.addr());
+}
+
+// ---- waves of `workers`, whatever the client does -----------------------------------------
+//
+// tiny_http reads each connection on a reader thread that holds it until the client closes it.
+// Unpatched, a burst that arrived while a reader thread was idle could queue behind it (see
+// vendor/tiny_http/PATCH.md): the pool then served 1 or 2 at a time, not `workers`.
+
+/// T for the keep-alive tests: short, and still far above scheduling noise.
+const KT: u64 = 80;
+
+fn keep_alive_waves(server: &pool_server::Running, n: usize) {
+    let served = keep_alive_burst(server.addr(), "/io", n);
+    let done: Vec<Duration> = served.iter().map(|(t, _)| *t).collect();
+    assert_wave_shape(&done, 4, Duration::from_millis(KT));
+}
+
+#[test]
+fn keep_alive_bursts_come_in_waves_of_workers_after_any_idle_gap() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server =
+        pool_server::start(listener, Config::for_tests(ServerKind::Pool, 4, KT)).unwrap();
+    let addr = server.addr();
+    // The presenter's sequence: one curl, then a burst.
+    assert_eq!(get(addr, "/io?ms=10").status, 200);
+    keep_alive_waves(&server, 16);
+    // Idle past tiny_http's 5 s reader-thread expiry: the condition under test, not a wait.
+    thread::sleep(Duration::from_millis(5_500));
+    keep_alive_waves(&server, 16);
+    // Twenty more, with idle gaps of every length from none to a few hundred ms, some after a
+    // single request.
+    for k in 0..20u64 {
+        if k % 3 == 0 {
+            assert_eq!(get(addr, "/io?ms=0").status, 200);
+        }
+        thread::sleep(Duration::from_millis((k * 37) % 300));
+        keep_alive_waves(&server, 16);
+    }
+}
+
+#[test]
+fn a_hundred_keep_alive_connections_are_answered_in_25_waves() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server =
+        pool_server::start(listener, Config::for_tests(ServerKind::Pool, 4, KT)).unwrap();
+    keep_alive_waves(&server, 100);
+}
+
+#[test]
+fn with_two_busy_cpu_hogs_the_waves_still_hold() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server =
+        pool_server::start(listener, Config::for_tests(ServerKind::Pool, 4, KT)).unwrap();
+    let _hogs = CpuHogs::start(2);
+    keep_alive_waves(&server, 100);
+    keep_alive_waves(&server, 16);
+    // burst's own client (connect all, release, close) too.
+    let b = fire_ok(server.addr(), "/io", 16);
+    assert_wave_shape(&done_times(&b), 4, Duration::from_millis(KT));
 }

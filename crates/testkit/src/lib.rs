@@ -7,13 +7,17 @@
 //! - [`parse_log_line`]: the reference access-log format, as a regular expression.
 //! - [`assert_waves`]: the queueing rule, checked with tolerances that hold on 2 busy cores;
 //!   [`fire_ok`] and [`done_times`] to get the times to check.
+//! - [`keep_alive_burst`]: a burst the way wrk, oha or a browser sends it — every connection
+//!   opened first and kept open after its response; [`assert_wave_shape`] checks its waves.
+//! - [`CpuHogs`]: busy threads that stand in for a loaded laptop.
 //! - [`wait_for`]: wait for a condition (not for a guessed length of time).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -562,4 +566,125 @@ pub fn assert_idle_connections_do_not_block(addr: SocketAddr) {
     assert_eq!(get(addr, "/io?ms=0").status, 200);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     drop(idle);
+}
+
+/// Open `n` connections to `addr`, then send `GET path` (HTTP/1.1, keep-alive) on all of them at
+/// once and read each response; connections stay open until every response is in, as a
+/// benchmarking client's or a browser's would. Returns each request's completion time since the
+/// release and the worker that answered it.
+pub fn keep_alive_burst(addr: SocketAddr, path: &str, n: usize) -> Vec<(Duration, String)> {
+    let streams: Vec<TcpStream> = (0..n)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let go = Arc::new(Barrier::new(n + 1));
+    let release = Arc::new(Mutex::new(None::<Instant>));
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let (go, release) = (go.clone(), release.clone());
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                go.wait();
+                let t0 = release.lock().expect("release").expect("released");
+                s.write_all(request.as_bytes()).expect("send the request");
+                let r = read_one_response(&mut s);
+                let worker = r.header("x-worker").unwrap_or("-").to_owned();
+                // The stream goes back to the caller: it stays open until every response is in.
+                (t0.elapsed(), worker, s)
+            })
+        })
+        .collect();
+    *release.lock().expect("release") = Some(Instant::now());
+    go.wait();
+    let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    let mut out = Vec::with_capacity(n);
+    for j in joined {
+        match j {
+            Ok((done, worker, _open)) => out.push((done, worker)),
+            Err(_) => panic!("a request of the keep-alive burst got no answer within 10 s"),
+        }
+    }
+    out
+}
+
+/// Read exactly one response (head, then `Content-Length` bytes of body) from a kept-open stream.
+fn read_one_response(s: &mut TcpStream) -> RawResponse {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(r) = parse_response(&buf) {
+            let want: usize = r
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if r.body.len() >= want {
+                return r;
+            }
+        }
+        let k = s.read(&mut chunk).expect("read a response");
+        assert!(k > 0, "the server closed a keep-alive connection before answering");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+/// Check a burst's waves by their shape, so the check holds however long the burst: completions
+/// fall into ⌈n/per_wave⌉ waves (split by gaps of half a `period`) of `per_wave` each, the
+/// first about one `period` after the release and each next one about a `period` later.
+pub fn assert_wave_shape(done: &[Duration], per_wave: usize, period: Duration) {
+    let waves = burst::model::waves(done, period);
+    let sizes: Vec<usize> = waves.iter().map(|w| w.size).collect();
+    let mut expected = vec![per_wave; done.len() / per_wave];
+    if done.len() % per_wave != 0 {
+        expected.push(done.len() % per_wave);
+    }
+    assert_eq!(sizes, expected, "wave sizes; waves: {waves:?}");
+    let slack = Duration::from_millis(15);
+    let mut before = Duration::ZERO;
+    for (k, w) in waves.iter().enumerate() {
+        let step = w.first.saturating_sub(before);
+        assert!(
+            step + slack >= period && step < period + period / 2,
+            "wave {k} began {step:?} after the one before, expected {period:?}; waves: {waves:?}"
+        );
+        before = w.first;
+    }
+}
+
+/// Threads that keep CPUs busy until dropped: the tests' stand-in for a presenter's laptop
+/// running a browser, a video call and a build.
+#[derive(Debug)]
+pub struct CpuHogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl CpuHogs {
+    pub fn start(n: usize) -> CpuHogs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005) + 1);
+                        }
+                    }
+                })
+            })
+            .collect();
+        CpuHogs { stop, threads }
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }

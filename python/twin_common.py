@@ -1,0 +1,346 @@
+"""The plumbing both Python apps share, so flask_app.py and fastapi_app.py show mainly routes.
+
+A port of the Rust twins' twin-core: the route catalogue (route.rs), parameter checks (request.rs),
+the bodies (reply.rs) and the access-log line (access_log.rs), so that gunicorn + Flask and
+uvicorn + FastAPI answer byte for byte like pool-server and async-server.
+"""
+
+import fcntl
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from urllib.parse import parse_qsl
+
+# The configuration, as a launcher sets it: the twins' --task-ms and --multi-tasks. (TWIN_WORKERS,
+# their --workers, is read in index(), once gunicorn's post_fork hook has set the count in force.)
+TASK_MS = int(os.environ.get("TWIN_TASK_MS", "1000"))  # T
+MULTI_TASKS = int(os.environ.get("TWIN_MULTI_TASKS", "2"))  # K
+URL = os.environ.get("TWIN_URL")  # where the server listens, e.g. http://127.0.0.1:8000
+MAX_MS, MAX_TASKS = 60_000, 1000
+BACKLOG = 2048  # gunicorn's and uvicorn's default listen queue, as the twins'
+if not (0 <= TASK_MS <= MAX_MS and 1 <= MULTI_TASKS <= MAX_TASKS):
+    sys.exit(f"TWIN_TASK_MS must be 0..={MAX_MS} and TWIN_MULTI_TASKS 1..={MAX_TASKS}")
+
+ABOUT = {
+    "pool": "WSGI: a fixed pool of blocking workers, one request each (gunicorn sync workers + Flask)",
+    "event-loop": "ASGI: event loops that hold many waiting requests each (uvicorn workers + FastAPI)",
+}
+
+INDEX = "this server's kind, pid, configuration and route table (JSON)"
+HEALTHZ = "200 ok at once; not in the access log unless --log-healthz"
+
+# path: (parameters, what it does on a pool, what it does on an event loop), in the order GET / lists them.
+ROUTES = {
+    "/io": (
+        ("ms",),
+        "blocking wait of T: the worker is tied up for T",
+        (
+            "blocking wait of T on the loop's bounded thread pool (--threadpool slots, like a "
+            "FastAPI `def` route); the loop stays free, and beyond the slots requests queue"
+        ),
+    ),
+    "/async-io": (
+        ("ms",),
+        (
+            "async view, Flask-style: a fresh event loop inside the worker awaits T; the worker "
+            "is tied up all the same"
+        ),
+        "awaits one async wait of T; the loop serves others meanwhile",
+    ),
+    "/async-io-multi": (
+        ("ms", "tasks"),
+        "fresh event loop, K concurrent waits of T/K: the worker is tied up only ~T/K",
+        "K concurrent async waits of T/K on the event loop",
+    ),
+    "/async-io-blocking": (
+        ("ms",),
+        "async task that calls a blocking wait of T: on a pool worker no different from /io",
+        (
+            "the classic mistake: an async handler that blocks for T, freezing its event loop "
+            "and every request on it"
+        ),
+    ),
+    "/cpu": (
+        ("ms",),
+        "busy CPU work for T: the worker is tied up for T",
+        "busy CPU work for T on the event loop: async does not help CPU-bound work",
+    ),
+    "/": ((), INDEX, INDEX),
+    "/healthz": ((), HEALTHZ, HEALTHZ),
+}
+
+
+def describe(path: str, kind: str) -> str:
+    return ROUTES[path][1 if kind == "pool" else 2]
+
+
+# --- /cpu: a fixed amount of work, not "spin until the clock says T" -------------------------
+
+
+def cpu_work(units: int) -> int:
+    """Busy CPU work: `units` steps of a Park-Miller random number generator."""
+    x = 1
+    for _ in range(units):
+        x = x * 48271 % 2147483647
+    return x
+
+
+def _calibrate(units: int = 100_000) -> int:
+    """Units per millisecond on one core. Timed in CPU time, best of 3, so it holds even while
+    the other workers start (and calibrate) on the same cores."""
+    best = math.inf
+    for _ in range(3):
+        t = time.process_time()
+        cpu_work(units)
+        best = min(best, time.process_time() - t)
+    return round(units / (best * 1000))
+
+
+CPU_UNITS_PER_MS = _calibrate()
+
+
+# --- Which worker this is ------------------------------------------------------------------------
+
+
+def worker_name() -> str:
+    """`workerK`: gunicorn.conf.py's post_fork hook, or claim_worker_index(), sets TWIN_WORKER."""
+    return f"worker{os.environ.get('TWIN_WORKER', '0')}"
+
+
+_slots = None  # the open lock file: closing it would drop our lock
+
+
+def claim_worker_index() -> None:
+    """For uvicorn, which neither numbers its workers nor has a per-worker hook: each worker process
+    takes the lowest index no live sibling holds, by locking one byte of a shared file. The kernel
+    drops a lock when its process dies, so a worker that uvicorn restarts takes the dead one's index
+    again (a spawn counter would only ever grow). Each server's workers lock bytes from their
+    supervisor's pid × 4096 on, so servers side by side keep apart, and no file is left per run."""
+    global _slots
+    parent = multiprocessing.parent_process()  # uvicorn's supervisor; None with --workers 1
+    if parent is None:
+        os.environ.update(TWIN_WORKER="0", TWIN_WORKERS="1")
+        return
+    _slots = open(os.path.join(tempfile.gettempdir(), "twin-uvicorn-workers.lock"), "ab")
+    for k in range(4096):
+        try:
+            fcntl.lockf(_slots, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, parent.pid * 4096 + k)
+        except OSError:
+            continue
+        os.environ["TWIN_WORKER"] = str(k)
+        return
+    sys.exit("no free worker index below 4096")
+
+
+# --- Pick-up: the log line, then the decision (request.rs) ----------------------------------------
+
+
+class Reject(Exception):
+    """An answer without work: 400, 404 or 405, with the twins' JSON body."""
+
+    def __init__(self, status: int, body: dict, headers: dict | None = None):
+        super().__init__(body["error"])
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+@dataclass
+class Job:
+    """A request a worker has picked up, with its validated T and K."""
+
+    kind: str
+    route: str
+    ms: int
+    tasks: int
+    started: datetime  # wall clock at pick-up, as logged
+    clock: float  # perf_counter at pick-up
+    elapsed_ms: float | None = None  # set by done()
+
+    @property
+    def seconds(self) -> float:
+        """T, in seconds."""
+        return self.ms / 1000
+
+    @property
+    def slice(self) -> float:
+        """T/K, in seconds: the length of each of the K concurrent waits."""
+        return self.ms / self.tasks / 1000
+
+    @property
+    def cpu_units(self) -> int:
+        """The CPU work that takes T on one free core."""
+        return round(self.ms * CPU_UNITS_PER_MS)
+
+    def since_pick_up(self) -> float:
+        return millis(time.perf_counter() - self.clock)
+
+    def done(self, **extra) -> dict:
+        """The body of a finished work route (reply.rs, Reply::work)."""
+        elapsed = time.perf_counter() - self.clock
+        self.elapsed_ms = millis(elapsed)
+        return {
+            "server": self.kind,
+            "route": self.route,
+            "worker": worker_name(),
+            "pid": os.getpid(),
+            "ms": self.ms,
+            "tasks": self.tasks,
+            "started": rfc3339(self.started),
+            "finished": rfc3339(self.started + timedelta(seconds=elapsed)),
+            "elapsed_ms": self.elapsed_ms,
+            **extra,
+            "what_happened": describe(self.route, self.kind),
+        }
+
+
+def pick_up(kind: str, method: str, target: str) -> Job:
+    """A worker has just picked up `method target` (the target as sent): write the access-log line,
+    then answer 404, 405 or 400 by raising Reject, or return the Job."""
+    started, clock = datetime.now().astimezone(), time.perf_counter()
+    path, query = split_target(target)
+    if path != "/healthz":
+        stamp = started.strftime("%Y-%m-%d %H:%M:%S")
+        # One write() per line, as the worker processes share stdout: print() writes the text and
+        # the newline apart under PYTHONUNBUFFERED=1 (set in most containers), and lines interleave.
+        sys.stdout.write(
+            f"[{stamp}] [{os.getpid()}-{worker_name()}] {method} {printable(target)}\n"
+        )
+        sys.stdout.flush()
+    if path not in ROUTES:
+        raise Reject(404, {"error": "not found", "path": path, "routes": list(ROUTES)})
+    if method != "GET":
+        body = {"error": "method not allowed", "method": method, "path": path, "allowed": "GET"}
+        raise Reject(405, body, {"Allow": "GET"})
+    ms, tasks = parse_params(path, query)
+    return Job(kind, path, ms, tasks, started, clock)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """`/io?ms=5` (or absolute-form `http://host/io?ms=5`) -> ("/io", "ms=5")."""
+    scheme, sep, rest = target.partition("://")
+    if sep and "/" not in scheme:
+        target = rest[min([rest.index(c) for c in "/?" if c in rest], default=len(rest)) :]
+    path, _, query = target.partition("?")
+    return path or "/", query
+
+
+def parse_params(path: str, query: str) -> tuple[int, int]:
+    """T and K from the query. Out of range is rejected, never clamped."""
+    names = ROUTES[path][0]
+    seen = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in names:
+            allowed = ", ".join(names) or f"{path} takes no parameters"
+            raise bad_request(path, "unknown parameter", name, value, allowed)
+        if name in seen:
+            raise bad_request(
+                path, "parameter given more than once", name, value, "each parameter at most once"
+            )
+        if name == "ms":
+            low, high, allowed = 0, MAX_MS, f"integer milliseconds 0..={MAX_MS}"
+        else:
+            low, high, allowed = 1, MAX_TASKS, f"integer number of tasks 1..={MAX_TASKS}"
+        # Only plain ASCII digits: no sign, no spaces, no fractions.
+        if not (value.isascii() and value.isdigit()):
+            raise bad_request(path, "not a whole number", name, value, allowed)
+        digits = value.lstrip("0") or "0"
+        n = int(digits) if len(digits) < 20 else high + 1  # int() refuses over 4300 digits
+        if not low <= n <= high:
+            raise bad_request(path, "out of range", name, value, allowed)
+        seen[name] = n
+    tasks = seen.get("tasks", MULTI_TASKS) if path == "/async-io-multi" else 1
+    return seen.get("ms", TASK_MS), tasks
+
+
+def bad_request(path, error, parameter, received, allowed) -> Reject:
+    body = {
+        "error": error,
+        "route": path,
+        "parameter": parameter,
+        "received": received,
+        "allowed": allowed,
+    }
+    return Reject(400, body)
+
+
+# --- Bodies, headers, times ---------------------------------------------------------------------
+
+
+def headers(job: Job | None) -> dict:
+    """Every answer names its worker; a finished work route also gives its time."""
+    h = {"X-Worker": worker_name()}
+    if job is not None and job.elapsed_ms is not None:
+        h["Server-Timing"] = f"app;dur={job.elapsed_ms:.1f}"
+    return h
+
+
+def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=None) -> dict:
+    """GET /: the twins' configuration document, with the same keys where they apply, plus the
+    Python servers' own figures (cores, cpu_units_per_ms). None values are left out. `server` is
+    "gunicorn + Flask" or "uvicorn + FastAPI": `version` gives the versions of those packages."""
+    packages = [f"{p} {version(p)}" for p in server.split(" + ")]
+    doc = {
+        "kind": kind,
+        "url": url,
+        "version": ", ".join(packages + [f"Python {platform.python_version()}"]),
+        "pid": os.getpid(),
+        "workers": int(os.environ.get("TWIN_WORKERS", "4")),
+        "task_ms": TASK_MS,
+        "multi_tasks": MULTI_TASKS,
+        "max_ms": MAX_MS,
+        "max_tasks": MAX_TASKS,
+        "threadpool": threadpool,
+        "open_files": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "backlog": BACKLOG,
+        "log_ms": False,
+        "log_finish": False,
+        "log_healthz": False,
+        "graceful_timeout_s": graceful_timeout_s,
+        "cores": os.cpu_count(),
+        "cpu_units_per_ms": CPU_UNITS_PER_MS,
+        "server": server,
+        "about": ABOUT[kind],
+        "routes": [
+            {
+                "path": path,
+                "method": "GET",
+                "params": list(params),
+                "description": describe(path, kind),
+                "example": f"curl -s '{url}{path}{example_query(path)}'",
+            }
+            for path, (params, *_) in ROUTES.items()
+        ],
+    }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def example_query(path: str) -> str:
+    return {"/async-io-multi": "?ms=1000&tasks=2", "/": "", "/healthz": ""}.get(path, "?ms=1000")
+
+
+def millis(seconds: float) -> float:
+    """Milliseconds with one decimal, as the bodies and Server-Timing show them."""
+    return math.floor(seconds * 10_000 + 0.5) / 10
+
+
+def rfc3339(t: datetime) -> str:
+    """`2024-10-29T17:04:15.123+01:00`"""
+    return t.isoformat(timespec="milliseconds")
+
+
+def printable(target: str) -> str:
+    """The target as the log shows it: control characters escaped (a request must not forge log
+    lines), a long one cut after 512 characters."""
+    escape = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+    shown = "".join(
+        escape.get(c, f"\\u{{{ord(c):x}}}") if ord(c) < 32 or 127 <= ord(c) < 160 else c
+        for c in target[:512]
+    )
+    return shown if len(target) <= 512 else f"{shown}…({len(target.encode())} bytes)"
