@@ -11,7 +11,7 @@ from typing import Annotated
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
 
 import twin_common as twin
@@ -35,9 +35,10 @@ app = FastAPI(lifespan=lifespan, default_response_class=JSON)
 
 class PickUp:
     """ASGI middleware: the access-log line, as this event loop picks the request up; then 404, 405
-    or 400 as the twins answer them, or the request goes on to its route with its job in
-    request.state. (Plain ASGI: @app.middleware("http") runs the route in a task of its own, which
-    holds back responses while /async-io-blocking freezes the loop, and blurs the waves.)"""
+    or 400 (204 for /favicon.ico) as the twins answer them, or on to the route with its job in
+    request.state. Plain ASGI, because @app.middleware("http") runs the route in a task of its
+    own, which holds responses back while /async-io-blocking freezes the loop and blurs the waves.
+    """
 
     def __init__(self, app):
         self.app = app
@@ -49,13 +50,16 @@ class PickUp:
         if query := scope["query_string"].decode(errors="replace"):
             target += "?" + query
         try:
-            job = scope.setdefault("state", {})["job"] = twin.pick_up(
-                "event-loop", scope["method"], target
-            )
+            job = twin.pick_up("event-loop", scope["method"], target)
         except twin.Reject as e:
-            return await JSON(e.body, e.status, twin.headers(None) | e.headers)(
-                scope, receive, send
-            )
+            answer = JSON if e.body is not None else Response  # 204 for /favicon.ico: no body
+            response = answer(e.body, e.status, twin.headers(None) | e.headers)
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["job"] = job
+        if scope["method"] == "HEAD":
+            # Route HEAD as GET, as the twins and Flask do (FastAPI's @app.get alone says 405);
+            # uvicorn, which keeps the original scope, leaves the body out.
+            scope = dict(scope, method="GET")
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -111,6 +115,8 @@ async def cpu(job: Job):
 @app.get("/")
 async def index(request: Request):
     url = twin.URL or "http://{}:{}".format(*request.scope["server"])  # the address it listens on
+    if twin.wants_html(request.headers.get("accept")):  # a browser: a small page of links
+        return HTMLResponse(twin.index_page("event-loop", url, "uvicorn + FastAPI"))
     threadpool = to_thread.current_default_thread_limiter().total_tokens  # anyio's default, 40
     return twin.index("event-loop", url, "uvicorn + FastAPI", threadpool=threadpool)
 

@@ -24,7 +24,7 @@ def pick_up():
 
 @app.errorhandler(twin.Reject)
 def reject(e: twin.Reject):
-    return e.body, e.status, e.headers
+    return e.body or "", e.status, e.headers
 
 
 @app.after_request
@@ -69,6 +69,8 @@ def cpu():
 @app.get("/")
 def index():
     url = twin.URL or request.host_url.rstrip("/")
+    if twin.wants_html(request.headers.get("Accept")):  # a browser: a small page of links
+        return twin.index_page("pool", url, "gunicorn + Flask")
     # graceful_timeout_s: gunicorn's default --graceful-timeout, as the twins' --graceful-timeout.
     return twin.index("pool", url, "gunicorn + Flask", graceful_timeout_s=30)
 

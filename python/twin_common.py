@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from importlib.metadata import version
 from urllib.parse import parse_qsl
 
@@ -25,19 +26,24 @@ TASK_MS = int(os.environ.get("TWIN_TASK_MS", "1000"))  # T
 MULTI_TASKS = int(os.environ.get("TWIN_MULTI_TASKS", "2"))  # K
 URL = os.environ.get("TWIN_URL")  # where the server listens, e.g. http://127.0.0.1:8000
 MAX_MS, MAX_TASKS = 60_000, 1000
+FAVICON = "/favicon.ico"  # the browser's icon: 204 at once, and no log line
+TEXT = "text/plain; charset=utf-8"
 BACKLOG = 2048  # gunicorn's and uvicorn's default listen queue, as the twins'
 if not (0 <= TASK_MS <= MAX_MS and 1 <= MULTI_TASKS <= MAX_TASKS):
     sys.exit(f"TWIN_TASK_MS must be 0..={MAX_MS} and TWIN_MULTI_TASKS 1..={MAX_TASKS}")
 
-ABOUT = {
-    "pool": "WSGI: a fixed pool of blocking workers, one request each (gunicorn sync workers + Flask)",
-    "event-loop": "ASGI: event loops that hold many waiting requests each (uvicorn workers + FastAPI)",
+ABOUT = {  # the twins' taglines, for the originals
+    "pool": "WSGI: a fixed pool of blocking workers, one request each "
+    "(gunicorn sync workers + Flask)",
+    "event-loop": "ASGI: event loops that hold many waiting requests each "
+    "(uvicorn workers + FastAPI)",
 }
 
 INDEX = "this server's kind, pid, configuration and route table (JSON)"
 HEALTHZ = "200 ok at once; not in the access log unless --log-healthz"
 
-# path: (parameters, what it does on a pool, what it does on an event loop), in the order GET / lists them.
+# path: (parameters, what it does on a pool, on an event loop), in the order GET / lists them;
+# the texts are the twins' (route.rs), so `what_happened` reads the same.
 ROUTES = {
     "/io": (
         ("ms",),
@@ -105,6 +111,7 @@ def _calibrate(units: int = 100_000) -> int:
 
 
 CPU_UNITS_PER_MS = _calibrate()
+CORES = len(os.sched_getaffinity(0))  # the cores this process may run on, as the twins count them
 
 
 # --- Which worker this is ------------------------------------------------------------------------
@@ -144,10 +151,10 @@ def claim_worker_index() -> None:
 
 
 class Reject(Exception):
-    """An answer without work: 400, 404 or 405, with the twins' JSON body."""
+    """An answer without work: 400, 404 or 405 with the twins' JSON body, or 204 with none."""
 
-    def __init__(self, status: int, body: dict, headers: dict | None = None):
-        super().__init__(body["error"])
+    def __init__(self, status: int, body: dict | None, headers: dict | None = None):
+        super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
 
 
@@ -162,6 +169,7 @@ class Job:
     started: datetime  # wall clock at pick-up, as logged
     clock: float  # perf_counter at pick-up
     elapsed_ms: float | None = None  # set by done()
+    pool_wait_ms: float | None = None  # FastAPI's /io: the wait for a thread, set by done()
 
     @property
     def seconds(self) -> float:
@@ -181,11 +189,11 @@ class Job:
     def since_pick_up(self) -> float:
         return millis(time.perf_counter() - self.clock)
 
-    def done(self, **extra) -> dict:
+    def done(self, pool_wait_ms: float | None = None) -> dict:
         """The body of a finished work route (reply.rs, Reply::work)."""
         elapsed = time.perf_counter() - self.clock
-        self.elapsed_ms = millis(elapsed)
-        return {
+        self.elapsed_ms, self.pool_wait_ms = millis(elapsed), pool_wait_ms
+        body = {
             "server": self.kind,
             "route": self.route,
             "worker": worker_name(),
@@ -195,17 +203,18 @@ class Job:
             "started": rfc3339(self.started),
             "finished": rfc3339(self.started + timedelta(seconds=elapsed)),
             "elapsed_ms": self.elapsed_ms,
-            **extra,
+            "pool_wait_ms": pool_wait_ms,
             "what_happened": describe(self.route, self.kind),
         }
+        return {k: v for k, v in body.items() if v is not None}
 
 
 def pick_up(kind: str, method: str, target: str) -> Job:
     """A worker has just picked up `method target` (the target as sent): write the access-log line,
-    then answer 404, 405 or 400 by raising Reject, or return the Job."""
+    then answer 204, 404, 405 or 400 by raising Reject, or return the Job."""
     started, clock = datetime.now().astimezone(), time.perf_counter()
     path, query = split_target(target)
-    if path != "/healthz":
+    if path not in (FAVICON, "/healthz"):
         stamp = started.strftime("%Y-%m-%d %H:%M:%S")
         # One write() per line, as the worker processes share stdout: print() writes the text and
         # the newline apart under PYTHONUNBUFFERED=1 (set in most containers), and lines interleave.
@@ -213,11 +222,14 @@ def pick_up(kind: str, method: str, target: str) -> Job:
             f"[{stamp}] [{os.getpid()}-{worker_name()}] {method} {printable(target)}\n"
         )
         sys.stdout.flush()
+    if path == FAVICON:
+        raise Reject(204, None, {"Content-Type": TEXT})
     if path not in ROUTES:
         raise Reject(404, {"error": "not found", "path": path, "routes": list(ROUTES)})
-    if method != "GET":
-        body = {"error": "method not allowed", "method": method, "path": path, "allowed": "GET"}
-        raise Reject(405, body, {"Allow": "GET"})
+    if method not in ("GET", "HEAD"):  # HEAD is GET without the body, as Flask has it
+        allowed = "GET, HEAD"
+        body = {"error": "method not allowed", "method": method, "path": path, "allowed": allowed}
+        raise Reject(405, body, {"Allow": allowed})
     ms, tasks = parse_params(path, query)
     return Job(kind, path, ms, tasks, started, clock)
 
@@ -247,7 +259,10 @@ def parse_params(path: str, query: str) -> tuple[int, int]:
             low, high, allowed = 0, MAX_MS, f"integer milliseconds 0..={MAX_MS}"
         else:
             low, high, allowed = 1, MAX_TASKS, f"integer number of tasks 1..={MAX_TASKS}"
-        # Only plain ASCII digits: no sign, no spaces, no fractions.
+        # A negative whole number is a number, just not one in range.
+        if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
+            raise bad_request(path, "out of range", name, value, allowed)
+        # Otherwise only plain ASCII digits: no sign, no spaces, no fractions.
         if not (value.isascii() and value.isdigit()):
             raise bad_request(path, "not a whole number", name, value, allowed)
         digits = value.lstrip("0") or "0"
@@ -278,13 +293,15 @@ def headers(job: Job | None) -> dict:
     h = {"X-Worker": worker_name()}
     if job is not None and job.elapsed_ms is not None:
         h["Server-Timing"] = f"app;dur={job.elapsed_ms:.1f}"
+        if job.pool_wait_ms is not None:  # the part of it spent waiting for a thread
+            h["Server-Timing"] += f", pool-wait;dur={job.pool_wait_ms:.1f}"
     return h
 
 
 def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=None) -> dict:
-    """GET /: the twins' configuration document, with the same keys where they apply, plus the
-    Python servers' own figures (cores, cpu_units_per_ms). None values are left out. `server` is
-    "gunicorn + Flask" or "uvicorn + FastAPI": `version` gives the versions of those packages."""
+    """GET /: the twins' configuration document, with the same keys where they apply (None values
+    are left out). `server` is "gunicorn + Flask" or "uvicorn + FastAPI": `version` gives the
+    versions of those packages."""
     packages = [f"{p} {version(p)}" for p in server.split(" + ")]
     doc = {
         "kind": kind,
@@ -296,6 +313,8 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
         "multi_tasks": MULTI_TASKS,
         "max_ms": MAX_MS,
         "max_tasks": MAX_TASKS,
+        "cores": CORES,
+        "cpu_units_per_ms": CPU_UNITS_PER_MS,
         "threadpool": threadpool,
         "open_files": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "backlog": BACKLOG,
@@ -303,8 +322,6 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
         "log_finish": False,
         "log_healthz": False,
         "graceful_timeout_s": graceful_timeout_s,
-        "cores": os.cpu_count(),
-        "cpu_units_per_ms": CPU_UNITS_PER_MS,
         "server": server,
         "about": ABOUT[kind],
         "routes": [
@@ -319,6 +336,42 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
         ],
     }
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def wants_html(accept: str | None) -> bool:
+    """Does the Accept header ask for a web page first (a browser), rather than anything (curl)?"""
+    return (accept or "").split(",")[0].strip().startswith("text/html")
+
+
+def index_page(kind: str, url: str, server: str) -> str:
+    """GET / from a browser: what this server is, its routes as links, and why the waves are for
+    curl and burst to show (reply.rs, Reply::index_html)."""
+    rows = ""
+    for path in ROUTES:
+        href = path + example_query(path)
+        rows += (
+            f'<tr><td><a href="{href}">{href}</a></td><td>{html(describe(path, kind))}</td></tr>\n'
+        )
+    workers = int(os.environ.get("TWIN_WORKERS", "4"))
+    noun = "sync worker" if kind == "pool" else "event loop"
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{server}</title>\n<style>body{{font:18px/1.5 system-ui,sans-serif;"
+        "max-width:60em;margin:2em auto;padding:0 1em}td{padding:.2em 1em .2em 0;"
+        "vertical-align:top}code{background:#eee;padding:0 .3em}</style></head><body>\n"
+        f"<h1>{server}</h1>\n<p>{html(ABOUT[kind])}</p>\n"
+        f"<p>{workers} {noun}{'s' if workers != 1 else ''}, T = {TASK_MS} ms, K = {MULTI_TASKS}; "
+        f"pid {os.getpid()}.</p>\n"
+        "<p><strong>Use curl or burst to see the waves</strong>, not this browser: a browser sends "
+        "about 6 requests at a time to one host and would fake them. "
+        f"<code>burst {html(url)}/io</code> fires 16 at once.</p>\n"
+        f"<table>\n{rows}</table>\n<p>The configuration as JSON: "
+        f"<code>curl -s {html(url)}/</code></p>\n</body></html>\n"
+    )
+
+
+def html(s: str) -> str:
+    return escape(s, quote=False).replace('"', "&quot;")  # as the twins: not the apostrophe
 
 
 def example_query(path: str) -> str:

@@ -12,6 +12,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{Response, StatusCode};
 use axum::Router;
+use twin_core::request::wants_html;
 use twin_core::shutdown::InFlight;
 use twin_core::{
     access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
@@ -44,21 +45,28 @@ async fn handle(State(st): State<LoopState>, request: Request) -> Response<Body>
     let target = request.uri().to_string();
     let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
     let over = over_limits(&request, &target);
+    let html = wants_html(
+        request
+            .headers()
+            .get("accept")
+            .and_then(|v| v.to_str().ok()),
+    );
     // A waiting request keeps only what it needs, not the whole request.
     drop(request);
     let dispatched = match over {
         Some(reply) => Dispatch::Reply(reply),
-        None => dispatch(method.as_str(), &target, config),
+        None => dispatch(method.as_str(), &target, html, config),
     };
     let reply = match dispatched {
         Dispatch::Reply(reply) => reply,
         Dispatch::Work(job) => {
-            let pool_wait = run(&job).await;
+            let spent = run(&job, config).await;
             let report = WorkReport {
                 worker: st.worker,
                 started: pickup.at,
                 elapsed: pickup.elapsed(),
-                pool_wait,
+                pool_wait: spent.pool_wait,
+                cpu: spent.cpu,
             };
             Reply::work(config, &job, &report)
         }
@@ -84,8 +92,16 @@ fn over_limits(request: &Request, target: &str) -> Option<Reply> {
     limits::check(target.len(), headers.len(), head_bytes, body_bytes)
 }
 
-/// The route's work on this event loop. Returns how long `/io` waited for a thread-pool slot.
-async fn run(job: &Job) -> Option<Duration> {
+/// What a route's work spent besides its own time: a wait for a thread-pool slot (`/io`), CPU
+/// time (`/cpu`).
+#[derive(Debug, Default)]
+struct Spent {
+    pool_wait: Option<Duration>,
+    cpu: Option<Duration>,
+}
+
+/// The route's work on this event loop.
+async fn run(job: &Job, config: &Config) -> Spent {
     match job.route {
         // A FastAPI `def` route: the blocking wait goes to the loop's bounded thread pool
         // (--threadpool slots); the loop itself stays free. Beyond the slots, requests queue.
@@ -97,28 +113,31 @@ async fn run(job: &Job) -> Option<Duration> {
                 work::block_for(wait);
                 waited
             });
-            slot.await.ok()
+            Spent {
+                pool_wait: slot.await.ok(),
+                cpu: None,
+            }
         }
         Route::AsyncIo => {
             work::wait_for(job.wait).await;
-            None
+            Spent::default()
         }
         Route::AsyncIoMulti => {
             work::wait_concurrently(job.slice(), job.tasks).await;
-            None
+            Spent::default()
         }
         // The classic mistake, on purpose: a blocking call inside an async handler freezes this
         // event loop — and every request on it — for T.
         Route::AsyncIoBlocking => {
             work::block_for(job.wait);
-            None
+            Spent::default()
         }
         // CPU work holds the loop just the same: async does not help CPU-bound work.
-        Route::Cpu => {
-            work::burn_cpu(job.wait);
-            None
-        }
-        Route::Index | Route::Healthz => None,
+        Route::Cpu => Spent {
+            pool_wait: None,
+            cpu: work::burn_cpu(job.wait, config.cpu_units_per_ms),
+        },
+        Route::Index | Route::Healthz => Spent::default(),
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,13 +41,26 @@ impl fmt::Display for FireError {
 impl std::error::Error for FireError {}
 
 impl Target {
-    /// Parse and resolve `url`. Only `http://` on a host that resolves is accepted.
+    /// Parse and resolve `url`. Only `http://` on a host that resolves is accepted; a URL with no
+    /// scheme at all (`127.0.0.1:8000/io`) is taken to mean `http://`.
     pub async fn parse(url: &str) -> Result<Target, FireError> {
+        let with_scheme;
+        let url = if url.contains("://") {
+            url
+        } else {
+            with_scheme = format!("http://{url}");
+            &with_scheme
+        };
         let bad = |why: &str| FireError(format!("bad URL {url:?}: {why}"));
         let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some(other) => return Err(bad(&format!("scheme {other}: only http:// is supported"))),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "scheme {other}: only http:// is supported (the twins speak plain HTTP), \
+                     e.g. http://127.0.0.1:8000/io"
+                )))
+            }
             None => return Err(bad("it needs http://, e.g. http://127.0.0.1:8000/io")),
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
@@ -117,6 +131,11 @@ pub struct RequestResult {
     pub worker: Option<String>,
     /// The server's own time for the request, from `Server-Timing: app;dur=…`.
     pub server_ms: Option<f64>,
+    /// The part of `server_ms` spent waiting for a thread-pool slot (`pool-wait;dur=…`, the
+    /// event-loop twin's `/io`): waiting, not service.
+    pub pool_wait_ms: Option<f64>,
+    /// CPU time the server's work took (`cpu;dur=…`, on `/cpu`).
+    pub cpu_ms: Option<f64>,
     pub outcome: Outcome,
 }
 
@@ -132,6 +151,8 @@ impl RequestResult {
             bytes: 0,
             worker: None,
             server_ms: None,
+            pool_wait_ms: None,
+            cpu_ms: None,
             outcome: Outcome::Ok,
         }
     }
@@ -141,11 +162,21 @@ impl RequestResult {
         self.done.map(|d| d.saturating_sub(self.sent))
     }
 
-    /// Time not accounted for by the server's own work: queueing for a worker, mostly.
+    /// How long the request was being served: the server's own time less any wait for a
+    /// thread-pool slot inside it.
+    pub fn served(&self) -> Option<Duration> {
+        let ms = self.server_ms? - self.pool_wait_ms.unwrap_or(0.0);
+        Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    }
+
+    /// When serving began, since the release: the one definition every view draws from.
+    pub fn service_started(&self) -> Option<Duration> {
+        Some(self.done?.saturating_sub(self.served()?).max(self.sent))
+    }
+
+    /// Time spent waiting rather than being served: for a worker, a loop or a thread-pool slot.
     pub fn waiting(&self) -> Option<Duration> {
-        let latency = self.latency()?;
-        let served = Duration::from_secs_f64(self.server_ms? / 1000.0);
-        Some(latency.saturating_sub(served))
+        Some(self.service_started()?.saturating_sub(self.sent))
     }
 
     pub fn is_ok(&self) -> bool {
@@ -179,11 +210,13 @@ impl Burst {
 }
 
 /// How to fire.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FireOptions {
     pub n: usize,
     /// Per request, from the release.
     pub timeout: Duration,
+    /// Counts requests as they end, for a progress line while a long burst runs.
+    pub ended: Option<Arc<AtomicUsize>>,
 }
 
 /// Connections opened at once while preparing: more would overflow the server's SYN queue and
@@ -205,8 +238,13 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
         let ready = ready.clone();
         let go = go_rx.clone();
         let connects = connects.clone();
+        let (timeout, ended) = (opts.timeout, opts.ended.clone());
         tasks.push(tokio::spawn(async move {
-            one_request(index, &target, &ready, go, &connects, opts.timeout).await
+            let r = one_request(index, &target, &ready, go, &connects, timeout).await;
+            if let Some(ended) = ended {
+                ended.fetch_add(1, Ordering::Relaxed);
+            }
+            r
         }));
     }
     ready.wait().await;
@@ -230,9 +268,9 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
             _ => String::new(),
         };
         return Err(FireError(format!(
-            "cannot connect to {} ({why}): start a server first, e.g. `cargo run --release -p \
-             pool-server` (port 8000) or `-p async-server` (port 8001)",
-            target.url
+            "cannot connect to {} ({why}): nothing is listening there; start a twin first: {}",
+            target.url,
+            start_hint(target.addr.port())
         )));
     }
     let sent: Vec<Duration> = results
@@ -316,10 +354,13 @@ async fn one_request(
             .get("x-worker")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        result.server_ms = headers
+        let timing = headers
             .get("server-timing")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_server_timing);
+            .unwrap_or("");
+        result.server_ms = server_timing(timing, "app");
+        result.pool_wait_ms = server_timing(timing, "pool-wait");
+        result.cpu_ms = server_timing(timing, "cpu");
         let body = response
             .into_body()
             .collect()
@@ -337,12 +378,30 @@ async fn one_request(
     result
 }
 
-/// `app;dur=1001.3` → 1001.3 (the first metric with a `dur`).
-pub fn parse_server_timing(value: &str) -> Option<f64> {
-    value
-        .split([';', ','])
-        .find_map(|part| part.trim().strip_prefix("dur="))
-        .and_then(|d| d.trim().parse().ok())
+/// The `dur` of metric `name` in a `Server-Timing` value:
+/// `app;dur=1001.3, pool-wait;dur=2.5` → `app` 1001.3, `pool-wait` 2.5.
+pub fn server_timing(value: &str, name: &str) -> Option<f64> {
+    value.split(',').find_map(|metric| {
+        let mut parts = metric.split(';').map(str::trim);
+        if parts.next() != Some(name) {
+            return None;
+        }
+        parts
+            .find_map(|p| p.strip_prefix("dur="))
+            .and_then(|d| d.trim().parse().ok())
+    })
+}
+
+/// The command that starts a twin on `port`: the pool on 8000, the event loop on 8001, as their
+/// defaults are; on any other port, either.
+pub fn start_hint(port: u16) -> String {
+    match port {
+        8000 => "`cargo run --release -p pool-server` (listens on 8000)".to_owned(),
+        8001 => "`cargo run --release -p async-server` (listens on 8001)".to_owned(),
+        p => format!(
+            "`cargo run --release -p pool-server -- --port {p}` (or `-p async-server -- --port {p}`)"
+        ),
+    }
 }
 
 /// One plain GET, for reading a server's `GET /`.
@@ -389,8 +448,38 @@ mod tests {
 
     #[test]
     fn server_timing_values() {
-        assert_eq!(parse_server_timing("app;dur=1001.3"), Some(1001.3));
-        assert_eq!(parse_server_timing("app; dur=5"), Some(5.0));
-        assert_eq!(parse_server_timing("app"), None);
+        assert_eq!(server_timing("app;dur=1001.3", "app"), Some(1001.3));
+        assert_eq!(server_timing("app; dur=5", "app"), Some(5.0));
+        assert_eq!(server_timing("app", "app"), None);
+        let both = "app;dur=1001.3, pool-wait;dur=500.5";
+        assert_eq!(server_timing(both, "app"), Some(1001.3));
+        assert_eq!(server_timing(both, "pool-wait"), Some(500.5));
+        assert_eq!(server_timing("app;dur=3", "pool-wait"), None);
+    }
+
+    #[test]
+    fn a_thread_pool_wait_is_waiting_not_service() {
+        let r = RequestResult {
+            sent: Duration::from_millis(1),
+            done: Some(Duration::from_millis(1001)),
+            server_ms: Some(1000.0),
+            pool_wait_ms: Some(500.0),
+            ..RequestResult::new(0)
+        };
+        assert_eq!(r.served(), Some(Duration::from_millis(500)));
+        assert_eq!(r.service_started(), Some(Duration::from_millis(501)));
+        assert_eq!(r.waiting(), Some(Duration::from_millis(500)));
+    }
+
+    #[tokio::test]
+    async fn a_url_without_a_scheme_means_http() {
+        let t = Target::parse("127.0.0.1:8000/io?ms=5").await.unwrap();
+        assert_eq!(t.url, "http://127.0.0.1:8000/io?ms=5");
+        let e = Target::parse("https://127.0.0.1:8000/io")
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("only http://"), "{e}");
+        assert!(start_hint(9000).contains("--port 9000"));
+        assert!(start_hint(8001).contains("async-server"));
     }
 }

@@ -5,6 +5,8 @@
 //! × each burst size — the figures the whole lesson rests on.
 
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{self, Burst, FireError, FireOptions, Target};
@@ -45,12 +47,24 @@ pub fn default_timeout(
         .max(modelled + Duration::from_secs(10))
 }
 
-/// Fire `n` at `target`, with `timeout` or the default, and check the result against the model.
-pub async fn run(
-    target: &Target,
-    n: usize,
-    timeout: Option<Duration>,
-) -> Result<Experiment, FireError> {
+/// What is known before a burst is fired: the server, the model's prediction, the timeout.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub n: usize,
+    pub server: Option<ServerInfo>,
+    pub prediction: Option<Prediction>,
+    pub timeout: Duration,
+}
+
+impl Plan {
+    /// When the model says the last request finishes.
+    pub fn predicted_end(&self) -> Option<Duration> {
+        self.prediction.as_ref().map(|p| p.done_at(self.n))
+    }
+}
+
+/// Ask the server what it is and what the model predicts for `n` requests at `target`.
+pub async fn plan(target: &Target, n: usize, timeout: Option<Duration>) -> Result<Plan, FireError> {
     let server = server_info(target).await?;
     let path = target
         .uri
@@ -60,15 +74,79 @@ pub async fn run(
     let prediction = server.as_ref().and_then(|s| model::predict(s, &path));
     let timeout =
         timeout.unwrap_or_else(|| default_timeout(server.as_ref(), prediction.as_ref(), n));
-    let burst = client::fire(target, FireOptions { n, timeout }).await?;
-    let check = prediction.as_ref().map(|p| model::check(&burst, p));
+    Ok(Plan {
+        n,
+        server,
+        prediction,
+        timeout,
+    })
+}
+
+/// Fire the burst of `plan` and check it against the model; `ended` counts requests as they end.
+pub async fn fire_plan(
+    target: &Target,
+    plan: Plan,
+    ended: Option<Arc<AtomicUsize>>,
+) -> Result<Experiment, FireError> {
+    let opts = FireOptions {
+        n: plan.n,
+        timeout: plan.timeout,
+        ended,
+    };
+    let burst = client::fire(target, opts).await?;
+    let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
     let summary = render::summarize(&burst);
     Ok(Experiment {
         burst,
-        server,
+        server: plan.server,
         check,
         summary,
     })
+}
+
+/// Fire `n` at `target`, with `timeout` or the default, and check the result against the model.
+pub async fn run(
+    target: &Target,
+    n: usize,
+    timeout: Option<Duration>,
+) -> Result<Experiment, FireError> {
+    let plan = plan(target, n, timeout).await?;
+    fire_plan(target, plan, None).await
+}
+
+impl Experiment {
+    /// How the burst went, as `burst`'s exit status says it.
+    pub fn status(&self) -> Status {
+        if self.summary.ok < self.burst.n {
+            Status::Failed
+        } else if self.check.as_ref().is_some_and(|c| !c.as_predicted) {
+            Status::NotAsPredicted
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// The outcome of one or more experiments, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// Some requests failed or timed out (exit status 1).
+    Failed,
+    /// Every request was answered, but not as the model predicts (exit status 3).
+    NotAsPredicted,
+    /// Every request was answered, as predicted or with no model to check (exit status 0).
+    Ok,
+}
+
+impl Status {
+    /// `burst`'s exit status for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::NotAsPredicted => 3,
+        }
+    }
 }
 
 /// One cell of the matrix.
@@ -81,13 +159,22 @@ pub struct Cell {
     pub experiment: Experiment,
 }
 
-/// Run every server × route × size, reporting progress through `progress(done, total, label)`.
+/// Where [`compare`] is: a cell about to be fired (with its plan), or one just done.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Firing(&'a Plan),
+    Done(&'a Experiment),
+}
+
+/// Run every server × route × size, reporting progress through
+/// `progress(done, total, label, step)`; `ended` counts the requests of the cell being fired.
 pub async fn compare(
     servers: &[(&str, &Target)],
     routes: &[String],
     sizes: &[usize],
     timeout: Option<Duration>,
-    mut progress: impl FnMut(usize, usize, &str, Option<&Experiment>),
+    ended: Option<Arc<AtomicUsize>>,
+    mut progress: impl FnMut(usize, usize, &str, Step<'_>),
 ) -> Result<Vec<Cell>, FireError> {
     let total = servers.len() * routes.len() * sizes.len();
     let mut cells = Vec::with_capacity(total);
@@ -95,10 +182,14 @@ pub async fn compare(
         for (name, base) in servers {
             for route in routes {
                 let label = format!("{name} {route} × {n}");
-                progress(cells.len(), total, &label, None);
                 let target = base.with_path(route)?;
-                let experiment = run(&target, n, timeout).await?;
-                progress(cells.len() + 1, total, &label, Some(&experiment));
+                let plan = plan(&target, n, timeout).await?;
+                progress(cells.len(), total, &label, Step::Firing(&plan));
+                if let Some(ended) = &ended {
+                    ended.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+                let experiment = fire_plan(&target, plan, ended.clone()).await?;
+                progress(cells.len() + 1, total, &label, Step::Done(&experiment));
                 cells.push(Cell {
                     server: experiment
                         .server

@@ -13,6 +13,7 @@
 //! | [`output`] | the same rows as JSON or CSV |
 //! | [`svg`] | the comparison chart and the per-request timeline |
 //! | [`experiment`] | one burst held against the model; the reference matrix |
+//! | [`progress`] | the live progress line while a long burst runs |
 //!
 //! Data flows one way: `client` → `model` → `render` / `output` / `svg`.
 
@@ -20,6 +21,7 @@ pub mod client;
 pub mod experiment;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod render;
 pub mod svg;
 
@@ -36,6 +38,14 @@ pub fn fire_blocking(url: &str, n: usize, timeout: Duration) -> Result<Burst, Fi
         .map_err(|e| FireError(format!("cannot start a runtime: {e}")))?;
     rt.block_on(async {
         let target = Target::parse(url).await?;
-        fire(&target, FireOptions { n, timeout }).await
+        fire(
+            &target,
+            FireOptions {
+                n,
+                timeout,
+                ended: None,
+            },
+        )
+        .await
     })
 }

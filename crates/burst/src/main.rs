@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use burst::experiment::{self, Experiment};
+use burst::experiment::{self, Status, Step};
+use burst::model::describe;
+use burst::progress::Progress;
 use burst::render::{self, WaterfallStyle};
 use burst::{output, svg, Target};
 use clap::{Args, Parser, Subcommand};
@@ -24,7 +26,9 @@ Examples:
   burst http://127.0.0.1:8000/io --svg io.svg    # a per-request timeline chart
   burst compare --pool http://127.0.0.1:8000 --async http://127.0.0.1:8001 -n 16,100 --svg cmp.svg
 
-Exit status: 0 all requests answered; 1 some failed or timed out; 2 bad usage, bad URL or no server."
+Exit status: 0 every request answered, as the model predicts (or no model to check);
+1 some requests failed or timed out; 2 bad usage, bad URL or no server;
+3 every request answered, but NOT as the model predicts (the lesson did not show)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -185,14 +189,6 @@ fn timeout(common: &CommonArgs) -> Result<Option<Duration>, Fatal> {
     }
 }
 
-fn exit_for(e: &Experiment) -> ExitCode {
-    if e.summary.ok == e.burst.n {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
 fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
     let Some(url) = args.url.as_deref() else {
         return Err(Fatal(
@@ -207,7 +203,21 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
     let e = rt
         .block_on(async {
             let target = Target::parse(url).await?;
-            experiment::run(&target, n, timeout).await
+            let plan = experiment::plan(&target, n, timeout).await?;
+            if let (Some(p), Some(end)) = (&plan.prediction, plan.predicted_end()) {
+                if end >= Duration::from_secs(3) {
+                    eprintln!(
+                        "burst: the model predicts {}: the last request at about {:.1} s",
+                        describe(p, n),
+                        end.as_secs_f64()
+                    );
+                }
+            }
+            let progress = Progress::start(std::io::stderr().is_terminal());
+            progress.begin(&format!("{n} × {}", target.url), n, plan.predicted_end());
+            let e = experiment::fire_plan(&target, plan, Some(progress.counter())).await;
+            progress.end();
+            e
         })
         .map_err(|e| Fatal(e.0, 2))?;
     if let Some(path) = &args.svg {
@@ -233,19 +243,20 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
     } else if args.csv {
         print!("{}", output::csv(&output::rows(&e.burst, check)));
     } else {
+        let color = !args.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal();
         if !args.quiet {
             let kind = e
                 .server
                 .as_ref()
                 .map_or("an unknown server".to_owned(), |s| {
-                    format!("{} twin, {} workers", s.kind, s.workers)
+                    let workers = if s.workers == 1 { "worker" } else { "workers" };
+                    format!("{} twin, {} {workers}", s.kind, s.workers)
                 });
             println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
             print!("{}", render::table(&e.burst, check));
             println!();
-            let color = !args.no_color
-                && std::env::var_os("NO_COLOR").is_none()
-                && std::io::stdout().is_terminal();
             let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
             let style = WaterfallStyle {
                 width,
@@ -255,12 +266,12 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             print!("{}", render::waterfall(&e.burst, style));
             println!();
         }
-        print!("{}", render::summary_text(&e.summary, check));
+        print!("{}", render::summary_text(&e.summary, check, color));
         if let Some(path) = &args.svg {
             println!("timeline chart: {}", path.display());
         }
     }
-    Ok(exit_for(&e))
+    Ok(ExitCode::from(e.status().exit_code()))
 }
 
 fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
@@ -289,22 +300,32 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             let servers = [("pool", &pool), ("event-loop", &event_loop)];
             // On a terminal the progress line is rewritten in place; in a log, one line a cell.
             let tty = std::io::stderr().is_terminal();
+            let progress = Progress::start(tty);
             experiment::compare(
                 &servers,
                 &routes,
                 &sizes,
                 timeout,
-                |done, total, label, e| match e {
-                    None if tty => eprint!("\r\x1b[2K[{done}/{total}] {label} …"),
-                    None => {}
-                    Some(e) => eprintln!(
-                        "{}[{done}/{total}] {label}: {:.2} s, {}/{} ok — {}",
-                        if tty { "\r\x1b[2K" } else { "" },
-                        e.summary.wall_ms / 1000.0,
-                        e.summary.ok,
-                        e.burst.n,
-                        e.check.as_ref().map_or("no model", |c| c.verdict.as_str())
-                    ),
+                Some(progress.counter()),
+                |done, total, label, step| match step {
+                    Step::Firing(plan) => {
+                        if tty {
+                            eprint!("\r\x1b[2K[{done}/{total}] {label} …");
+                        }
+                        let cell = format!("[{}/{total}] {label}", done + 1);
+                        progress.begin(&cell, plan.n, plan.predicted_end());
+                    }
+                    Step::Done(e) => {
+                        progress.end();
+                        eprintln!(
+                            "{}[{done}/{total}] {label}: {:.2} s, {}/{} ok — {}",
+                            if tty { "\r\x1b[2K" } else { "" },
+                            e.summary.wall_ms / 1000.0,
+                            e.summary.ok,
+                            e.burst.n,
+                            e.check.as_ref().map_or("no model", |c| c.verdict.as_str())
+                        )
+                    }
                 },
             )
             .await
@@ -348,10 +369,13 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             println!("chart: {}", path.display());
         }
     }
-    let all_ok = cells.iter().all(|c| c.experiment.summary.ok == c.n);
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let status = cells
+        .iter()
+        .map(|c| c.experiment.status())
+        .min()
+        .unwrap_or(Status::Ok);
+    if status == Status::NotAsPredicted {
+        eprintln!("burst: NOT as predicted: at least one cell did not show what the model says");
+    }
+    Ok(ExitCode::from(status.exit_code()))
 }

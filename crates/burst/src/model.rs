@@ -10,8 +10,11 @@
 //! | event loop | `/io` | `workers × threadpool` slots | ⌈n/slots⌉·S |
 //! | event loop | `/async-io-blocking`, `/cpu` | `workers` loops, frozen while they work | ⌈n/workers⌉·S |
 //!
-//! The event-loop rows assume connections spread evenly over the loops, which the kernel does
-//! closely but not exactly; the verdict says when a burst strays from the model.
+//! CPU-bound work (`/cpu`) is also bounded by cores: `workers` threads computing on fewer cores
+//! share them, so each wave of `workers` takes S·workers/min(workers, cores) on both twins.
+//!
+//! On the event-loop twin each loop queues only what it holds; the check ranks each request
+//! among those of the loop that served it (`X-Worker`), whichever way the acceptor spread them.
 
 use std::time::Duration;
 
@@ -30,6 +33,9 @@ pub struct ServerInfo {
     pub threadpool: Option<u32>,
     #[serde(default)]
     pub max_ms: u64,
+    /// Cores the server may use; unknown for a server that does not say.
+    #[serde(default)]
+    pub cores: Option<u32>,
 }
 
 impl ServerInfo {
@@ -51,6 +57,11 @@ pub struct Prediction {
     /// On the event-loop twin each loop queues its own requests: how many one loop serves at
     /// once. The check then ranks requests within the loop (`X-Worker`) that served them.
     pub per_worker: Option<u32>,
+    /// CPU work: threads share the cores, so a wave's requests finish less evenly.
+    pub cpu_bound: bool,
+    /// For CPU work: how many threads compute at once, and on how many cores.
+    #[serde(skip)]
+    pub computing: (u32, u32),
 }
 
 fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -80,8 +91,11 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
     let (path, ms, tasks) = wait_and_tasks(path_and_query, info);
     let t = Duration::from_millis(ms);
     let workers = info.workers.max(1);
+    // CPU work on more threads than cores: the threads share the cores, each wave takes longer.
+    let computing = workers.min(info.cores.unwrap_or(workers).max(1));
     let (service, held) = match path.as_str() {
-        "/io" | "/async-io" | "/async-io-blocking" | "/cpu" => (t, true),
+        "/cpu" => ((t * workers) / computing, true),
+        "/io" | "/async-io" | "/async-io-blocking" => (t, true),
         "/async-io-multi" => (t / tasks, true),
         "/healthz" | "/" => (Duration::ZERO, false),
         _ => return None,
@@ -95,6 +109,8 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
             parallel,
             held_by,
             per_worker,
+            cpu_bound: path == "/cpu",
+            computing: (workers, computing),
         })
     };
     if !held {
@@ -146,29 +162,43 @@ pub struct Check {
     /// Predicted completion, indexed like `Burst::results` (by request index).
     #[serde(skip)]
     pub predicted: Vec<Option<Duration>>,
+    /// The waves the completions fell into, and the sizes the model expects.
+    pub waves: Vec<Wave>,
+    pub expected_wave_sizes: Vec<usize>,
     /// The largest |actual − predicted| over the completed requests, in ms.
     pub largest_deviation_ms: f64,
+    /// How long after the model's time the last request finished, beyond the tolerance: the
+    /// machine's cost of serving this many requests, not a wave.
+    pub tail_ms: f64,
     /// Within tolerance?
     pub as_predicted: bool,
     pub verdict: String,
 }
 
-/// How far a completion may stray from its prediction and still count as "as predicted":
-/// a tenth of the service time, but never less than 60 ms of scheduling noise on a busy machine,
-/// plus the burst's release spread — the model assumes every request left at the same instant.
-pub fn tolerance(service: Duration, release_spread: Duration) -> Duration {
-    (service / 10).max(Duration::from_millis(60)) + release_spread
+/// How far a wave may begin from the model's time and still count as "as predicted": a tenth of
+/// the service time (a quarter for CPU work, which the scheduler shares less evenly), never less
+/// than 60 ms of scheduling noise on a busy machine, plus the burst's release spread — the model
+/// assumes every request left at the same instant.
+pub fn tolerance(prediction: &Prediction, release_spread: Duration) -> Duration {
+    let share = if prediction.cpu_bound { 4 } else { 10 };
+    (prediction.service / share).max(Duration::from_millis(60)) + release_spread
 }
 
-/// Compare the burst's completion times, in completion order, with the prediction.
+/// Compare the burst with the prediction — by its waves.
+///
+/// Completions are grouped into waves ([`waves`]: a gap of half the service time starts a new
+/// one). The burst is as predicted when it has the model's number of waves, each of the model's
+/// size, each beginning one wave-time after the one before (within [`tolerance`]). How long the
+/// last wave takes to finish is not a wave: beyond the tolerance it is reported as the per-request
+/// cost of the burst, as 10,000 requests on an event loop show.
 pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
+    let (prediction, measured) = &with_measured_cpu(burst, prediction);
     let mut order: Vec<usize> = (0..burst.results.len())
         .filter(|&i| burst.results[i].done.is_some() && burst.results[i].is_ok())
         .collect();
     order.sort_by_key(|&i| (burst.results[i].done, i));
     let mut predicted = vec![None; burst.results.len()];
     let mut worst = Duration::ZERO;
-    let mut worst_at = None;
     // Per-loop queues: rank each request among those its own loop served.
     let mut seen_per_worker: std::collections::HashMap<&str, usize> = Default::default();
     for (rank0, &i) in order.iter().enumerate() {
@@ -184,48 +214,138 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         };
         predicted[i] = Some(expect);
         let actual = burst.results[i].done.unwrap_or_default();
-        let dev = actual.abs_diff(expect);
-        if dev >= worst {
-            worst = dev;
-            worst_at = Some((rank0 + 1, actual, expect));
+        worst = worst.max(actual.abs_diff(expect));
+    }
+    let actual: Vec<Duration> = order
+        .iter()
+        .filter_map(|&i| burst.results[i].done)
+        .collect();
+    let expected_times: Vec<Duration> = predicted.iter().flatten().copied().collect();
+    let found = waves(&actual, prediction.service);
+    let expected = waves(&expected_times, prediction.service);
+    let expected_sizes: Vec<usize> = expected.iter().map(|w| w.size).collect();
+    let failed = burst.results.len() - order.len();
+    let tol = tolerance(prediction, burst.release_spread);
+    let shape = describe(prediction, burst.results.len());
+    // Each wave must begin one wave-time after the one before (the first, after the release).
+    let mut late = None;
+    if found.len() == expected.len() {
+        let (mut before, mut model_before) = (Duration::ZERO, Duration::ZERO);
+        for (k, (f, e)) in found.iter().zip(&expected).enumerate() {
+            let (step, model_step) = (f.first.saturating_sub(before), e.first - model_before);
+            if f.size != e.size || step.abs_diff(model_step) > tol {
+                late = Some((k, f, e));
+                break;
+            }
+            (before, model_before) = (f.first, e.first);
         }
     }
-    let failed = burst.results.len() - order.len();
-    let tol = tolerance(prediction.service, burst.release_spread);
-    let as_predicted = failed == 0 && worst <= tol;
-    let shape = describe(prediction, burst.results.len());
+    let last = actual.last().copied().unwrap_or_default();
+    let model_last = expected.last().map_or(Duration::ZERO, |w| w.first);
+    let tail = last.saturating_sub(model_last + tol);
+    let shape_ok = found.len() == expected.len() && late.is_none();
+    let as_predicted = failed == 0 && shape_ok;
     let verdict = if failed > 0 {
         format!(
             "{failed} of {} requests failed or timed out; expected {shape}",
             burst.n
         )
-    } else if as_predicted {
+    } else if found.len() != expected.len() {
+        let sizes: Vec<String> = found.iter().map(|w| w.size.to_string()).collect();
+        format!(
+            "NOT as predicted: expected {shape}, but the completions came in {} (of {})",
+            plural_waves(found.len()),
+            sizes.join(", ")
+        )
+    } else if let Some((k, f, e)) = late {
+        if f.size != e.size {
+            format!(
+                "NOT as predicted: expected {shape}, but wave {} had {} requests, not {}",
+                k + 1,
+                f.size,
+                e.size
+            )
+        } else {
+            format!(
+                "NOT as predicted: expected {shape}, but wave {} began at {:.2} s, predicted {:.2} s",
+                k + 1,
+                f.first.as_secs_f64(),
+                e.first.as_secs_f64()
+            )
+        }
+    } else if tail > Duration::ZERO {
+        let per_request_us = tail.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
+        format!(
+            "{shape}, as predicted; the last request finished {:.2} s after the model's {:.2} s: \
+             about {per_request_us:.0} µs of server and client time per request on this machine",
+            (last - model_last).as_secs_f64(),
+            model_last.as_secs_f64()
+        )
+    } else {
         format!(
             "{shape}, as predicted (largest deviation {:.0} ms)",
             ms(worst)
         )
-    } else {
-        let (rank, actual, expect) = worst_at.unwrap_or_default();
-        format!(
-            "NOT as predicted: expected {shape}, but request #{rank} to finish finished at \
-             {:.2} s, predicted {:.2} s",
-            actual.as_secs_f64(),
-            expect.as_secs_f64()
-        )
+    };
+    let verdict = match measured {
+        Some(cpu) => {
+            let (threads, cores) = prediction.computing;
+            format!(
+                "{verdict} [the server measured {:.0} ms of CPU per request; {threads} on {}]",
+                ms(*cpu),
+                if cores == 1 {
+                    "1 core".to_owned()
+                } else {
+                    format!("{cores} cores")
+                }
+            )
+        }
+        None => verdict,
     };
     Check {
         prediction: prediction.clone(),
         predicted,
+        waves: found,
+        expected_wave_sizes: expected_sizes,
         largest_deviation_ms: ms(worst),
+        tail_ms: ms(tail),
         as_predicted,
         verdict,
     }
 }
 
-/// "waves of 4 every 1.00 s" / "all 16 at once after 1.00 s".
+/// CPU work is a fixed amount, but a laptop's CPU speeds up and slows down: when the server
+/// measured each request's CPU time, the model's service time is that (on average), shared by
+/// the threads that compute at once.
+fn with_measured_cpu(burst: &Burst, prediction: &Prediction) -> (Prediction, Option<Duration>) {
+    let cpu: Vec<f64> = burst.results.iter().filter_map(|r| r.cpu_ms).collect();
+    if !prediction.cpu_bound
+        || cpu.is_empty()
+        || cpu.len() < burst.results.iter().filter(|r| r.is_ok()).count()
+    {
+        return (prediction.clone(), None);
+    }
+    let mean = Duration::from_secs_f64(cpu.iter().sum::<f64>() / cpu.len() as f64 / 1000.0);
+    let (threads, cores) = prediction.computing;
+    let mut p = prediction.clone();
+    p.service = mean * threads / cores.max(1);
+    (p, Some(mean))
+}
+
+fn plural_waves(n: usize) -> String {
+    if n == 1 {
+        "1 wave".to_owned()
+    } else {
+        format!("{n} waves")
+    }
+}
+
+/// "waves of 4 every 1.00 s (4 waves)" / "all 16 at once after 1.00 s" / "one at a time…".
 pub fn describe(prediction: &Prediction, n: usize) -> String {
     let s = prediction.service.as_secs_f64();
     match prediction.parallel {
+        _ if n == 1 => format!("1 request, done after {s:.2} s"),
+        Some(1) => format!("one at a time, every {s:.2} s ({n} waves)"),
         Some(p) if usize::try_from(p).is_ok_and(|p| p < n) => {
             format!(
                 "waves of {p} every {s:.2} s ({} waves)",
@@ -289,6 +409,7 @@ mod tests {
             multi_tasks: 2,
             threadpool: (kind == "event-loop").then_some(40),
             max_ms: 60_000,
+            cores: Some(8),
         }
     }
 
@@ -310,6 +431,8 @@ mod tests {
                     bytes: 10,
                     worker: Some("worker0".into()),
                     server_ms: Some(1000.0),
+                    pool_wait_ms: None,
+                    cpu_ms: None,
                     outcome: Outcome::Ok,
                 })
                 .collect(),
@@ -356,6 +479,51 @@ mod tests {
     }
 
     #[test]
+    fn cpu_work_is_bounded_by_cores_on_both_twins() {
+        for kind in ["pool", "event-loop"] {
+            let mut i = info(kind);
+            i.cores = Some(2);
+            // 4 workers share 2 cores: each wave of 4 takes 2 T.
+            let cpu = predict(&i, "/cpu").unwrap();
+            assert_eq!(cpu.service, Duration::from_secs(2), "{kind}");
+            assert_eq!(cpu.done_at(16), Duration::from_secs(8), "{kind}");
+            // Waits do not need cores.
+            assert_eq!(
+                predict(&i, "/async-io-blocking").unwrap().service,
+                Duration::from_secs(1)
+            );
+            // Enough cores: T per wave.
+            i.cores = Some(4);
+            assert_eq!(predict(&i, "/cpu").unwrap().service, Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn cpu_waves_are_judged_by_the_cpu_time_the_server_measured() {
+        let mut i = info("pool");
+        i.cores = Some(2);
+        let p = predict(&i, "/cpu?ms=100").unwrap();
+        // The CPU ran at half speed: 200 ms of CPU each, 4 on 2 cores, waves every 400 ms.
+        let mut b = burst_done_at(&[400, 410, 395, 402, 800, 805, 810, 790]);
+        for r in &mut b.results {
+            r.cpu_ms = Some(200.0);
+        }
+        let c = check(&b, &p);
+        assert!(c.as_predicted, "{}", c.verdict);
+        assert!(
+            c.verdict
+                .contains("200 ms of CPU per request; 4 on 2 cores"),
+            "{}",
+            c.verdict
+        );
+        // Without the measurement the same burst is twice as slow as the model.
+        for r in &mut b.results {
+            r.cpu_ms = None;
+        }
+        assert!(!check(&b, &p).as_predicted);
+    }
+
+    #[test]
     fn event_loops_are_checked_per_loop() {
         let cpu = predict(&info("event-loop"), "/cpu").unwrap();
         // Three requests on worker0 (served one after another), one on worker1.
@@ -370,10 +538,10 @@ mod tests {
     #[test]
     fn a_slow_release_widens_the_tolerance_by_its_spread() {
         let p = predict(&info("event-loop"), "/async-io").unwrap();
-        let mut b = burst_done_at(&[1000, 1130]);
+        let mut b = burst_done_at(&[1130, 1135]);
         assert!(
             !check(&b, &p).as_predicted,
-            "130 ms late, released at once: over the 100 ms tolerance"
+            "the wave began 130 ms late, released at once: over the 100 ms tolerance"
         );
         b.release_spread = Duration::from_millis(80);
         assert!(
@@ -383,8 +551,58 @@ mod tests {
     }
 
     #[test]
+    fn one_wave_with_a_long_tail_is_as_predicted_and_says_what_it_cost() {
+        let p = predict(&info("event-loop"), "/async-io").unwrap();
+        // 1,000 requests finishing from 1.00 s to 1.57 s: one wave, with a cost per request.
+        let times: Vec<u64> = (0..1000).map(|k| 1000 + k * 570 / 999).collect();
+        let c = check(&burst_done_at(&times), &p);
+        assert!(c.as_predicted, "{}", c.verdict);
+        assert_eq!(c.waves.len(), 1);
+        assert!(
+            c.verdict.contains("0.57 s after the model's 1.00 s")
+                && c.verdict
+                    .contains("µs of server and client time per request"),
+            "{}",
+            c.verdict
+        );
+        // A second wave is not a cost: it fails.
+        let mut two = times.clone();
+        two.push(2100);
+        let c = check(&burst_done_at(&two), &p);
+        assert!(!c.as_predicted);
+        assert!(c.verdict.contains("2 waves (of 1000, 1)"), "{}", c.verdict);
+    }
+
+    #[test]
+    fn waves_of_the_wrong_size_fail_even_on_time() {
+        let p = predict(&info("pool"), "/io").unwrap();
+        // Eight requests in waves of 2 and 6, each on time: not waves of 4.
+        let c = check(
+            &burst_done_at(&[1000, 1000, 2000, 2000, 2000, 2000, 2000, 2000]),
+            &p,
+        );
+        assert!(!c.as_predicted);
+        assert!(
+            c.verdict.contains("wave 1 had 2 requests, not 4"),
+            "{}",
+            c.verdict
+        );
+        // Tiny T: waves of 4 every 10 ms, told apart by 5 ms gaps.
+        let mut i = info("pool");
+        i.task_ms = 10;
+        let p = predict(&i, "/io").unwrap();
+        let c = check(&burst_done_at(&[10, 11, 10, 12, 21, 20, 22, 20]), &p);
+        assert!(c.as_predicted, "{}", c.verdict);
+        assert_eq!(c.waves.len(), 2);
+    }
+
+    #[test]
     fn waves_are_split_by_gaps_of_half_the_service_time() {
-        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
         let s = Duration::from_millis(100);
         // Four waves of two, out of order.
         let w = waves(&ms(&[210, 100, 105, 200, 301, 300, 402, 400]), s);

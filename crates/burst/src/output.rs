@@ -27,11 +27,15 @@ pub struct Row {
     pub predicted_done_ms: Option<f64>,
     pub bytes: u64,
     pub error: Option<String>,
+    /// The part of `server_ms` spent waiting for a thread-pool slot (counted in `waiting_ms`).
+    pub pool_wait_ms: Option<f64>,
+    /// The CPU time the server's work took (`/cpu`).
+    pub cpu_ms: Option<f64>,
 }
 
 /// The CSV header, in [`Row`] order.
 pub const CSV_COLUMNS: &str = "index,worker,status,outcome,sent_ms,first_byte_ms,done_ms,\
-latency_ms,server_ms,waiting_ms,predicted_done_ms,bytes,error";
+latency_ms,server_ms,waiting_ms,predicted_done_ms,bytes,error,pool_wait_ms,cpu_ms";
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
@@ -64,6 +68,8 @@ pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
                 Outcome::Error(e) => Some(e.clone()),
                 _ => None,
             },
+            pool_wait_ms: r.pool_wait_ms,
+            cpu_ms: r.cpu_ms,
         })
         .collect()
 }
@@ -87,7 +93,7 @@ pub fn csv(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.index,
             csv_field(r.worker.as_deref().unwrap_or("")),
             opt(&r.status),
@@ -100,7 +106,9 @@ pub fn csv(rows: &[Row]) -> String {
             opt(&r.waiting_ms),
             opt(&r.predicted_done_ms),
             r.bytes,
-            csv_field(r.error.as_deref().unwrap_or(""))
+            csv_field(r.error.as_deref().unwrap_or("")),
+            opt(&r.pool_wait_ms),
+            opt(&r.cpu_ms)
         );
     }
     s
@@ -141,6 +149,8 @@ mod tests {
                     bytes: 42,
                     worker: Some("worker1".into()),
                     server_ms: Some(998.5),
+                    pool_wait_ms: None,
+                    cpu_ms: None,
                     outcome: Outcome::Ok,
                 },
                 RequestResult {
@@ -152,8 +162,11 @@ mod tests {
         let text = csv(&rows(&burst, None));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], CSV_COLUMNS);
-        assert_eq!(lines[1], "0,worker1,200,ok,1.5,900,1000,998.5,998.5,0,,42,");
-        assert_eq!(lines[2], "1,,,error,0,,,,,,,0,\"reset, by peer\"");
+        assert_eq!(
+            lines[1],
+            "0,worker1,200,ok,1.5,900,1000,998.5,998.5,0,,42,,,"
+        );
+        assert_eq!(lines[2], "1,,,error,0,,,,,,,0,\"reset, by peer\",,");
         assert_eq!(lines.len(), 3);
     }
 }

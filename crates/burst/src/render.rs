@@ -229,12 +229,7 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
     for &i in &shown {
         let r = &burst.results[i];
         let end = r.done.unwrap_or(span);
-        let served_from = match (r.done, r.server_ms) {
-            (Some(done), Some(server)) => {
-                done.saturating_sub(Duration::from_secs_f64(server / 1000.0))
-            }
-            _ => end,
-        };
+        let served_from = r.service_started().unwrap_or(end);
         let (a, b, c) = (col(r.sent), col(served_from.max(r.sent)), col(end));
         let dots = b.saturating_sub(a);
         // A completed request always shows at least one block, however short.
@@ -274,7 +269,9 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
 }
 
 /// The summary block.
-pub fn summary_text(sum: &Summary, check: Option<&Check>) -> String {
+/// The summary block; with `color`, the model's verdict is green when the burst came out as
+/// predicted and red when it did not.
+pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String {
     let mut s = String::new();
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let _ = writeln!(
@@ -321,7 +318,12 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>) -> String {
     );
     match check {
         Some(c) => {
-            let _ = writeln!(s, "model: {}", c.verdict);
+            let (on, off) = match (color, c.as_predicted) {
+                (false, _) => ("", ""),
+                (true, true) => ("\x1b[32m", "\x1b[0m"),
+                (true, false) => ("\x1b[1;31m", "\x1b[0m"),
+            };
+            let _ = writeln!(s, "{on}model: {}{off}", c.verdict);
         }
         None => {
             let _ = writeln!(
@@ -347,6 +349,8 @@ mod tests {
             bytes: 100,
             worker: Some(worker.into()),
             server_ms: Some(server),
+            pool_wait_ms: None,
+            cpu_ms: None,
             outcome: Outcome::Ok,
         }
     }
@@ -433,7 +437,7 @@ mod tests {
         assert_eq!(sum.p50_ms, Some(1000.0));
         assert_eq!(sum.max_ms, Some(2000.0));
         assert_eq!(sum.per_worker.get("worker0"), Some(&2));
-        let text = summary_text(&sum, None);
+        let text = summary_text(&sum, None, false);
         assert!(text.contains("timeouts 1"), "{text}");
     }
 

@@ -156,10 +156,12 @@ fn header(s: &mut String, width: f64, height: f64, title: &str) {
 
 /// The comparison chart: one panel per burst size, completion time against request index.
 pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
-    let panel_w = 460.0;
+    // One panel fills the canvas; several share it. Right of each panel, room for the labels
+    // that name every line where it ends.
+    let panel_w = if panels.len() <= 1 { 700.0 } else { 460.0 };
     let panel_h = 320.0;
-    // Wide enough for the subtitle and a legend of three columns, even with one panel.
-    let width = (70.0 + panels.len().max(1) as f64 * (panel_w + 60.0)).max(900.0);
+    let label_room = 200.0;
+    let width = (70.0 + panels.len().max(1) as f64 * (panel_w + label_room)).max(900.0);
     let legend_cols = 3;
     let series = panels.iter().map(|p| p.series.len()).max().unwrap_or(0);
     let legend_h = 24.0 * series.div_ceil(legend_cols) as f64;
@@ -174,7 +176,7 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     );
     for (pi, panel) in panels.iter().enumerate() {
         let f = Frame {
-            x: 70.0 + pi as f64 * (panel_w + 60.0),
+            x: 70.0 + pi as f64 * (panel_w + label_room),
             y: 70.0,
             w: panel_w,
             h: panel_h,
@@ -213,7 +215,8 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
             f.y - 8.0,
             esc(&panel.title)
         );
-        for se in &panel.series {
+        let mut ends: Vec<(f64, f64, &Series, Duration)> = Vec::new();
+        for (si, se) in panel.series.iter().enumerate() {
             let pts: Vec<String> = se
                 .done
                 .iter()
@@ -238,16 +241,31 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
                 se.width,
                 esc(&se.label)
             );
+            // Markers: filled for solid (pool) lines, hollow for dashed (event-loop) ones, so two
+            // series on the same points can still be told apart.
             if n <= 40 {
+                let fill = if se.dashed { "#fff" } else { se.color };
+                let r = 2.6 + (si % 3) as f64 * 0.9;
                 for p in &pts {
                     if let Some((x, y)) = p.split_once(',') {
                         let _ = writeln!(
                             s,
-                            r##"<circle cx="{x}" cy="{y}" r="2.6" fill="{}"/>"##,
+                            r##"<circle cx="{x}" cy="{y}" r="{r:.1}" fill="{fill}" stroke="{}" stroke-width="1.4"/>"##,
                             se.color
                         );
                     }
                 }
+            }
+            if let Some((i, last)) = se
+                .done
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| d.map(|d| (i, d)))
+                .last()
+            {
+                let px = f.x + (i as f64 + 0.5) / x_max * f.w;
+                let py = f.y + f.h - last.as_secs_f64() / y_max * f.h;
+                ends.push((px, py, se, last));
             }
             let failed = se.done.iter().filter(|d| d.is_none()).count();
             if failed > 0 {
@@ -260,6 +278,7 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
                 );
             }
         }
+        end_labels(&mut s, &f, &mut ends);
     }
     // Legend: from the first panel's series (all panels share them).
     if let Some(panel) = panels.first() {
@@ -285,6 +304,30 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Name every line where it ends, right of the panel: labels sorted by height and pushed apart
+/// so that lines ending on the same point (pool /io and /async-io) are both named.
+fn end_labels(s: &mut String, f: &Frame, ends: &mut [(f64, f64, &Series, Duration)]) {
+    ends.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let gap = 15.0;
+    let mut y_prev = f64::NEG_INFINITY;
+    let x = f.x + f.w + 8.0;
+    for (px, py, se, last) in ends.iter() {
+        let y = py.max(y_prev + gap);
+        y_prev = y;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{px:.1}" y1="{py:.1}" x2="{x:.1}" y2="{:.1}" stroke="{}" stroke-width="0.8" stroke-opacity="0.6"/><text x="{:.1}" y="{:.1}" font-size="11" fill="{}">{} {:.2} s</text>"##,
+            y - 4.0,
+            se.color,
+            x + 3.0,
+            y,
+            se.color,
+            esc(&se.label),
+            last.as_secs_f64()
+        );
+    }
 }
 
 /// One burst as a timeline: a row per request in completion order, waiting then served.
@@ -343,11 +386,7 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
         let y = f.y + row as f64 * row_h;
         let h = (row_h * 0.8).max(1.0);
         let end = r.done.unwrap_or(Duration::from_secs_f64(span / 1.05));
-        let served_from = match (r.done, r.server_ms) {
-            (Some(done), Some(ms)) => done.saturating_sub(Duration::from_secs_f64(ms / 1000.0)),
-            _ => end,
-        }
-        .max(r.sent);
+        let served_from = r.service_started().unwrap_or(end).max(r.sent);
         let tip = format!(
             "#{} {}: sent {:.3}s, done {}, {}",
             r.index,

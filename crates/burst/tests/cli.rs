@@ -3,8 +3,10 @@
 // Tests may unwrap: a failure here is a test failure with its message.
 #![allow(clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};
+use std::thread;
 
 use twin_core::run::Twin;
 use twin_core::{Config, ServerKind};
@@ -95,7 +97,7 @@ fn csv_has_a_header_and_one_row_per_request() {
     assert_eq!(lines.len(), 8, "{text}");
     for l in &lines[1..] {
         let fields: Vec<&str> = l.split(',').collect();
-        assert_eq!(fields.len(), 13, "{l}");
+        assert_eq!(fields.len(), 15, "{l}");
         assert_eq!(
             (fields[1], fields[2], fields[3]),
             ("worker0", "200", "ok"),
@@ -135,8 +137,8 @@ fn a_refused_connection_is_one_line_and_exit_code_two() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
-        err.contains(&url) && err.contains("start a server"),
-        "{err}"
+        err.contains(&url) && err.contains(&format!("--port {port}")),
+        "the hint names the port that was asked: {err}"
     );
 
     let out = burst(&["ftp://127.0.0.1/io"]);
@@ -203,4 +205,67 @@ fn a_burst_larger_than_the_open_files_limit_is_refused_with_the_reason() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("open-files limit is 100"), "{err}");
     assert!(err.contains("fire at most 36"), "{err}");
+}
+
+/// A server that says it is a pool of one worker with T = 200 ms, but answers every request at
+/// once: whatever burst sees, it cannot be the pool's waves.
+fn lying_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in l.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let body = if target == "/" {
+                    r#"{"kind":"pool","workers":1,"task_ms":200,"multi_tasks":2,"max_ms":1000}"#
+                } else {
+                    "{}"
+                };
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nServer-Timing: app;dur=1\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_burst_that_contradicts_the_model_exits_three_with_a_red_verdict() {
+    let addr = lying_server();
+    let out = burst(&[&format!("http://{addr}/io"), "-n", "4", "-q"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("model: NOT as predicted"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_url_without_http_is_understood() {
+    let server = event_loop(1, 20);
+    let out = burst(&[&format!("{}/async-io", server.addr()), "-n", "3", "-q"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("all 3 at once"), "{}", stdout(&out));
 }

@@ -5,9 +5,13 @@
 //! `/async-io-multi` frees the worker sooner, because its K waits overlap *inside* the request.
 
 use std::io;
+use std::time::Duration;
 
 use tiny_http::{Header, Request, Response};
-use twin_core::{access_log, dispatch, limits, work, Dispatch, Job, Reply, Route, WorkReport};
+use twin_core::request::wants_html;
+use twin_core::{
+    access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
+};
 
 use crate::Shared;
 
@@ -34,17 +38,22 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
     );
     let dispatched = match over {
         Some(reply) => Dispatch::Reply(reply),
-        None => dispatch(&method, &target, config),
+        None => {
+            let accept = rq.headers().iter().find(|h| h.field.equiv("Accept"));
+            let html = wants_html(accept.map(|h| h.value.as_str()));
+            dispatch(&method, &target, html, config)
+        }
     };
     let reply = match dispatched {
         Dispatch::Reply(reply) => reply,
-        Dispatch::Work(job) => match run(&job) {
-            Ok(()) => {
+        Dispatch::Work(job) => match run(&job, config) {
+            Ok(cpu) => {
                 let report = WorkReport {
                     worker,
                     started: pickup.at,
                     elapsed: pickup.elapsed(),
                     pool_wait: None,
+                    cpu,
                 };
                 Reply::work(config, &job, &report)
             }
@@ -65,7 +74,8 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
 }
 
 /// The route's work, on this worker's thread. The worker can do nothing else until it returns.
-fn run(job: &Job) -> io::Result<()> {
+/// Returns the CPU time of `/cpu`'s work.
+fn run(job: &Job, config: &Config) -> io::Result<Option<Duration>> {
     match job.route {
         Route::Io => work::block_for(job.wait),
         // Flask runs an async view in a new event loop and waits for it: the await frees no one.
@@ -76,12 +86,10 @@ fn run(job: &Job) -> io::Result<()> {
         }
         // Blocking inside the async task: on a pool worker this is just /io again.
         Route::AsyncIoBlocking => work::run_in_fresh_loop(async { work::block_for(job.wait) })?,
-        Route::Cpu => {
-            work::burn_cpu(job.wait);
-        }
+        Route::Cpu => return Ok(work::burn_cpu(job.wait, config.cpu_units_per_ms)),
         Route::Index | Route::Healthz => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Write `reply` as a tiny_http response. A client that has gone away is not an error.

@@ -15,8 +15,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -624,7 +624,10 @@ fn read_one_response(s: &mut TcpStream) -> RawResponse {
             }
         }
         let k = s.read(&mut chunk).expect("read a response");
-        assert!(k > 0, "the server closed a keep-alive connection before answering");
+        assert!(
+            k > 0,
+            "the server closed a keep-alive connection before answering"
+        );
         buf.extend_from_slice(&chunk[..k]);
     }
 }

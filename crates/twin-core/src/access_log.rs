@@ -27,7 +27,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::Config;
 use crate::reply::millis;
-use crate::request::split_target;
+use crate::request::{split_target, FAVICON};
 use crate::timefmt;
 
 /// The tracing target of access-log events.
@@ -47,7 +47,8 @@ pub struct PickUp {
 /// and `--log-healthz` is off) and starts the request's clock.
 pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> PickUp {
     let at = SystemTime::now();
-    let logged = config.log_healthz || split_target(target).0 != "/healthz";
+    let path = split_target(target).0;
+    let logged = path != FAVICON && (config.log_healthz || path != "/healthz");
     if logged {
         tracing::info!(target: TARGET, at_us = unix_micros(at), worker, method, uri = target);
     }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::config::Config;
+use crate::reply::plural;
 use crate::route::{Route, ServerKind};
 
 /// The banner's text; the last line is `listening on <url>`.
@@ -13,25 +14,41 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     let on_off = |b: bool| if b { "on" } else { "off" };
     let _ = writeln!(s, "{} {} (pid {})", c.kind.binary(), c.version, c.pid);
     let _ = writeln!(s, "  {}", c.kind.tagline());
-    let unit = match c.kind {
-        ServerKind::Pool => "worker threads, each serving one request at a time",
-        ServerKind::EventLoop => "event loops, each holding many requests at a time",
+    let each = match c.kind {
+        ServerKind::Pool => "serving one request at a time",
+        ServerKind::EventLoop => "holding many requests at a time",
     };
-    let last = c.workers.saturating_sub(1);
-    let _ = writeln!(
-        s,
-        "  workers       {} {unit} (worker0..worker{last})",
-        c.workers
-    );
+    let names = match c.workers {
+        1 => "worker0".to_owned(),
+        n => format!("worker0..worker{}", n - 1),
+    };
+    let count = plural(u64::from(c.workers), c.kind.worker_noun());
+    let _ = match c.workers {
+        1 => writeln!(s, "  workers       {count} {each} ({names})"),
+        _ => writeln!(s, "  workers       {count}, each {each} ({names})"),
+    };
     let _ = writeln!(
         s,
         "  work          T = {} ms (?ms= 0..={}), K = {} on /async-io-multi (?tasks= 1..={})",
         c.task_ms, c.max_ms, c.multi_tasks, c.max_tasks
     );
+    let _ = writeln!(
+        s,
+        "  cpu work      /cpu?ms=T is a fixed amount of work, about T on one free core \
+         ({} units/ms, measured at start); {} for CPU-bound work",
+        c.cpu_units_per_ms,
+        plural(u64::from(c.cores), "core")
+    );
     if let Some(slots) = c.threadpool {
+        let fastapi = if slots == 40 {
+            "as in FastAPI".to_owned()
+        } else {
+            "FastAPI has 40".to_owned()
+        };
         let _ = writeln!(
             s,
-            "  thread pool   {slots} slots per event loop for blocking routes (/io), as FastAPI's 40"
+            "  thread pool   {} per event loop for blocking routes (/io); {fastapi}",
+            plural(u64::from(slots), "slot")
         );
     }
     if let Some(n) = c.max_queue {
@@ -93,6 +110,12 @@ mod tests {
                 "{b}"
             );
         }
-        assert!(b.contains("40 slots"), "{b}");
+        assert!(b.contains("40 slots per event loop"), "{b}");
+        assert!(b.contains("4 event loops, each"), "{b}");
+        c.workers = 1;
+        c.threadpool = Some(1);
+        let b = render(&c, &[]);
+        assert!(b.contains("1 event loop holding"), "{b}");
+        assert!(b.contains("(worker0)") && b.contains("1 slot per"), "{b}");
     }
 }

@@ -77,6 +77,11 @@ pub struct Config {
     pub multi_tasks: u32,
     pub max_ms: u64,
     pub max_tasks: u32,
+    /// CPU cores this process may run on: CPU-bound work runs at most this many at a time.
+    pub cores: u32,
+    /// How much CPU work `/cpu` does per millisecond of T: measured at start on one core, so
+    /// that `/cpu?ms=T` is a fixed amount of work that takes about T on a free core.
+    pub cpu_units_per_ms: u64,
     /// Blocking-pool slots per event loop (async-server only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threadpool: Option<u32>,
@@ -133,6 +138,8 @@ impl<const P: u16> ServerArgs<P> {
             multi_tasks: self.multi_tasks,
             max_ms: self.max_ms,
             max_tasks: MAX_TASKS,
+            cores: crate::work::cores(),
+            cpu_units_per_ms: crate::work::calibrate_cpu(),
             threadpool: None,
             max_queue: None,
             limit_concurrency: None,
@@ -159,6 +166,8 @@ impl Config {
             multi_tasks: 2,
             max_ms: 60_000,
             max_tasks: MAX_TASKS,
+            cores: crate::work::cores(),
+            cpu_units_per_ms: crate::work::calibrate_cpu(),
             threadpool: (kind == ServerKind::EventLoop).then_some(40),
             max_queue: None,
             limit_concurrency: None,

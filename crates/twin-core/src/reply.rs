@@ -15,6 +15,7 @@ use crate::timefmt;
 
 pub const JSON: &str = "application/json";
 pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const HTML: &str = "text/html; charset=utf-8";
 
 /// A complete answer: status, content type, extra headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct WorkReport {
     pub elapsed: Duration,
     /// On the event-loop twin's `/io`: how long the request waited for a thread-pool slot.
     pub pool_wait: Option<Duration>,
+    /// On `/cpu`: the CPU time the work took.
+    pub cpu: Option<Duration>,
 }
 
 /// Milliseconds with one decimal, as logs and `Server-Timing` show them.
@@ -61,6 +64,8 @@ struct WorkBody<'a> {
     elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pool_wait_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_ms: Option<f64>,
     what_happened: &'a str,
 }
 
@@ -88,13 +93,20 @@ impl Reply {
             finished: timefmt::rfc3339_ms(report.started + report.elapsed),
             elapsed_ms: millis(report.elapsed),
             pool_wait_ms: report.pool_wait.map(millis),
+            cpu_ms: report.cpu.map(millis),
             what_happened: job.route.describe(config.kind),
         };
         let mut reply = Reply::json(200, &body);
-        reply.headers.push((
-            "Server-Timing",
-            format!("app;dur={:.1}", millis(report.elapsed)),
-        ));
+        // `app` is the whole time from pick-up; `pool-wait`, the part of it spent waiting for a
+        // thread-pool slot, so a client can draw that part as waiting rather than as service.
+        let mut timing = format!("app;dur={:.1}", millis(report.elapsed));
+        if let Some(wait) = report.pool_wait {
+            timing.push_str(&format!(", pool-wait;dur={:.1}", millis(wait)));
+        }
+        if let Some(cpu) = report.cpu {
+            timing.push_str(&format!(", cpu;dur={:.1}", millis(cpu)));
+        }
+        reply.headers.push(("Server-Timing", timing));
         reply
     }
 
@@ -119,6 +131,56 @@ impl Reply {
             map.insert("routes".into(), json!(routes));
         }
         Reply::json(200, &body)
+    }
+
+    /// `GET /` from a browser: what this server is, its routes as links, and why the waves are
+    /// for curl and burst to show.
+    pub fn index_html(config: &Config) -> Reply {
+        let c = config;
+        let mut rows = String::new();
+        for r in Route::ALL {
+            let href = format!("{}{}", r.path(), r.example_query());
+            rows.push_str(&format!(
+                "<tr><td><a href=\"{href}\">{href}</a></td><td>{}</td></tr>\n",
+                html_escape(r.describe(c.kind))
+            ));
+        }
+        let workers = plural(u64::from(c.workers), c.kind.worker_noun());
+        let body = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>{binary}</title>\n<style>body{{font:18px/1.5 system-ui,sans-serif;\
+             max-width:60em;margin:2em auto;padding:0 1em}}td{{padding:.2em 1em .2em 0;\
+             vertical-align:top}}code{{background:#eee;padding:0 .3em}}</style></head><body>\n\
+             <h1>{binary}</h1>\n<p>{tagline}</p>\n\
+             <p>{workers}, T = {t} ms, K = {k}; pid {pid}.</p>\n\
+             <p><strong>Use curl or burst to see the waves</strong>, not this browser: a browser \
+             sends about 6 requests at a time to one host and would fake them. \
+             <code>burst {url}/io</code> fires 16 at once.</p>\n\
+             <table>\n{rows}</table>\n<p>The configuration as JSON: \
+             <code>curl -s {url}/</code></p>\n</body></html>\n",
+            binary = c.kind.binary(),
+            tagline = html_escape(c.kind.tagline()),
+            t = c.task_ms,
+            k = c.multi_tasks,
+            pid = c.pid,
+            url = html_escape(&c.url),
+        );
+        Reply {
+            status: 200,
+            content_type: HTML,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// An answer with nothing in it (the browser's `/favicon.ico`).
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            content_type: TEXT,
+            headers: Vec::new(),
+            body: String::new(),
+        }
     }
 
     /// `GET /healthz`.
@@ -159,10 +221,10 @@ impl Reply {
                 "error": "method not allowed",
                 "method": method,
                 "path": route.path(),
-                "allowed": "GET",
+                "allowed": "GET, HEAD",
             }),
         );
-        reply.headers.push(("Allow", "GET".to_owned()));
+        reply.headers.push(("Allow", "GET, HEAD".to_owned()));
         reply
     }
 
@@ -210,5 +272,21 @@ impl Reply {
     /// A short error for requests that never reached the router (e.g. headers too large).
     pub fn error(status: u16, error: &str, detail: &str) -> Reply {
         Reply::json(status, &json!({ "error": error, "detail": detail }))
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// "1 worker", "4 workers": a count and its noun, in the right number.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

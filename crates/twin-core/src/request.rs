@@ -65,13 +65,31 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
     (if path.is_empty() { "/" } else { path }, query)
 }
 
-/// Decide what to do with a request. `method` and `target` are as the client sent them.
-pub fn dispatch(method: &str, target: &str, config: &Config) -> Dispatch {
+/// The browser's icon request: answered at once with no content, and kept out of the access log.
+pub const FAVICON: &str = "/favicon.ico";
+
+/// Does a request's `Accept` header ask for a web page first (a browser), rather than anything
+/// (curl, burst)? `GET /` then answers with a small HTML page instead of JSON.
+pub fn wants_html(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',')
+            .next()
+            .is_some_and(|first| first.trim().starts_with("text/html"))
+    })
+}
+
+/// Decide what to do with a request. `method` and `target` are as the client sent them; `html`
+/// is [`wants_html`] of its `Accept` header.
+pub fn dispatch(method: &str, target: &str, html: bool, config: &Config) -> Dispatch {
     let (path, query) = split_target(target);
+    if path == FAVICON {
+        return Dispatch::Reply(Reply::no_content());
+    }
     let Some(route) = Route::from_path(path) else {
         return Dispatch::Reply(Reply::not_found(path));
     };
-    if method != "GET" {
+    // HEAD is GET without the body, as in Flask and FastAPI; each server leaves the body out.
+    if method != "GET" && method != "HEAD" {
         return Dispatch::Reply(Reply::method_not_allowed(method, route));
     }
     let job = match parse_params(route, query.unwrap_or(""), config) {
@@ -79,6 +97,7 @@ pub fn dispatch(method: &str, target: &str, config: &Config) -> Dispatch {
         Err(e) => return Dispatch::Reply(Reply::bad_request(route, &e)),
     };
     match route {
+        Route::Index if html => Dispatch::Reply(Reply::index_html(config)),
         Route::Index => Dispatch::Reply(Reply::index(config)),
         Route::Healthz => Dispatch::Reply(Reply::health()),
         _ => Dispatch::Work(job),
@@ -142,6 +161,10 @@ fn parse_in_range(param: Param, value: &str, min: u64, max: u64) -> Result<u64, 
         received: value.to_owned(),
         allowed: allowed.clone(),
     };
+    // A negative whole number is a number, just not one in range.
+    if value.len() > 1 && value.starts_with('-') && value[1..].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(reject("out of range"));
+    }
     // Only plain ASCII digits: no sign, no spaces, no fractions.
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(reject("not a whole number"));
@@ -171,14 +194,14 @@ mod tests {
     }
 
     fn job(target: &str) -> Job {
-        match dispatch("GET", target, &cfg()) {
+        match dispatch("GET", target, false, &cfg()) {
             Dispatch::Work(j) => j,
             Dispatch::Reply(r) => panic!("expected work for {target}, got {} {}", r.status, r.body),
         }
     }
 
     fn reply(method: &str, target: &str) -> Reply {
-        match dispatch(method, target, &cfg()) {
+        match dispatch(method, target, false, &cfg()) {
             Dispatch::Reply(r) => r,
             Dispatch::Work(j) => panic!("expected a reply for {target}, got {j:?}"),
         }
@@ -213,7 +236,9 @@ mod tests {
     fn bad_parameters_name_themselves() {
         for (target, param, error) in [
             ("/io?ms=abc", "ms", "not a whole number"),
-            ("/io?ms=-1", "ms", "not a whole number"),
+            ("/io?ms=-1", "ms", "out of range"),
+            ("/io?ms=-", "ms", "not a whole number"),
+            ("/io?ms=+5", "ms", "not a whole number"),
             ("/io?ms=", "ms", "not a whole number"),
             ("/io?ms=1.5", "ms", "not a whole number"),
             ("/io?ms=60001", "ms", "out of range"),
@@ -249,8 +274,33 @@ mod tests {
         assert!(r.body.contains("/async-io-multi"), "404 lists the routes");
         let r = reply("POST", "/io");
         assert_eq!(r.status, 405);
-        assert!(r.headers.iter().any(|(k, v)| *k == "Allow" && v == "GET"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "Allow" && v == "GET, HEAD"));
         assert_eq!(reply("GET", "/healthz").status, 200);
         assert_eq!(reply("GET", "/").status, 200);
+        assert_eq!(reply("HEAD", "/").status, 200);
+        assert!(matches!(
+            dispatch("HEAD", "/io", false, &cfg()),
+            Dispatch::Work(_)
+        ));
+        assert_eq!(reply("GET", "/favicon.ico").status, 204);
+    }
+
+    #[test]
+    fn browsers_get_a_page_and_everyone_else_json() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(Some(browser)));
+        assert!(!wants_html(Some("*/*")));
+        assert!(!wants_html(None));
+        assert!(!wants_html(Some("application/json, text/html")));
+        let page = match dispatch("GET", "/", true, &cfg()) {
+            Dispatch::Reply(r) => r,
+            Dispatch::Work(_) => panic!("a page"),
+        };
+        assert!(page.content_type.starts_with("text/html"), "{page:?}");
+        assert!(page.body.contains("href=\"/io?ms=1000\""), "{}", page.body);
+        assert!(page.body.contains("burst"), "{}", page.body);
     }
 }

@@ -32,6 +32,14 @@ impl ServerKind {
         }
     }
 
+    /// What one worker is called on this twin: "worker thread" or "event loop".
+    pub fn worker_noun(self) -> &'static str {
+        match self {
+            ServerKind::Pool => "worker thread",
+            ServerKind::EventLoop => "event loop",
+        }
+    }
+
     /// One line for the banner: what this twin imitates.
     pub fn tagline(self) -> &'static str {
         match self {
@@ -153,9 +161,13 @@ impl Route {
                 "the classic mistake: an async handler that blocks for T, freezing its event loop \
                  and every request on it"
             }
-            (Cpu, Pool) => "busy CPU work for T: the worker is tied up for T",
+            (Cpu, Pool) => {
+                "a fixed amount of CPU work, about T on a free core: the worker is tied up, and \
+                 workers beyond the cores share them"
+            }
             (Cpu, EventLoop) => {
-                "busy CPU work for T on the event loop: async does not help CPU-bound work"
+                "a fixed amount of CPU work (about T on a free core) on the event loop: async does \
+                 not help CPU-bound work, and loops beyond the cores share them"
             }
         }
     }

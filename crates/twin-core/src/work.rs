@@ -32,21 +32,55 @@ pub async fn wait_concurrently(each: Duration, tasks: u32) {
     while set.join_next().await.is_some() {}
 }
 
-/// Busy CPU work for `d`: the thread computes and yields to nothing.
-pub fn burn_cpu(d: Duration) -> u64 {
-    let end = Instant::now() + d;
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    loop {
-        // A few thousand rounds of xorshift between clock reads keep the CPU busy, not the clock.
-        for _ in 0..4096 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-        if Instant::now() >= end {
-            return std::hint::black_box(x);
-        }
+/// CPU cores this process may use (at least 1).
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
+/// One unit of CPU work: a few thousand rounds of xorshift, all in registers.
+fn cpu_unit(mut x: u64) -> u64 {
+    for _ in 0..4096 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
     }
+    x
+}
+
+/// Units of [`burn_cpu`] work one core does per millisecond, measured now: the best of a few
+/// 10 ms runs, so a moment of competition for the core does not make the unit too small.
+pub fn calibrate_cpu() -> u64 {
+    let mut best = 1;
+    let mut x = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut units = 0u64;
+        while t.elapsed() < Duration::from_millis(10) {
+            x = cpu_unit(x);
+            units += 1;
+        }
+        std::hint::black_box(x);
+        let per_ms = (units as f64 / (t.elapsed().as_secs_f64() * 1000.0)) as u64;
+        best = best.max(per_ms);
+    }
+    best
+}
+
+/// Busy CPU work that takes about `d` on a free core: a fixed amount, `d` × `units_per_ms`. The
+/// thread computes and yields to nothing; when more threads compute than there are cores, they
+/// share the cores and each takes longer — CPU-bound work does not overlap the way waits do.
+///
+/// Returns the CPU time the work took on this thread (where the platform can tell): a laptop's
+/// CPU speeds up and slows down, so a client checking the cores rule uses this, not `d`.
+pub fn burn_cpu(d: Duration, units_per_ms: u64) -> Option<Duration> {
+    let before = cpu_time::ThreadTime::try_now().ok();
+    let units = (d.as_secs_f64() * 1000.0 * units_per_ms as f64).round() as u64;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..units {
+        x = cpu_unit(x);
+    }
+    std::hint::black_box(x);
+    before.and_then(|t| t.try_elapsed().ok())
 }
 
 /// A fresh single-threaded event loop that runs `fut` to the end on the calling thread — what Flask
@@ -75,9 +109,17 @@ mod tests {
     }
 
     #[test]
-    fn cpu_work_lasts_as_long_as_asked() {
-        let t = Instant::now();
-        burn_cpu(Duration::from_millis(30));
-        assert!(t.elapsed() >= Duration::from_millis(30));
+    fn cpu_work_is_a_fixed_amount_calibrated_to_a_free_core() {
+        let per_ms = calibrate_cpu();
+        assert!(per_ms >= 1);
+        // The thread really computed: its CPU time grew by about the time asked (a sleep would
+        // leave it near zero). Generous bounds: the CPU's speed drifts on a shared machine.
+        let cpu = burn_cpu(Duration::from_millis(40), per_ms).expect("thread CPU time");
+        assert!(
+            cpu >= Duration::from_millis(12) && cpu <= Duration::from_millis(400),
+            "{cpu:?}"
+        );
+        let none = burn_cpu(Duration::ZERO, per_ms).expect("thread CPU time");
+        assert!(none < Duration::from_millis(5), "{none:?}");
     }
 }

@@ -45,7 +45,7 @@ proptest! {
         method in "(GET|POST|HEAD|[A-Z]{0,8})",
         target in prop_oneof!["/[a-z/?=&%:.-]{0,30}", "https?://[a-z:0-9]{0,10}[/?]?[a-z/?=&%:.-]{0,20}", any::<String>()],
     ) {
-        match twin_core::dispatch(&method, &target, &config()) {
+        match twin_core::dispatch(&method, &target, false, &config()) {
             twin_core::Dispatch::Reply(r) => prop_assert!([200, 400, 404, 405].contains(&r.status)),
             twin_core::Dispatch::Work(job) => prop_assert!(job.route.is_work()),
         }
