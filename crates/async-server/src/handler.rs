@@ -24,6 +24,8 @@ pub(crate) struct LoopState {
     pub(crate) config: Arc<Config>,
     pub(crate) worker: usize,
     pub(crate) in_flight: InFlight,
+    /// True once the server drains: a request picked up from then on gets a 503.
+    pub(crate) draining: tokio::sync::watch::Receiver<bool>,
 }
 
 /// One router per event loop: every path goes to [`handle`], which asks twin-core's route
@@ -43,6 +45,10 @@ async fn handle(State(st): State<LoopState>, request: Request) -> Response<Body>
     }
     let method = request.method().clone();
     let target = request.uri().to_string();
+    if *st.draining.borrow() {
+        // Waiting when the drain began, never picked up: a clear 503, as on the pool twin.
+        return to_response(Reply::shutting_down().with_worker(st.worker));
+    }
     let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
     let over = over_limits(&request, &target);
     let html = wants_html(

@@ -15,17 +15,20 @@
 
 mod acceptor;
 mod handler;
+mod hyper_errors;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::thread;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use twin_core::listener::stop_accepting;
 use twin_core::run::Twin;
 use twin_core::shutdown::InFlight;
@@ -69,6 +72,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             config: shared_config.clone(),
             worker: k,
             in_flight: in_flight.clone(),
+            draining: stop_rx.clone(),
         };
         let (to_loop, incoming) = tokio::sync::mpsc::unbounded_channel();
         to_loops.push(to_loop);
@@ -98,8 +102,12 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     })
 }
 
+/// How long, once a drain has begun, a connection that has sent nothing yet may still send its
+/// request and get an answer (a 503) rather than be closed.
+const DRAIN_GRACE: Duration = Duration::from_millis(100);
+
 /// One event loop: serve the connections the acceptor hands it, each as a task, until told to
-/// stop; then wait for the requests it holds.
+/// stop; then answer what is still waiting and wait for the requests it holds.
 async fn event_loop(
     mut incoming: UnboundedReceiver<(std::net::TcpStream, Open)>,
     state: LoopState,
@@ -118,50 +126,94 @@ async fn event_loop(
     let router = handler::router(state);
     // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
     let mut http = hyper::server::conn::http1::Builder::new();
-    // A head over the shared limits gets hyper's 431 before any handler runs.
+    // A head over the shared limits gets hyper's 431 before any handler runs (hyper_errors.rs
+    // gives it the twins' JSON body).
     http.max_buf_size(limits::MAX_HEAD_BYTES)
         .max_headers(limits::MAX_HEADERS);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, open) = tokio::select! {
+        let next = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            next = incoming.recv() => match next {
-                Some(next) => next,
-                None => break,
-            },
+            next = incoming.recv() => next,
         };
+        let Some((stream, open)) = next else { break };
+        let conn = serve_connection(stream, open, k, &router, &http, &graceful, &stop);
+        connections.spawn(conn);
+        // Forget connections that have ended.
+        while connections.try_join_next().is_some() {}
+    }
+    heartbeat.abort();
+    // Connections the acceptor handed over that this loop had not taken yet (it was frozen,
+    // say) are served like the others: a request already sent gets its 503.
+    incoming.close();
+    while let Ok((stream, open)) = incoming.try_recv() {
+        let conn = serve_connection(stream, open, k, &router, &http, &graceful, &stop);
+        connections.spawn(conn);
+    }
+    graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
+}
+
+/// One connection on this event loop, for as long as the client keeps it: one loop holds many of
+/// these at once, each a task that is parked whenever its request waits.
+fn serve_connection(
+    stream: std::net::TcpStream,
+    open: Open,
+    k: usize,
+    router: &axum::Router,
+    http: &Http1,
+    graceful: &GracefulShutdown,
+    stop: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let (router, mut http) = (router.clone(), http.clone());
+    let watcher = graceful.watcher();
+    let mut stop = stop.clone();
+    async move {
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("worker{k}: cannot take a connection: {e}");
-                continue;
+                return;
             }
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let http = http.clone();
-        let watcher = graceful.watcher();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            // hyper allocates two 8 KiB buffers per connection; a connection that has sent
-            // nothing yet (a burst's, waiting for its release) needs neither. A drain closes it.
-            tokio::select! {
-                readable = stream.readable() => if readable.is_err() { return },
-                _ = stop.wait_for(|stopping| *stopping) => return,
+        // hyper allocates two 8 KiB buffers per connection; a connection that has sent nothing
+        // yet (a burst's, waiting for its release) needs neither until it is readable.
+        let drain_began = tokio::select! {
+            biased;
+            readable = stream.readable() => match readable {
+                Ok(()) => false,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|stopping| *stopping) => true,
+        };
+        if drain_began {
+            match tokio::time::timeout(DRAIN_GRACE, stream.readable()).await {
+                Ok(Ok(())) => {}
+                // Nothing sent: closed, as every server closes idle connections on a drain.
+                _ => return,
             }
-            let service = TowerToHyperService::new(router);
-            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-            if let Err(e) = conn.await {
+        }
+        let draining = *stop.borrow();
+        let service = TowerToHyperService::new(router);
+        let io = hyper_errors::JsonRefusals::new(TokioIo::new(stream), k);
+        if draining {
+            // Draining: the handler answers 503; hyper must read the request first, so this
+            // connection is not handed to the graceful shutdown (which would close it unread).
+            http.keep_alive(false);
+            if let Err(e) = http.serve_connection(io, service).await {
                 tracing::debug!("connection ended: {e}");
             }
-            drop(open);
-        });
+        } else if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+            tracing::debug!("connection ended: {e}");
+        }
+        drop(open);
     }
-    heartbeat.abort();
-    drop(incoming);
-    graceful.shutdown().await;
 }
+
+type Http1 = hyper::server::conn::http1::Builder;
 
 impl Twin for Running {
     fn addr(&self) -> SocketAddr {

@@ -250,3 +250,40 @@ fn a_thousand_idle_connections_do_not_stop_others_being_served() {
     let server = start(2, 40);
     testkit::assert_idle_connections_do_not_block(server.addr());
 }
+
+#[test]
+fn heads_over_the_limits_get_the_shared_json_431() {
+    // hyper refuses these before any handler runs; the answer is still the twins' JSON.
+    let server = start(1, 40);
+    testkit::assert_head_limits_answer_the_shared_431(server.addr());
+}
+
+#[test]
+fn sigterm_while_requests_wait_on_a_frozen_loop_answers_each_with_its_response_or_a_503() {
+    let mut server = ServerProcess::start(BIN, &["--workers", "1"]);
+    let url = format!("{}/async-io-blocking?ms=400", server.url);
+    let firing = thread::spawn(move || burst::fire_blocking(&url, 4, Duration::from_secs(20)));
+    // The first request froze the loop; the other three wait behind it.
+    let first = server
+        .log_line(Duration::from_secs(10))
+        .expect("a pick-up line");
+    assert!(first.ends_with("GET /async-io-blocking?ms=400"), "{first}");
+    server.signal("TERM");
+    let b = firing.join().unwrap().unwrap();
+    let mut statuses: Vec<Option<u16>> = b.results.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [Some(200), Some(503), Some(503), Some(503)],
+        "{:?}",
+        b.results
+    );
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
+
+#[test]
+fn head_is_answered_as_get_without_a_body() {
+    let server = start(1, 40);
+    testkit::assert_head_is_get_without_a_body(server.addr());
+}

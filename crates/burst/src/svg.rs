@@ -260,8 +260,8 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
                 .done
                 .iter()
                 .enumerate()
-                .filter_map(|(i, d)| d.map(|d| (i, d)))
-                .last()
+                .rev()
+                .find_map(|(i, d)| d.map(|d| (i, d)))
             {
                 let px = f.x + (i as f64 + 0.5) / x_max * f.w;
                 let py = f.y + f.h - last.as_secs_f64() / y_max * f.h;

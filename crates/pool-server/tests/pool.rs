@@ -127,7 +127,7 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let req = format!("DELETE /io HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let r = raw_exchange(addr, req.as_bytes(), Duration::from_secs(5)).unwrap();
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 
     assert_eq!(get(addr, "/io?ms=0").status, 200);
 }
@@ -174,7 +174,14 @@ fn a_drain_that_runs_out_of_time_says_how_many_were_cut_off() {
 #[test]
 fn the_access_log_has_one_reference_line_per_request_at_pick_up() {
     let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "100"]);
-    for path in ["/io?ms=10", "/async-io", "/nope", "/healthz", "/cpu?ms=5"] {
+    for path in [
+        "/io?ms=10",
+        "/async-io",
+        "/nope",
+        "/healthz",
+        "/favicon.ico",
+        "/cpu?ms=5",
+    ] {
         get(server.addr, path);
     }
     let lines = server.log_lines_until_quiet(Duration::from_millis(300));
@@ -186,7 +193,7 @@ fn the_access_log_has_one_reference_line_per_request_at_pick_up() {
     assert_eq!(
         targets,
         ["/io?ms=10", "/async-io", "/nope", "/cpu?ms=5"],
-        "healthz is not logged"
+        "healthz and the browser's favicon are not logged"
     );
     for (pid, worker, method, _) in &parsed {
         assert_eq!(method, "GET");
@@ -446,4 +453,16 @@ fn cpu_work_is_a_fixed_amount_however_many_share_the_cores() {
         slowest >= 1.5 * alone,
         "{slowest:.1} ms vs {alone:.1} ms alone"
     );
+}
+
+#[test]
+fn heads_over_the_limits_get_the_shared_json_431() {
+    let server = start(2);
+    testkit::assert_head_limits_answer_the_shared_431(server.addr());
+}
+
+#[test]
+fn head_is_answered_as_get_without_a_body() {
+    let server = start(2);
+    testkit::assert_head_is_get_without_a_body(server.addr());
 }

@@ -691,3 +691,35 @@ impl Drop for CpuHogs {
         }
     }
 }
+
+/// A head with more than 100 fields, and one over 32 KiB, get the shared JSON 431 — the same
+/// body on both twins, whichever part of the server refused it.
+pub fn assert_head_limits_answer_the_shared_431(addr: SocketAddr) {
+    let shared = twin_core::limits::head_too_large().body;
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let big = format!("X-Big: {}\r\n", "a".repeat(40 * 1024));
+    for (what, extra) in [("101 header fields", many), ("a 40 KiB head", big)] {
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
+        let r = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(r.status, 431, "{what}: {r:?}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+        assert_eq!(r.body, shared, "{what}");
+    }
+}
+
+/// `HEAD` is answered as `GET` without the body: the same status and headers, the work done.
+pub fn assert_head_is_get_without_a_body(addr: SocketAddr) {
+    let get_r = get(addr, "/io?ms=20");
+    let req = format!("HEAD /io?ms=20 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let head = raw_exchange(addr, req.as_bytes(), Duration::from_secs(5)).expect("an answer");
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty(), "no body: {head:?}");
+    assert_eq!(head.header("content-type"), get_r.header("content-type"));
+    assert!(
+        head.header("server-timing")
+            .is_some_and(|t| t.starts_with("app;dur=2")),
+        "{head:?}"
+    );
+}

@@ -15,32 +15,36 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A declared body (no route reads one): beyond it, 413.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
-/// The answer to a request over a limit, or `None` when it is within all of them.
+/// The answer to a head with too many fields or too many bytes. One answer for both: the
+/// event-loop twin's HTTP parser refuses such a head before the twin sees it, without saying
+/// which limit it met, and both twins must answer alike.
+pub fn head_too_large() -> Reply {
+    Reply::too_large(
+        431,
+        "request header fields too large",
+        format!(
+            "a request head may have at most {MAX_HEADERS} header fields and \
+             {MAX_HEAD_BYTES} bytes"
+        ),
+    )
+}
+
+/// The answer to a request over a limit, or `None` when it is within all of them. The head is
+/// checked first, as a server reading it would meet that limit first.
 pub fn check(
     target_bytes: usize,
     headers: usize,
     head_bytes: usize,
     body_bytes: Option<u64>,
 ) -> Option<Reply> {
+    if headers > MAX_HEADERS || head_bytes > MAX_HEAD_BYTES {
+        return Some(head_too_large());
+    }
     if target_bytes > MAX_TARGET_BYTES {
         return Some(Reply::too_large(
             414,
             "URI too long",
             format!("the request target is {target_bytes} bytes; at most {MAX_TARGET_BYTES}"),
-        ));
-    }
-    if headers > MAX_HEADERS {
-        return Some(Reply::too_large(
-            431,
-            "too many header fields",
-            format!("{headers} header fields; at most {MAX_HEADERS}"),
-        ));
-    }
-    if head_bytes > MAX_HEAD_BYTES {
-        return Some(Reply::too_large(
-            431,
-            "request header fields too large",
-            format!("the request head is {head_bytes} bytes; at most {MAX_HEAD_BYTES}"),
         ));
     }
     match body_bytes {
