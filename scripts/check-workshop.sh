@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
 # check-workshop.sh — run every command of docs/workshop.md, in order, as a presenter would.
 #
-#   scripts/check-workshop.sh
+#   scripts/check-workshop.sh                      # once, straight through
+#   scripts/check-workshop.sh --pause 6 --repeat 10  # as on stage: idle gaps between steps, 10 times
 #
 # ```sh server``` blocks are started in the background (their PIDs are kept and they are stopped at
-# the end, also on failure or Ctrl-C); every line of a ```sh``` block must exit 0 within 120 s.
-# Needs ports 8000, 8001 and 8002 free, as on a presenter's laptop.
+# the end of each run, also on failure or Ctrl-C); every line of a ```sh``` block must exit 0 within
+# 120 s — and `burst` exits non-zero when a burst is not what the model predicts, so a lesson that
+# does not show fails the check. Commands run in a scratch folder (target/workshop-check), so a
+# presenter's own `workshop-compare.svg` is never touched. Needs ports 8000, 8001 and 8002 free.
 set -euo pipefail
+
+pause=0
+repeat=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --pause) pause=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    *) echo "usage: scripts/check-workshop.sh [--pause SECONDS] [--repeat N]" >&2; exit 2 ;;
+  esac
+done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 doc=docs/workshop.md
 logs=$(mktemp -d)
 export PATH="$root/target/release:$PATH"
+# Inside the repository, so `cargo build` still finds the workspace; `scripts/` is linked in.
+scratch="$root/target/workshop-check"
+mkdir -p "$scratch"
+ln -sfn "$root/scripts" "$scratch/scripts"
 
 for port in 8000 8001 8002; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -25,8 +42,12 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -f "$root/workshop-compare.svg"
   rm -rf "$logs"
+}
+stop_servers() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -39,9 +60,13 @@ commands=$(awk '
   kind != "" && NF { printf "%s\t%s\n", kind, $0 }
 ' "$doc")
 
+cd "$scratch"
+for run in $(seq 1 "$repeat"); do
+[ "$repeat" -gt 1 ] && echo "== run $run of $repeat"
 n=0
 while IFS=$'\t' read -r kind cmd; do
   n=$((n + 1))
+  [ "$n" -gt 1 ] && sleep "$pause"
   case $kind in
     server)
       echo "-- [$n] start: $cmd"
@@ -69,5 +94,6 @@ while IFS=$'\t' read -r kind cmd; do
       ;;
   esac
 done <<<"$commands"
-
+stop_servers
 echo "workshop: all $n commands ran"
+done

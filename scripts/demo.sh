@@ -17,8 +17,8 @@ out=${DEMO_OUT:-out/demo-$(date +%Y%m%d-%H%M%S)}
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
 
-echo "== building (release) =="
-cargo build --release --quiet -p pool-server -p async-server -p burst
+echo "== building (release; the first build takes a few minutes) =="
+cargo build --release -p pool-server -p async-server -p burst
 bin=target/release
 
 mkdir -p "$out"
@@ -59,10 +59,24 @@ async=$url
 echo "== pool-server (WSGI-style) at $pool; async-server (ASGI-style) at $async; $workers workers each =="
 echo
 
-"$bin/burst" compare --pool "$pool" --async "$async" -n "$sizes" --svg "$out/compare.svg"
+# burst exits 3 when a burst is not what the model predicts: the demo fails loudly then.
+verdict() {
+  local code=$1
+  [ "$code" -eq 0 ] && return 0
+  if [ "$code" -eq 3 ]; then
+    echo "demo.sh: FAILED: the bursts did not come out as the queueing model predicts (see above)" >&2
+  else
+    echo "demo.sh: FAILED: burst exited $code (see above)" >&2
+  fi
+  exit "$code"
+}
+code=0
+"$bin/burst" compare --pool "$pool" --async "$async" -n "$sizes" --svg "$out/compare.svg" || code=$?
+verdict "$code"
 echo
 echo "== one burst up close: 16 × /io on the pool twin =="
-"$bin/burst" "$pool/io" -n 16 --svg "$out/pool-io-timeline.svg" --rows 16 || true
+"$bin/burst" "$pool/io" -n 16 --svg "$out/pool-io-timeline.svg" --rows 16 || code=$?
+verdict "$code"
 echo
 echo "== pool-server access log (first 10 /io lines): a new wave of $workers every second =="
 grep ' GET /io$' "$out/pool-server.access.log" | head -n 10

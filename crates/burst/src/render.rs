@@ -196,7 +196,7 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
     };
     let _ = writeln!(
         s,
-        "waterfall: · waiting for a worker   █ being served   (time since release →)"
+        "waterfall: · waiting (for a worker, a loop or a thread-pool slot)   █ being served   (time since release →)"
     );
     // Axis: tick labels above the bars.
     let step = tick_step(span, (bar_w / 10).max(1));
