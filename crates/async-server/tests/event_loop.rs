@@ -43,6 +43,17 @@ fn blocking_routes_queue_beyond_the_thread_pool() {
     let server = start(1, 2);
     let b = fire_ok(server.addr(), "/io", 6);
     assert_waves(&done_times(&b), 2, Duration::from_millis(T));
+    // The wait for a slot is waiting, not service: the last wave waited two waves' time.
+    let mut by_done: Vec<_> = b.results.iter().collect();
+    by_done.sort_by_key(|r| r.done);
+    for r in &by_done[4..] {
+        let waited = r.waiting().unwrap();
+        assert!(waited >= Duration::from_millis(2 * T * 8 / 10), "{r:?}");
+        assert!(
+            r.pool_wait_ms.is_some_and(|w| w >= (2 * T * 8 / 10) as f64),
+            "{r:?}"
+        );
+    }
     // The body says how long each waited for a slot.
     let r = get(server.addr(), "/io?ms=0");
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();

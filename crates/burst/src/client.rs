@@ -217,7 +217,12 @@ pub struct FireOptions {
     pub timeout: Duration,
     /// Counts requests as they end, for a progress line while a long burst runs.
     pub ended: Option<Arc<AtomicUsize>>,
+    /// The response header that names the worker (`X-Worker` on the twins).
+    pub worker_header: Arc<str>,
 }
+
+/// The twins' worker header.
+pub const WORKER_HEADER: &str = "x-worker";
 
 /// Connections opened at once while preparing: more would overflow the server's SYN queue and
 /// cost 1 s retransmits, which is slow but does not touch the burst itself.
@@ -239,8 +244,9 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
         let go = go_rx.clone();
         let connects = connects.clone();
         let (timeout, ended) = (opts.timeout, opts.ended.clone());
+        let header = opts.worker_header.clone();
         tasks.push(tokio::spawn(async move {
-            let r = one_request(index, &target, &ready, go, &connects, timeout).await;
+            let r = one_request(index, &target, &ready, go, &connects, timeout, &header).await;
             if let Some(ended) = ended {
                 ended.fetch_add(1, Ordering::Relaxed);
             }
@@ -298,6 +304,7 @@ async fn one_request(
     mut go: watch::Receiver<Option<Instant>>,
     connects: &Semaphore,
     timeout: Duration,
+    worker_header: &str,
 ) -> RequestResult {
     let mut result = RequestResult::new(index);
     // Prepare: connect and handshake before the release.
@@ -351,7 +358,7 @@ async fn one_request(
         result.status = Some(response.status().as_u16());
         let headers = response.headers();
         result.worker = headers
-            .get("x-worker")
+            .get(worker_header)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let timing = headers

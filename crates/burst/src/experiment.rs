@@ -47,6 +47,28 @@ pub fn default_timeout(
         .max(modelled + Duration::from_secs(10))
 }
 
+/// How to run experiments: the same for every burst of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per request; `None` for [`default_timeout`].
+    pub timeout: Option<Duration>,
+    /// The model's inputs told on the command line, for a server that does not describe itself
+    /// at `GET /` (they win over what it says when given).
+    pub model: Option<ServerInfo>,
+    /// The response header that names the worker.
+    pub worker_header: Arc<str>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: None,
+            model: None,
+            worker_header: client::WORKER_HEADER.into(),
+        }
+    }
+}
+
 /// What is known before a burst is fired: the server, the model's prediction, the timeout.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -64,8 +86,12 @@ impl Plan {
 }
 
 /// Ask the server what it is and what the model predicts for `n` requests at `target`.
-pub async fn plan(target: &Target, n: usize, timeout: Option<Duration>) -> Result<Plan, FireError> {
-    let server = server_info(target).await?;
+pub async fn plan(target: &Target, n: usize, settings: &Settings) -> Result<Plan, FireError> {
+    let server = match &settings.model {
+        Some(told) => Some(told.clone()),
+        None => server_info(target).await?,
+    };
+    let timeout = settings.timeout;
     let path = target
         .uri
         .path_and_query()
@@ -86,12 +112,14 @@ pub async fn plan(target: &Target, n: usize, timeout: Option<Duration>) -> Resul
 pub async fn fire_plan(
     target: &Target,
     plan: Plan,
+    settings: &Settings,
     ended: Option<Arc<AtomicUsize>>,
 ) -> Result<Experiment, FireError> {
     let opts = FireOptions {
         n: plan.n,
         timeout: plan.timeout,
         ended,
+        worker_header: settings.worker_header.clone(),
     };
     let burst = client::fire(target, opts).await?;
     let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
@@ -105,13 +133,9 @@ pub async fn fire_plan(
 }
 
 /// Fire `n` at `target`, with `timeout` or the default, and check the result against the model.
-pub async fn run(
-    target: &Target,
-    n: usize,
-    timeout: Option<Duration>,
-) -> Result<Experiment, FireError> {
-    let plan = plan(target, n, timeout).await?;
-    fire_plan(target, plan, None).await
+pub async fn run(target: &Target, n: usize, settings: &Settings) -> Result<Experiment, FireError> {
+    let plan = plan(target, n, settings).await?;
+    fire_plan(target, plan, settings, None).await
 }
 
 impl Experiment {
@@ -152,8 +176,10 @@ impl Status {
 /// One cell of the matrix.
 #[derive(Debug, Clone)]
 pub struct Cell {
-    /// `pool` or `event-loop`.
+    /// The target's name: `pool`, `event-loop`, or what `--target NAME=URL` said.
     pub server: String,
+    /// What the server said it is (`pool` or `event-loop`), if it said.
+    pub kind: Option<String>,
     pub route: String,
     pub n: usize,
     pub experiment: Experiment,
@@ -172,7 +198,7 @@ pub async fn compare(
     servers: &[(&str, &Target)],
     routes: &[String],
     sizes: &[usize],
-    timeout: Option<Duration>,
+    settings: &Settings,
     ended: Option<Arc<AtomicUsize>>,
     mut progress: impl FnMut(usize, usize, &str, Step<'_>),
 ) -> Result<Vec<Cell>, FireError> {
@@ -183,18 +209,16 @@ pub async fn compare(
             for route in routes {
                 let label = format!("{name} {route} × {n}");
                 let target = base.with_path(route)?;
-                let plan = plan(&target, n, timeout).await?;
+                let plan = plan(&target, n, settings).await?;
                 progress(cells.len(), total, &label, Step::Firing(&plan));
                 if let Some(ended) = &ended {
                     ended.store(0, std::sync::atomic::Ordering::Relaxed);
                 }
-                let experiment = fire_plan(&target, plan, ended.clone()).await?;
+                let experiment = fire_plan(&target, plan, settings, ended.clone()).await?;
                 progress(cells.len() + 1, total, &label, Step::Done(&experiment));
                 cells.push(Cell {
-                    server: experiment
-                        .server
-                        .as_ref()
-                        .map_or_else(|| (*name).to_owned(), |s| s.kind.clone()),
+                    server: (*name).to_owned(),
+                    kind: experiment.server.as_ref().map(|s| s.kind.clone()),
                     route: route.clone(),
                     n,
                     experiment,
@@ -205,42 +229,80 @@ pub async fn compare(
     Ok(cells)
 }
 
-/// The comparison table: one line per cell.
+/// The comparison table: a row per route × burst size, a column per server — each with its total
+/// time and a mark (✓ as predicted, ✗ not as predicted, ! requests failed, - no model) — and,
+/// after the last server of each kind, that kind's model.
 pub fn compare_table(cells: &[Cell]) -> String {
+    let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut rows: Vec<(&str, usize)> = Vec::new();
+    for c in cells {
+        if !servers.iter().any(|(s, _)| *s == c.server) {
+            servers.push((&c.server, c.kind.as_deref()));
+        }
+        if !rows.contains(&(c.route.as_str(), c.n)) {
+            rows.push((&c.route, c.n));
+        }
+    }
+    // Columns: each server, and a model column after the last server of each kind.
+    let mut columns: Vec<(String, Option<&str>, bool)> = Vec::new();
+    for (k, (name, kind)) in servers.iter().enumerate() {
+        columns.push(((*name).to_owned(), *kind, false));
+        let last_of_kind = !servers[k + 1..].iter().any(|(_, other)| other == kind);
+        if let (true, Some(kind)) = (last_of_kind, kind) {
+            columns.push((format!("model ({kind})"), Some(kind), true));
+        }
+    }
+    let width = |title: &str| title.chars().count().max(9);
     let mut s = String::new();
+    let _ = write!(s, "{:<18} {:>6}", "route", "n");
+    for (title, _, _) in &columns {
+        let _ = write!(s, "  {:>w$}", title, w = width(title));
+    }
+    s.push('\n');
+    let mut judged = (0, 0);
+    for (route, n) in &rows {
+        let _ = write!(s, "{route:<18} {n:>6}");
+        for (title, kind, is_model) in &columns {
+            let text = if *is_model {
+                cells
+                    .iter()
+                    .filter(|c| c.route == *route && c.n == *n && c.kind.as_deref() == *kind)
+                    .find_map(|c| c.experiment.check.as_ref())
+                    .map_or("-".to_owned(), |k| {
+                        format!("{:.2}", k.prediction.done_at(*n).as_secs_f64())
+                    })
+            } else {
+                match cells
+                    .iter()
+                    .find(|c| c.route == *route && c.n == *n && c.server == *title)
+                {
+                    None => "-".to_owned(),
+                    Some(c) => {
+                        let e = &c.experiment;
+                        let mark = match (e.status(), &e.check) {
+                            (Status::Failed, _) => "!",
+                            (_, None) => "-",
+                            (Status::NotAsPredicted, _) => "✗",
+                            (Status::Ok, Some(_)) => "✓",
+                        };
+                        if e.check.is_some() {
+                            judged.1 += 1;
+                            judged.0 += usize::from(e.status() == Status::Ok);
+                        }
+                        format!("{:.2} {mark}", e.summary.wall_ms / 1000.0)
+                    }
+                }
+            };
+            let _ = write!(s, "  {:>w$}", text, w = width(title));
+        }
+        s.push('\n');
+    }
     let _ = writeln!(
         s,
-        "{:<11} {:<18} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9}  verdict",
-        "server", "route", "n", "total(s)", "p50(s)", "max(s)", "model(s)", "ok"
+        "times in seconds, for the last request to finish; ✓ as predicted, ✗ NOT as predicted, \
+         ! requests failed; {} of {} judged cells as predicted",
+        judged.0, judged.1
     );
-    for c in cells {
-        let e = &c.experiment;
-        let secs =
-            |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", v / 1000.0));
-        let predicted = e.check.as_ref().map_or_else(
-            || "-".to_owned(),
-            |k| format!("{:.2}", k.prediction.done_at(c.n).as_secs_f64()),
-        );
-        let verdict = e.check.as_ref().map_or("no model", |k| {
-            if k.as_predicted {
-                "as predicted"
-            } else {
-                "NOT as predicted"
-            }
-        });
-        let _ = writeln!(
-            s,
-            "{:<11} {:<18} {:>6} {:>9.2} {:>8} {:>8} {:>10} {:>9}  {verdict}",
-            c.server,
-            c.route,
-            c.n,
-            e.summary.wall_ms / 1000.0,
-            secs(e.summary.p50_ms),
-            secs(e.summary.max_ms),
-            predicted,
-            format!("{}/{}", e.summary.ok, c.n)
-        );
-    }
     s
 }
 
@@ -255,10 +317,31 @@ fn route_color(route: &str) -> &'static str {
     }
 }
 
-/// The comparison chart: a panel per size; pool lines solid, event-loop lines dashed.
+/// The comparison chart: a panel per size; pool lines solid, event-loop lines dashed. Where a kind
+/// has several servers (real Flask beside the twin, say), the first is drawn wide and light and
+/// the others thin on top: where the lines lie on each other, the servers behaved alike.
 pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
     let mut sizes: Vec<usize> = cells.iter().map(|c| c.n).collect();
     sizes.dedup();
+    let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
+    for c in cells {
+        if !servers.iter().any(|(s, _)| *s == c.server) {
+            servers.push((&c.server, c.kind.as_deref()));
+        }
+    }
+    let shared_kind = |c: &Cell| {
+        servers
+            .iter()
+            .filter(|(_, k)| *k == c.kind.as_deref())
+            .count()
+            > 1
+    };
+    let first_of_kind = |c: &Cell| {
+        servers
+            .iter()
+            .find(|(_, k)| *k == c.kind.as_deref())
+            .is_some_and(|(s, _)| *s == c.server)
+    };
     let panels: Vec<Panel> = sizes
         .iter()
         .map(|&n| Panel {
@@ -272,12 +355,24 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                         .into_iter()
                         .map(|i| b.results[i].done.filter(|_| b.results[i].is_ok()))
                         .collect();
+                    let (width, opacity) = if shared_kind(c) {
+                        if first_of_kind(c) {
+                            (9.0, 0.35)
+                        } else {
+                            (2.2, 1.0)
+                        }
+                    } else if c.route == "/io" {
+                        // Drawn wide so that it shows where /async-io lies on top of it.
+                        (6.0, 1.0)
+                    } else {
+                        (2.2, 1.0)
+                    };
                     Series {
                         label: format!("{} {}", c.server, c.route),
                         color: route_color(&c.route),
-                        // /io is drawn wide so that it shows where /async-io lies on top of it.
-                        width: if c.route == "/io" { 6.0 } else { 2.2 },
-                        dashed: c.server != "pool",
+                        width,
+                        opacity,
+                        dashed: c.kind.as_deref() != Some("pool"),
                         done,
                     }
                 })

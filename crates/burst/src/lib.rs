@@ -44,6 +44,7 @@ pub fn fire_blocking(url: &str, n: usize, timeout: Duration) -> Result<Burst, Fi
                 n,
                 timeout,
                 ended: None,
+                worker_header: client::WORKER_HEADER.into(),
             },
         )
         .await

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use burst::experiment::{self, Status, Step};
+use burst::experiment::{self, Settings, Status, Step};
 use burst::model::describe;
+use burst::model::ServerInfo;
 use burst::progress::Progress;
 use burst::render::{self, WaterfallStyle};
 use burst::{output, svg, Target};
@@ -86,21 +87,58 @@ struct CommonArgs {
     /// server allows, and than twice the model's time for the last request).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+
+    /// The server's model, for a server that does not describe itself at GET / (any HTTP
+    /// server): a pool of blocking workers, or event loops. Given, it wins over GET /.
+    #[arg(long, value_enum, value_name = "KIND")]
+    model: Option<ModelKind>,
+
+    /// With --model: how many workers (pool threads or processes, or event loops).
+    #[arg(long, value_name = "N", requires = "model", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    workers: u32,
+
+    /// With --model: T, the route's wait when the URL gives no ?ms=.
+    #[arg(long, value_name = "MS", requires = "model", default_value_t = 1000)]
+    task_ms: u64,
+
+    /// With --model event-loop: thread-pool slots per loop for blocking routes (FastAPI: 40).
+    #[arg(long, value_name = "N", requires = "model", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    threadpool: u32,
+
+    /// With --model: K, the concurrent waits of /async-io-multi when the URL gives no ?tasks=.
+    #[arg(long, value_name = "K", requires = "model", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    multi_tasks: u32,
+
+    /// The response header that names the worker that served a request.
+    #[arg(long, value_name = "NAME", default_value = "X-Worker")]
+    worker_header: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModelKind {
+    /// A fixed pool of blocking workers (gunicorn sync workers).
+    Pool,
+    /// Event loops (uvicorn workers).
+    EventLoop,
 }
 
 #[derive(Debug, Args)]
 struct CompareArgs {
-    /// Base URL of the pool twin.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000")]
-    pool: String,
+    /// A server to include, by name and base URL (repeatable; its kind is read from its GET /),
+    /// e.g. --target 'gunicorn+Flask=http://127.0.0.1:9000'.
+    #[arg(long = "target", value_name = "NAME=URL")]
+    targets: Vec<String>,
 
-    /// Base URL of the event-loop twin.
-    #[arg(
-        long = "async",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8001"
-    )]
-    async_url: String,
+    /// Base URL of the pool twin (default http://127.0.0.1:8000 when no --target is given).
+    #[arg(long, value_name = "URL")]
+    pool: Option<String>,
+
+    /// Base URL of the event-loop twin (default http://127.0.0.1:8001 when no --target is given).
+    #[arg(long = "async", value_name = "URL")]
+    async_url: Option<String>,
 
     /// Burst sizes, comma-separated.
     #[arg(
@@ -176,17 +214,43 @@ fn ensure_open_files(n: usize) -> Result<(), Fatal> {
     Ok(())
 }
 
-fn timeout(common: &CommonArgs) -> Result<Option<Duration>, Fatal> {
-    match common.timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => {
-            Ok(Some(Duration::from_secs_f64(t)))
+fn settings(common: &CommonArgs) -> Result<Settings, Fatal> {
+    let timeout = match common.timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(Fatal(
+                format!("--timeout must be 0 < seconds <= 86400, got {t}"),
+                2,
+            ))
         }
-        Some(t) => Err(Fatal(
-            format!("--timeout must be 0 < seconds <= 86400, got {t}"),
+    };
+    let model = common.model.map(|kind| ServerInfo {
+        server: None,
+        kind: match kind {
+            ModelKind::Pool => "pool".to_owned(),
+            ModelKind::EventLoop => "event-loop".to_owned(),
+        },
+        workers: common.workers,
+        task_ms: common.task_ms,
+        multi_tasks: common.multi_tasks,
+        threadpool: matches!(kind, ModelKind::EventLoop).then_some(common.threadpool),
+        max_ms: common.task_ms,
+        cores: None,
+        told: true,
+    });
+    let header = &common.worker_header;
+    if hyper::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+        return Err(Fatal(
+            format!("--worker-header {header:?} is not a header name"),
             2,
-        )),
+        ));
     }
+    Ok(Settings {
+        timeout,
+        model,
+        worker_header: header.to_ascii_lowercase().into(),
+    })
 }
 
 fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
@@ -197,13 +261,13 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
         ));
     };
     let n = args.n as usize;
-    let timeout = timeout(&args.common)?;
+    let settings = settings(&args.common)?;
     ensure_open_files(n)?;
     let rt = runtime()?;
     let e = rt
         .block_on(async {
             let target = Target::parse(url).await?;
-            let plan = experiment::plan(&target, n, timeout).await?;
+            let plan = experiment::plan(&target, n, &settings).await?;
             if let (Some(p), Some(end)) = (&plan.prediction, plan.predicted_end()) {
                 if end >= Duration::from_secs(3) {
                     eprintln!(
@@ -215,7 +279,7 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             }
             let progress = Progress::start(std::io::stderr().is_terminal());
             progress.begin(&format!("{n} × {}", target.url), n, plan.predicted_end());
-            let e = experiment::fire_plan(&target, plan, Some(progress.counter())).await;
+            let e = experiment::fire_plan(&target, plan, &settings, Some(progress.counter())).await;
             progress.end();
             e
         })
@@ -250,9 +314,14 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             let kind = e
                 .server
                 .as_ref()
-                .map_or("an unknown server".to_owned(), |s| {
+                .map_or("an unknown server: no model".to_owned(), |s| {
                     let workers = if s.workers == 1 { "worker" } else { "workers" };
-                    format!("{} twin, {} {workers}", s.kind, s.workers)
+                    let who = match (&s.server, s.told) {
+                        (_, true) => "model told by flags".to_owned(),
+                        (Some(name), false) => name.clone(),
+                        (None, false) => "as it says at GET /".to_owned(),
+                    };
+                    format!("{who}: {}, {} {workers}", s.kind, s.workers)
                 });
             println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
             print!("{}", render::table(&e.burst, check));
@@ -290,14 +359,44 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             }
         })
         .collect();
-    let timeout = timeout(&args.common)?;
+    let settings = settings(&args.common)?;
+    let mut named: Vec<(String, String)> = Vec::new();
+    for t in &args.targets {
+        match t.split_once('=') {
+            Some((name, url)) if !name.is_empty() && !url.is_empty() => {
+                named.push((name.to_owned(), url.to_owned()))
+            }
+            _ => {
+                return Err(Fatal(
+                    format!(
+                        "--target {t:?}: give NAME=URL, e.g. --target pool=http://127.0.0.1:8000"
+                    ),
+                    2,
+                ))
+            }
+        }
+    }
+    let defaults = named.is_empty();
+    let shorthand = [
+        ("pool", &args.pool, "http://127.0.0.1:8000"),
+        ("event-loop", &args.async_url, "http://127.0.0.1:8001"),
+    ];
+    for (k, (name, url, default)) in shorthand.into_iter().enumerate() {
+        match (url, defaults) {
+            (Some(url), _) => named.insert(k.min(named.len()), (name.to_owned(), url.clone())),
+            (None, true) => named.push((name.to_owned(), default.to_owned())),
+            (None, false) => {}
+        }
+    }
     ensure_open_files(sizes.iter().copied().max().unwrap_or(1))?;
     let rt = runtime()?;
     let cells = rt
         .block_on(async {
-            let pool = Target::parse(&args.pool).await?;
-            let event_loop = Target::parse(&args.async_url).await?;
-            let servers = [("pool", &pool), ("event-loop", &event_loop)];
+            let mut parsed = Vec::new();
+            for (name, url) in &named {
+                parsed.push((name.as_str(), Target::parse(url).await?));
+            }
+            let servers: Vec<(&str, &Target)> = parsed.iter().map(|(n, t)| (*n, t)).collect();
             // On a terminal the progress line is rewritten in place; in a log, one line a cell.
             let tty = std::io::stderr().is_terminal();
             let progress = Progress::start(tty);
@@ -305,7 +404,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
                 &servers,
                 &routes,
                 &sizes,
-                timeout,
+                &settings,
                 Some(progress.counter()),
                 |done, total, label, step| match step {
                     Step::Firing(plan) => {

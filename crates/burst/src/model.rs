@@ -25,6 +25,9 @@ use crate::client::Burst;
 /// What `GET /` on a twin says about itself: the model's inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
+    /// What the server calls itself (`pool-server`, `gunicorn + Flask`, …).
+    #[serde(default)]
+    pub server: Option<String>,
     pub kind: String,
     pub workers: u32,
     pub task_ms: u64,
@@ -36,6 +39,10 @@ pub struct ServerInfo {
     /// Cores the server may use; unknown for a server that does not say.
     #[serde(default)]
     pub cores: Option<u32>,
+    /// Told on the command line (`--model`), not read from the server: a path the model does not
+    /// know is then taken as one wait of T — held by a worker on a pool, awaited on a loop.
+    #[serde(skip)]
+    pub told: bool,
 }
 
 impl ServerInfo {
@@ -98,6 +105,7 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
         "/io" | "/async-io" | "/async-io-blocking" => (t, true),
         "/async-io-multi" => (t / tasks, true),
         "/healthz" | "/" => (Duration::ZERO, false),
+        _ if info.told => (t, true),
         _ => return None,
     };
     let p = |parallel: Option<u32>, held_by| {
@@ -403,6 +411,7 @@ mod tests {
 
     fn info(kind: &str) -> ServerInfo {
         ServerInfo {
+            server: None,
             kind: kind.into(),
             workers: 4,
             task_ms: 1000,
@@ -410,6 +419,7 @@ mod tests {
             threadpool: (kind == "event-loop").then_some(40),
             max_ms: 60_000,
             cores: Some(8),
+            told: false,
         }
     }
 
@@ -476,6 +486,17 @@ mod tests {
             Duration::from_secs(2)
         );
         assert!(predict(&i, "/nope").is_none());
+    }
+
+    #[test]
+    fn descriptions_count_right() {
+        let mut i = info("pool");
+        i.workers = 1;
+        let p = predict(&i, "/io").unwrap();
+        assert_eq!(describe(&p, 1), "1 request, done after 1.00 s");
+        assert_eq!(describe(&p, 3), "one at a time, every 1.00 s (3 waves)");
+        let p = predict(&info("event-loop"), "/async-io").unwrap();
+        assert_eq!(describe(&p, 16), "all 16 at once after 1.00 s");
     }
 
     #[test]

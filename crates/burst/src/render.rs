@@ -194,10 +194,21 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
     let col = |t: Duration| -> usize {
         ((t.as_secs_f64() / span.as_secs_f64()) * bar_w as f64).round() as usize
     };
-    let _ = writeln!(
-        s,
-        "waterfall: · waiting (for a worker, a loop or a thread-pool slot)   █ being served   (time since release →)"
-    );
+    let ok = || burst.results.iter().filter(|r| r.is_ok());
+    if ok().any(|r| r.service_started().is_some()) || ok().next().is_none() {
+        let _ = writeln!(
+            s,
+            "waterfall: · waiting (for a worker, a loop or a thread-pool slot)   █ being served   \
+             (time since release →)"
+        );
+    }
+    if ok().any(|r| r.service_started().is_none()) {
+        let _ = writeln!(
+            s,
+            "waterfall: ▒ in flight — the server reports no timings (Server-Timing: app;dur=…), \
+             so its wait and its service cannot be told apart   (time since release →)"
+        );
+    }
     // Axis: tick labels above the bars.
     let step = tick_step(span, (bar_w / 10).max(1));
     let mut axis = vec![' '; bar_w + 8];
@@ -229,13 +240,20 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
     for &i in &shown {
         let r = &burst.results[i];
         let end = r.done.unwrap_or(span);
-        let served_from = r.service_started().unwrap_or(end);
+        // Without the server's timings, when serving began is unknown: the whole time in
+        // flight is one neutral bar, never a guessed wait.
+        let untimed = r.is_ok() && r.service_started().is_none();
+        let served_from = if untimed {
+            r.sent
+        } else {
+            r.service_started().unwrap_or(end)
+        };
         let (a, b, c) = (col(r.sent), col(served_from.max(r.sent)), col(end));
         let dots = b.saturating_sub(a);
         // A completed request always shows at least one block, however short.
         let served_len = c.saturating_sub(b).max(usize::from(r.is_ok()));
         let mut bar = " ".repeat(a) + &"·".repeat(dots);
-        let served = "█".repeat(served_len);
+        let served = if untimed { "▒" } else { "█" }.repeat(served_len);
         let worker = r.worker.as_deref().unwrap_or("-");
         match worker_number(worker).filter(|_| style.color) {
             Some(k) => {
@@ -387,6 +405,10 @@ mod tests {
         };
         let w = waterfall(&two_waves(), style);
         let rows: Vec<&str> = w.lines().skip(2).collect();
+        assert!(
+            !w.contains('▒'),
+            "every request has the server's timings: {w}"
+        );
         assert_eq!(rows.len(), 4, "{w}");
         // Completion order: 1, 2 (first wave), 0 (second wave), 3 (timed out) last.
         assert!(rows[0].trim_start().starts_with("1 worker1"), "{w}");
@@ -404,6 +426,42 @@ mod tests {
             w.lines().nth(1).unwrap().contains("2.0s"),
             "axis has ticks: {w}"
         );
+    }
+
+    #[test]
+    fn without_server_timings_a_request_is_one_neutral_bar() {
+        let mut b = two_waves();
+        for r in &mut b.results {
+            r.server_ms = None;
+        }
+        let w = waterfall(
+            &b,
+            WaterfallStyle {
+                width: 66,
+                max_rows: 50,
+                color: false,
+            },
+        );
+        assert!(
+            w.contains("▒ in flight — the server reports no timings"),
+            "{w}"
+        );
+        let rows: Vec<&str> = w.lines().skip(2).collect();
+        for row in &rows[..3] {
+            assert!(!row.contains('·') && !row.contains('█'), "{w}");
+        }
+        let bar = |row: &str| row.chars().skip(17).collect::<String>();
+        // The slow one (2 s) is all ▒: no invented wait.
+        let slow = bar(rows[2]);
+        assert!(
+            slow.starts_with('▒') && !slow.contains('·') && !slow.contains('█'),
+            "{w}"
+        );
+        let t = table(&b, None);
+        for row in t.lines().skip(1).take(3) {
+            let waiting = row.split_whitespace().nth(5);
+            assert_eq!(waiting, Some("-"), "no waiting time is made up: {t}");
+        }
     }
 
     #[test]

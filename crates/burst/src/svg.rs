@@ -11,6 +11,9 @@ use std::time::Duration;
 use crate::client::{Burst, Outcome};
 use crate::render::{completion_order, tick_step};
 
+/// A request whose server gave no timings: in flight, neither waiting nor served as far as we know.
+const UNTIMED: &str = "#8f8f8f";
+
 /// Worker colours (colour-blind-friendly, after Okabe & Ito).
 const WORKER_COLORS: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
@@ -30,6 +33,8 @@ pub struct Series {
     pub color: &'static str,
     /// Line width: a wide line stays visible under a thin one drawn on the same points.
     pub width: f64,
+    /// 1 opaque; a wide, light line shows a thin one on top of it.
+    pub opacity: f64,
     pub dashed: bool,
     /// Completion times in completion order (request 1, 2, …); `None` for a failed request.
     pub done: Vec<Option<Duration>>,
@@ -235,10 +240,11 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
             };
             let _ = writeln!(
                 s,
-                r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="{}"{dash}><title>{}</title></polyline>"##,
+                r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="{}" stroke-opacity="{}"{dash}><title>{}</title></polyline>"##,
                 pts.join(" "),
                 se.color,
                 se.width,
+                se.opacity,
                 esc(&se.label)
             );
             // Markers: filled for solid (pool) lines, hollow for dashed (event-loop) ones, so two
@@ -386,7 +392,12 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
         let y = f.y + row as f64 * row_h;
         let h = (row_h * 0.8).max(1.0);
         let end = r.done.unwrap_or(Duration::from_secs_f64(span / 1.05));
-        let served_from = r.service_started().unwrap_or(end).max(r.sent);
+        let untimed = r.is_ok() && r.service_started().is_none();
+        let served_from = if untimed {
+            r.sent
+        } else {
+            r.service_started().unwrap_or(end).max(r.sent)
+        };
         let tip = format!(
             "#{} {}: sent {:.3}s, done {}, {}",
             r.index,
@@ -408,6 +419,7 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
             (px(served_from) - px(r.sent)).max(0.0)
         );
         let color = match (&r.outcome, &r.worker) {
+            _ if untimed => UNTIMED,
             (Outcome::Ok, Some(w)) => {
                 let k = workers.iter().position(|x| x == w).unwrap_or(0);
                 WORKER_COLORS[k % WORKER_COLORS.len()]
@@ -427,6 +439,13 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
         ("waiting".to_owned(), "#ccc"),
         ("failed / timed out".to_owned(), "#c00"),
     ];
+    if burst
+        .results
+        .iter()
+        .any(|r| r.is_ok() && r.service_started().is_none())
+    {
+        items.push(("in flight (no server timings)".to_owned(), UNTIMED));
+    }
     for (k, w) in workers.iter().enumerate() {
         items.push((
             format!("served by {w}"),
@@ -461,6 +480,7 @@ mod tests {
                 label: "pool /io".into(),
                 color: "#D55E00",
                 width: 5.0,
+                opacity: 1.0,
                 dashed: false,
                 done: (1..=16)
                     .map(|n| Some(Duration::from_secs(((n + 3) / 4) as u64)))
@@ -470,6 +490,7 @@ mod tests {
                 label: "event-loop /io".into(),
                 color: "#0072B2",
                 width: 2.2,
+                opacity: 1.0,
                 dashed: true,
                 done: vec![Some(Duration::from_secs(1)); 16],
             },
@@ -486,6 +507,10 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains(">pool /io</text>") && svg.contains(">event-loop /io</text>"));
         assert!(svg.contains("completed at (s since release)"));
+        // One panel fills the canvas, and every line is named where it ends.
+        assert!(svg.contains(r#"width="970""#), "{svg}");
+        assert!(svg.contains(">pool /io 4.00 s</text>"), "{svg}");
+        assert!(svg.contains(">event-loop /io 1.00 s</text>"), "{svg}");
     }
 
     #[test]

@@ -71,7 +71,10 @@ fn the_text_views_show_the_event_loop_serving_everyone_at_once() {
     let out = burst(&[&url, "-n", "20", "--no-color"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("event-loop twin, 2 workers"), "{text}");
+    assert!(
+        text.contains("(async-server: event-loop, 2 workers)"),
+        "{text}"
+    );
     assert!(
         text.contains("model: all 20 at once after 0.20 s, as predicted"),
         "{text}"
@@ -180,11 +183,20 @@ fn svg_timeline_and_compare_chart_are_written() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = stdout(&out);
-    let as_predicted = text
+    let marks: usize = text
         .lines()
-        .filter(|l| l.ends_with("  as predicted"))
-        .count();
-    assert_eq!(as_predicted, 12, "{text}");
+        .filter(|l| l.starts_with('/'))
+        .map(|l| l.matches('✓').count())
+        .sum();
+    assert_eq!(marks, 12, "{text}");
+    assert!(
+        text.contains("12 of 12 judged cells as predicted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("model (pool)") && text.contains("model (event-loop)"),
+        "{text}"
+    );
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert_eq!(svg.matches("<polyline").count(), 12);
     assert!(svg.contains("8 requests at once"));
@@ -268,4 +280,109 @@ fn a_url_without_http_is_understood() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout(&out).contains("all 3 at once"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_long_burst_says_up_front_what_the_model_predicts() {
+    let server = pool(1, 800);
+    let out = burst(&[&format!("http://{}/io", server.addr()), "-n", "4", "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the model predicts one at a time, every 0.80 s (4 waves): the last request at about 3.2 s"),
+        "{err}"
+    );
+}
+
+/// Any HTTP server: no configuration document at GET /, no timings, its own worker header — and
+/// one request at a time, 100 ms each, like a pool of one blocking worker.
+fn foreign_pool_of_one() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let one_at_a_time = std::sync::Arc::new(std::sync::Mutex::new(()));
+    thread::spawn(move || {
+        for stream in l.incoming().map_while(Result::ok) {
+            let worker = one_at_a_time.clone();
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let root = line.split_whitespace().nth(1) == Some("/");
+                let (status, body) = if root {
+                    ("404 Not Found", "no")
+                } else {
+                    ("200 OK", "done")
+                };
+                {
+                    let _held = worker.lock().unwrap();
+                    if !root {
+                        thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    let mut s = stream;
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Proc: p1\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn any_server_gets_a_prediction_from_flags_and_no_invented_waiting() {
+    let addr = foreign_pool_of_one();
+    let url = format!("http://{addr}/work");
+    let model = ["--model", "pool", "--workers", "1", "--task-ms", "100"];
+    let header = ["--worker-header", "X-Proc"];
+    let mut args = vec![url.as_str(), "-n", "3", "--no-color"];
+    args.extend(model);
+    args.extend(header);
+    let out = burst(&args);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("one at a time, every 0.10 s (3 waves), as predicted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("▒ in flight — the server reports no timings"),
+        "{text}"
+    );
+    assert!(text.contains("model told by flags"), "{text}");
+    assert!(
+        text.contains(" p1 "),
+        "worker names from --worker-header: {text}"
+    );
+    assert!(
+        !text.contains('·') && !text.contains('█'),
+        "no invented wait or service: {text}"
+    );
+
+    args.push("--csv");
+    let csv = stdout(&burst(&args));
+    for row in csv.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!(
+            (f[1], f[8], f[9]),
+            ("p1", "", ""),
+            "server and waiting cells empty: {row}"
+        );
+    }
+    args.pop();
+    args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&burst(&args))).unwrap();
+    assert!(v["requests"][0]["waiting_ms"].is_null(), "{v}");
+    assert_eq!(v["server"]["kind"], "pool");
 }
