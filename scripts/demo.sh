@@ -39,6 +39,7 @@ trap 'exit 130' INT TERM
 # (Not called as $(start …): a subshell would lose the PID that cleanup needs.)
 start() {
   local name=$1 log="$out/$1"
+  : >"$log.stderr.log" # exists before the background process opens it
   "$bin/$name" --port 0 --workers "$workers" >"$log.access.log" 2>"$log.stderr.log" &
   pids+=("$!")
   for _ in $(seq 1 200); do

@@ -7,13 +7,17 @@
 //! hands each connection to the *responsive* loop holding the fewest connections: a loop that
 //! has not ticked its heartbeat for [`FROZEN_AFTER`] (blocked by `/async-io-blocking` or `/cpu`)
 //! gets nothing new, as a stuck uvicorn worker would. A burst of 16 on 4 loops lands 4/4/4/4.
+//!
+//! An idle server sleeps: a loop with no connections runs nothing that could block it, so it
+//! needs no heartbeat and counts as responsive; it beats only while it holds connections, and the
+//! acceptor wakes it (and vouches for it until its first beat) when it hands it one.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// How often a loop ticks its heartbeat.
 pub(crate) const HEARTBEAT: Duration = Duration::from_millis(10);
@@ -25,6 +29,8 @@ pub(crate) const FROZEN_AFTER: Duration = Duration::from_millis(50);
 pub(crate) struct Loops {
     open: Arc<[AtomicUsize]>,
     beat_ms: Arc<[AtomicU64]>,
+    /// Wakes an idle loop's heartbeat when the acceptor hands it a connection.
+    wake: Arc<[Notify]>,
     epoch: Instant,
 }
 
@@ -43,6 +49,7 @@ impl Loops {
         Loops {
             open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            wake: (0..n).map(|_| Notify::new()).collect(),
             epoch: Instant::now(),
         }
     }
@@ -57,19 +64,39 @@ impl Loops {
     }
 
     fn opened(&self, k: usize) -> Open {
-        self.open[k].fetch_add(1, Ordering::Relaxed);
+        if self.open[k].fetch_add(1, Ordering::Relaxed) == 0 {
+            // An idle loop was asleep: vouch for it until its own heartbeat resumes.
+            self.beat(k);
+            self.wake[k].notify_one();
+        }
         Open(self.open.clone(), k)
     }
 
+    /// Loop `k`'s heartbeat: every [`HEARTBEAT`] while the loop holds connections; asleep while
+    /// it holds none (nothing can block a loop with nothing to run).
+    pub(crate) async fn heartbeat(&self, k: usize) {
+        loop {
+            if self.open[k].load(Ordering::Relaxed) == 0 {
+                self.wake[k].notified().await;
+            }
+            self.beat(k);
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    }
+
     /// The responsive loop with the fewest open connections; if every loop is frozen, the one
-    /// with the fewest (the connection then waits for it, as it would in a listen queue).
+    /// with the fewest (the connection then waits for it, as it would in a listen queue). A loop
+    /// holding no connections is responsive.
     fn pick(&self) -> usize {
         let now = self.now_ms();
         let frozen_ms = u64::try_from(FROZEN_AFTER.as_millis()).unwrap_or(u64::MAX);
         let load = |k: &usize| self.open[*k].load(Ordering::Relaxed);
         let all = 0..self.open.len();
         all.clone()
-            .filter(|&k| now.saturating_sub(self.beat_ms[k].load(Ordering::Relaxed)) <= frozen_ms)
+            .filter(|&k| {
+                load(&k) == 0
+                    || now.saturating_sub(self.beat_ms[k].load(Ordering::Relaxed)) <= frozen_ms
+            })
             .min_by_key(load)
             .or_else(|| all.min_by_key(load))
             .unwrap_or(0)
@@ -135,12 +162,30 @@ mod tests {
     #[test]
     fn a_frozen_loop_gets_nothing_new() {
         let loops = Loops::new(2);
-        // Loop 1 has never beaten and the clock is past FROZEN_AFTER.
+        // Both hold a connection; loop 1 has not beaten since, and the clock is past FROZEN_AFTER.
+        let _held = (loops.opened(0), loops.opened(1));
         std::thread::sleep(FROZEN_AFTER + Duration::from_millis(20));
         loops.beat(0);
         let _a = loops.opened(loops.pick());
         let _b = loops.opened(loops.pick());
-        assert_eq!(loops.open[0].load(Ordering::Relaxed), 2);
-        assert_eq!(loops.open[1].load(Ordering::Relaxed), 0);
+        assert_eq!(loops.open[0].load(Ordering::Relaxed), 3);
+        assert_eq!(loops.open[1].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_idle_loop_needs_no_heartbeat() {
+        let loops = Loops::new(2);
+        // Long past FROZEN_AFTER with no beat at all: idle loops are still responsive.
+        std::thread::sleep(FROZEN_AFTER + Duration::from_millis(20));
+        let held: Vec<Open> = (0..4).map(|_| loops.opened(loops.pick())).collect();
+        let per_loop: Vec<usize> = (0..2)
+            .map(|k| loops.open[k].load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(
+            per_loop,
+            [2, 2],
+            "the acceptor vouched for each loop it woke"
+        );
+        drop(held);
     }
 }

@@ -29,7 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use twin_core::listener::stop_accepting;
+use twin_core::platform::stop_accepting;
 use twin_core::run::Twin;
 use twin_core::shutdown::InFlight;
 use twin_core::{limits, Config};
@@ -115,14 +115,9 @@ async fn event_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let k = state.worker;
-    let beat = loops.clone();
     // The heartbeat stops whenever something blocks this loop; the acceptor then passes it by.
-    let heartbeat = tokio::spawn(async move {
-        loop {
-            beat.beat(k);
-            tokio::time::sleep(acceptor::HEARTBEAT).await;
-        }
-    });
+    // While the loop holds no connections it sleeps (an idle server uses no CPU).
+    let heartbeat = tokio::spawn(async move { loops.heartbeat(k).await });
     let router = handler::router(state);
     // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
     let mut http = hyper::server::conn::http1::Builder::new();

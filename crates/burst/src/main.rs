@@ -459,9 +459,16 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             .map_or(String::new(), |s| {
                 format!("{} workers each, T = {} ms; ", s.workers, s.task_ms)
             });
-        let subtitle = format!(
-            "{workers}pool: solid, event loop: dashed; where /async-io hides /io, it took as long"
-        );
+        let subtitle = if named.len() > 2 {
+            format!(
+                "{workers}pool: solid, event loop: dashed; the first server of a kind wide and \
+                 light, the next thin on top: where they overlap, they behaved alike"
+            )
+        } else {
+            format!(
+                "{workers}pool: solid, event loop: dashed; where /async-io hides /io, it took as long"
+            )
+        };
         std::fs::write(path, experiment::compare_svg(&cells, &subtitle))
             .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
         if !args.json {

@@ -165,7 +165,14 @@ pub fn compare_chart(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     // that name every line where it ends.
     let panel_w = if panels.len() <= 1 { 700.0 } else { 460.0 };
     let panel_h = 320.0;
-    let label_room = 200.0;
+    // Room for the longest end label ("uvicorn + FastAPI /async-io-multi 0.50 s") at 11 px.
+    let longest = panels
+        .iter()
+        .flat_map(|p| p.series.iter())
+        .map(|se| se.label.chars().count() + 7)
+        .max()
+        .unwrap_or(20);
+    let label_room = (longest as f64 * 6.6 + 24.0).max(200.0);
     let width = (70.0 + panels.len().max(1) as f64 * (panel_w + label_room)).max(900.0);
     let legend_cols = 3;
     let series = panels.iter().map(|p| p.series.len()).max().unwrap_or(0);

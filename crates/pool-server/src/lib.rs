@@ -22,13 +22,13 @@ mod handler;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use twin_core::listener::stop_accepting;
+use twin_core::platform::stop_accepting;
 use twin_core::run::Twin;
 use twin_core::shutdown::InFlight;
 use twin_core::{Config, Reply};
@@ -159,45 +159,57 @@ fn acceptor(shared: &Arc<Shared>, server: tiny_http::Server) {
     }
 }
 
-/// Panics seen on tiny_http's own (unnamed) threads, process-wide.
-static TINY_HTTP_PANICS: AtomicU64 = AtomicU64::new(0);
+/// Panics seen on tiny_http's own (unnamed) threads, process-wide, and a condition to wake the
+/// watchdogs: they sleep until a panic (or a drain) — an idle server does not tick.
+static TINY_HTTP_PANICS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
 
-/// tiny_http's accept thread does not always end with an error: when the process is out of file
-/// descriptors, it can also panic (it `unwrap`s a `try_clone` of each new connection), and then
-/// nothing is ever said. So panics on tiny_http's threads — the only unnamed threads here — are
-/// counted, reported in one line instead of a backtrace, and answered with a new accept loop.
-/// An accept loop started when the old one was still alive does no harm: both feed one queue.
-fn spawn_watchdog(shared: Arc<Shared>) -> io::Result<()> {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if thread::current().name().is_none() {
-                TINY_HTTP_PANICS.fetch_add(1, Ordering::SeqCst);
-                let what = info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                tracing::error!("accept failed: a tiny_http thread stopped: {what}");
-            } else {
-                previous(info);
+/// For the binary's `main`, once: tiny_http's accept thread does not always end with an error —
+/// out of file descriptors it can also panic (it `unwrap`s a `try_clone` of each new connection),
+/// and then nothing is ever said. This hook counts panics on tiny_http's threads (the only
+/// unnamed threads here), reports each in one line instead of a backtrace, and wakes the
+/// watchdog, which starts a new accept loop. Panics elsewhere go to the hook that was there.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if thread::current().name().is_none() {
+            let what = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            tracing::error!("accept failed: a tiny_http thread stopped: {what}");
+            let (count, wake) = &TINY_HTTP_PANICS;
+            if let Ok(mut n) = count.lock() {
+                *n += 1;
             }
-        }));
-    });
-    let mut seen = TINY_HTTP_PANICS.load(Ordering::SeqCst);
+            wake.notify_all();
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// Answer a panic counted by [`install_panic_hook`] with a new accept loop. An accept loop
+/// started while the old one was still alive does no harm: both feed one queue.
+fn spawn_watchdog(shared: Arc<Shared>) -> io::Result<()> {
+    let (count, wake) = &TINY_HTTP_PANICS;
+    let mut seen = count.lock().map_or(0, |n| *n);
     thread::Builder::new()
         .name("watchdog".into())
-        .spawn(move || {
-            while !shared.draining.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(100));
-                let now = TINY_HTTP_PANICS.load(Ordering::SeqCst);
-                if now != seen {
-                    seen = now;
-                    restart(shared.clone());
-                }
+        .spawn(move || loop {
+            let Ok(guard) = count.lock() else { return };
+            let Ok(now) = wake.wait_while(guard, |n| {
+                *n == seen && !shared.draining.load(Ordering::SeqCst)
+            }) else {
+                return;
+            };
+            if shared.draining.load(Ordering::SeqCst) {
+                return;
             }
+            seen = *now;
+            drop(now);
+            restart(shared.clone());
         })
         .map(|_| ())
 }
@@ -279,5 +291,8 @@ impl Twin for Running {
         if let Err(e) = stop_accepting(&shared.listener) {
             tracing::warn!("could not close the listening socket: {e}");
         }
+        // The watchdog sleeps until a panic or this (notified under its lock: no lost wake-up).
+        let _count = TINY_HTTP_PANICS.0.lock();
+        TINY_HTTP_PANICS.1.notify_all();
     }
 }

@@ -77,8 +77,10 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     );
     let _ = writeln!(
         s,
-        "  shutdown      Ctrl-C or SIGTERM drains for up to {} s; a second Ctrl-C quits at once",
-        c.graceful_timeout_s
+        "  shutdown      Ctrl-C or SIGTERM drains for up to {} s ({}); a second Ctrl-C quits \
+         at once",
+        c.graceful_timeout_s,
+        crate::platform::drain_note()
     );
     let _ = writeln!(s, "  routes (GET)");
     for r in Route::ALL {

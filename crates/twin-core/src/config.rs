@@ -154,7 +154,8 @@ impl<const P: u16> ServerArgs<P> {
 }
 
 impl Config {
-    /// A configuration for tests and benchmarks: `workers` workers, T = `task_ms`, K = 2.
+    /// A configuration for tests and benchmarks: `workers` workers, T = `task_ms`, K = 2, and a
+    /// fixed `/cpu` calibration of 100 units/ms (about a millisecond on a laptop core).
     pub fn for_tests(kind: ServerKind, workers: u16, task_ms: u64) -> Config {
         Config {
             kind,
@@ -167,7 +168,8 @@ impl Config {
             max_ms: 60_000,
             max_tasks: MAX_TASKS,
             cores: crate::work::cores(),
-            cpu_units_per_ms: crate::work::calibrate_cpu(),
+            // Fixed, not measured: tests build many configurations, and calibrating takes 50 ms.
+            cpu_units_per_ms: 100,
             threadpool: (kind == ServerKind::EventLoop).then_some(40),
             max_queue: None,
             limit_concurrency: None,

@@ -20,7 +20,8 @@
 //! | [`limits`] | how large a request may be: 414, 431, 413 |
 //! | [`config`] | the shared command-line flags and the effective configuration |
 //! | [`banner`] | the startup banner and the `listening on` line |
-//! | [`listener`] | binding with a real backlog, and refusing new connections on drain |
+//! | [`listener`] | binding with a real backlog |
+//! | [`platform`] | what differs between Linux, macOS and Windows: open files, refusing on drain |
 //! | [`shutdown`] | Ctrl-C / SIGTERM, in-flight counting, the drain report |
 //! | [`run`] | a twin process's life: flags, bind, banner, wait, drain, exit status |
 //!
@@ -31,6 +32,7 @@ pub mod banner;
 pub mod config;
 pub mod limits;
 pub mod listener;
+pub mod platform;
 pub mod reply;
 pub mod request;
 pub mod route;

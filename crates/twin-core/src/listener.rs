@@ -1,10 +1,10 @@
-//! The listening socket both twins share the handling of: bound with a real backlog, and closed
-//! for new connections the moment a drain begins.
+//! The listening socket both twins share: bound with a real backlog (closing it for new
+//! connections on a drain is in [`crate::platform`]).
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Bind `addr` with a listen queue of `backlog` connections.
 ///
@@ -30,20 +30,4 @@ pub fn bind_error(binary: &str, addr: SocketAddr, err: &io::Error) -> String {
         _ => "",
     };
     format!("{binary}: error: cannot listen on {addr}: {err}{hint}")
-}
-
-/// Stop taking connections: on Linux, shutting down a listening socket wakes every thread blocked
-/// in `accept` and makes the kernel refuse new connections at once, while requests already
-/// accepted carry on.
-pub fn stop_accepting(listener: &TcpListener) -> io::Result<()> {
-    SockRef::from(listener).shutdown(Shutdown::Read)
-}
-
-/// Raise the open-files soft limit to the hard limit: every connection is a descriptor, and the
-/// usual soft limit of 1024 would cap a burst far below what the machine can hold.
-/// Returns the limit before and after; on any error both are what could be read (or 0).
-pub fn raise_open_files() -> (u64, u64) {
-    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft);
-    let after = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(before);
-    (before, after)
 }

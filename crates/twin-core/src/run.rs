@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ServerArgs};
 use crate::route::ServerKind;
 use crate::shutdown::{await_workers, DrainReport, InFlight};
-use crate::{access_log, banner, listener, shutdown};
+use crate::{access_log, banner, listener, platform, shutdown};
 
 /// A started twin: what `main`, the tests and the drain need, the same for both.
 pub trait Twin: Sized {
@@ -74,12 +74,16 @@ fn run<const P: u16, T: Twin>(
         .config(kind)
         .map_err(|e| format!("{binary}: error: {e}"))?;
     own_flags(&mut config);
-    let (before, after) = listener::raise_open_files();
-    config.open_files = Some(after);
-    let raised = if after > before {
-        format!("{after} (soft limit raised from {before})")
-    } else {
-        after.to_string()
+    let raised = match platform::raise_open_files() {
+        Some((before, after)) => {
+            config.open_files = Some(after);
+            if after > before {
+                format!("{after} (soft limit raised from {before})")
+            } else {
+                after.to_string()
+            }
+        }
+        None => "no limit to raise on this system".to_owned(),
     };
     let _flush = access_log::init(&config);
     let addr = args.addr();

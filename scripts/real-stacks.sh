@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# real-stacks.sh — the reference experiment on real gunicorn + Flask and uvicorn + FastAPI, side by
+# side with the twins: one table, one chart.
+#
+#   scripts/real-stacks.sh              # 16 requests × /io, /async-io, /async-io-multi × 4 servers
+#   scripts/real-stacks.sh -n 16,100    # also 100 at once
+#   scripts/real-stacks.sh --check      # for CI: the Python stacks must show the lesson and answer
+#                                       # like the twins (400 bodies, log lines, GET / keys)
+#
+# Makes a virtual environment in .venv-python/ (pip, the pinned python/requirements.txt) the first
+# time, builds the twins, starts all four servers on free loopback ports with 4 workers each, runs
+# `burst compare` over them and writes the chart and every server's log into a folder it names at
+# the end. Everything it started is stopped by PID when it ends — also on failure or Ctrl-C.
+# Exit status: burst's (0 as predicted, 1 failed requests, 3 not as predicted); 2 when Python, its
+# venv module or PyPI is not there (one line says which).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+sizes=16
+check=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n) sizes=$2; shift 2 ;;
+    --check) check=1; shift ;;
+    *) echo "usage: scripts/real-stacks.sh [-n 16,100] [--check]" >&2; exit 2 ;;
+  esac
+done
+
+command -v python3 >/dev/null || {
+  echo "real-stacks.sh: python3 is not installed; the real stacks need Python 3.9 or newer" >&2
+  exit 2
+}
+venv=.venv-python
+if ! cmp -s python/requirements.txt "$venv/requirements.installed" 2>/dev/null; then
+  echo "== making $venv (pip install -r python/requirements.txt; once) =="
+  python3 -m venv "$venv" 2>/dev/null || {
+    echo "real-stacks.sh: 'python3 -m venv' does not work here (on Debian/Ubuntu: apt install python3-venv)" >&2
+    exit 2
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r python/requirements.txt || {
+    echo "real-stacks.sh: pip could not install python/requirements.txt (no network to PyPI?)" >&2
+    exit 2
+  }
+  cp python/requirements.txt "$venv/requirements.installed"
+fi
+
+echo "== building the twins (release) =="
+cargo build --release --quiet -p pool-server -p async-server -p burst
+bin=target/release
+out=${OUT:-out/real-stacks-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start NAME PATTERN COMMAND…: run COMMAND in the background, logs into $out; set $url from the
+# first stderr line that matches PATTERN (a sed expression printing the URL).
+start() {
+  local name=$1 pattern=$2
+  shift 2
+  : >"$out/$name.stderr.log" # exists before the background process opens it
+  "$@" >"$out/$name.access.log" 2>"$out/$name.stderr.log" &
+  pids+=("$!")
+  for _ in $(seq 1 300); do
+    url=$(sed -n "$pattern" "$out/$name.stderr.log" | head -n 1)
+    [ -n "$url" ] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "real-stacks.sh: $name did not start; its stderr:" >&2
+  cat "$out/$name.stderr.log" >&2
+  return 1
+}
+
+export TWIN_WORKERS=4 TWIN_TASK_MS=1000 TWIN_MULTI_TASKS=2
+start gunicorn-flask 's/^listening on //p' \
+  "$venv/bin/gunicorn" --config python/gunicorn.conf.py --chdir python --bind 127.0.0.1:0 flask_app:app
+flask=$url
+port=$(free_port)
+start uvicorn-fastapi 's/.*Uvicorn running on \(http:[^ ]*\).*/\1/p' \
+  "$venv/bin/uvicorn" fastapi_app:app --app-dir python --host 127.0.0.1 --port "$port" \
+  --workers "$TWIN_WORKERS" --no-access-log
+fastapi=$url
+start pool-server 's/^listening on //p' "$bin/pool-server" --port 0 --workers 4
+pool=$url
+start async-server 's/^listening on //p' "$bin/async-server" --port 0 --workers 4
+async=$url
+# uvicorn prints its line before its workers are ready: wait for each to say it has started.
+for _ in $(seq 1 300); do
+  ready=$(grep -c 'Application startup complete' "$out/uvicorn-fastapi.stderr.log" || true)
+  [ "$ready" -ge "$TWIN_WORKERS" ] && break
+  sleep 0.1
+done
+echo "== gunicorn + Flask $flask · pool-server $pool · uvicorn + FastAPI $fastapi · async-server $async =="
+
+if [ "$check" = 1 ]; then
+  echo "== do the Python stacks answer like the twins? =="
+  python3 - "$flask" "$pool" "$fastapi" "$async" "$out" <<'PY'
+import json, re, sys, urllib.request, urllib.error
+flask, pool, fastapi, twin, out = sys.argv[1:]
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+failed = []
+for real, twin_url, name in [(flask, pool, "gunicorn + Flask"), (fastapi, twin, "uvicorn + FastAPI")]:
+    for path in ["/io?ms=abc", "/io?ms=-1", "/io?ms=99999999", "/async-io-multi?tasks=0",
+                 "/io?sleep=1", "/io?ms=1&ms=2", "/nope"]:
+        a, b = get(real + path), get(twin_url + path)
+        if a != b:
+            failed.append(f"{name} {path}: {a} but the twin says {b}")
+    a, b = json.loads(get(real + "/")[1]), json.loads(get(twin_url + "/")[1])
+    for key in ["kind", "workers", "task_ms", "multi_tasks", "max_ms", "max_tasks", "routes"]:
+        if key not in a:
+            failed.append(f"{name} GET / has no {key!r}")
+        elif key != "routes" and a[key] != b[key]:
+            failed.append(f"{name} GET / {key} = {a[key]!r}, the twin's {b[key]!r}")
+line = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[\d+-worker\d+\] [A-Z]+ \S+$")
+for log in ["gunicorn-flask", "uvicorn-fastapi", "pool-server", "async-server"]:
+    lines = open(f"{out}/{log}.access.log").read().splitlines()
+    bad = [l for l in lines if not line.match(l)]
+    if not lines or bad:
+        failed.append(f"{log}: access log lines not in the reference format: {bad[:3] or 'none at all'}")
+for f in failed:
+    print("MISMATCH:", f, file=sys.stderr)
+sys.exit(1 if failed else 0)
+PY
+  echo "   400 bodies, 404s, GET / and access-log lines: the same on the real stacks and the twins"
+fi
+
+code=0
+"$bin/burst" compare -n "$sizes" --svg "$out/real-stacks.svg" \
+  --target "gunicorn + Flask=$flask" --target "pool-server=$pool" \
+  --target "uvicorn + FastAPI=$fastapi" --target "async-server=$async" || code=$?
+if [ "$code" -ne 0 ]; then
+  echo "real-stacks.sh: FAILED: burst exited $code — not every server behaved as the model predicts" >&2
+  exit "$code"
+fi
+echo
+echo "chart and logs are in $out/:"
+ls -1 "$out" | sed 's/^/  /'
