@@ -298,3 +298,32 @@ fn head_is_answered_as_get_without_a_body() {
     let server = start(1, 40);
     testkit::assert_head_is_get_without_a_body(server.addr());
 }
+
+#[test]
+fn the_log_line_is_written_at_pick_up_so_every_line_arrives_at_once() {
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "200", "--log-ms"]);
+    let times = testkit::pick_up_times(&server, "/async-io", 12);
+    let spread = times.iter().max().unwrap() - times.iter().min().unwrap();
+    assert!(spread < 100, "all picked up in the same moment: {times:?}");
+}
+
+#[test]
+fn cpu_work_freezes_its_event_loop() {
+    let server = start(1, 40);
+    let addr = server.addr();
+    // 500 ms of work at the tests' calibration: long enough to see, whatever the core's speed.
+    let cpu = thread::spawn(move || get(addr, "/cpu?ms=500"));
+    wait_for("1 in flight", || server.in_flight() >= 1);
+    let t = Instant::now();
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let waited = t.elapsed();
+    let r = cpu.join().unwrap();
+    let cpu_ms: f64 = r
+        .header("server-timing")
+        .and_then(|v| burst::client::server_timing(v, "cpu"))
+        .unwrap();
+    assert!(
+        waited.as_secs_f64() * 1000.0 >= cpu_ms * 0.5,
+        "/healthz waited {waited:?} for a loop computing {cpu_ms} ms"
+    );
+}

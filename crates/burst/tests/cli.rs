@@ -386,3 +386,19 @@ fn any_server_gets_a_prediction_from_flags_and_no_invented_waiting() {
     assert!(v["requests"][0]["waiting_ms"].is_null(), "{v}");
     assert_eq!(v["server"]["kind"], "pool");
 }
+
+#[test]
+fn a_thousand_at_once_on_the_event_loop_is_one_wave_and_the_verdict_says_its_cost() {
+    // The test process holds the server's ends of the thousand connections.
+    let limit = rlimit::increase_nofile_limit(4096).unwrap();
+    assert!(limit >= 2200, "open-files limit {limit}");
+    let server = event_loop(4, 200);
+    let url = format!("http://{}/async-io", server.addr());
+    let out = burst(&[&url, "-n", "1000", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let model = &v["model"];
+    assert_eq!(out.status.code(), Some(0), "{model}");
+    assert_eq!(model["as_predicted"], true, "{model}");
+    assert_eq!(model["waves"].as_array().map(Vec::len), Some(1), "{model}");
+    assert_eq!(model["waves"][0]["size"], 1000, "{model}");
+}

@@ -466,3 +466,16 @@ fn head_is_answered_as_get_without_a_body() {
     let server = start(2);
     testkit::assert_head_is_get_without_a_body(server.addr());
 }
+
+#[test]
+fn the_log_line_is_written_at_pick_up_so_it_arrives_in_waves() {
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "200", "--log-ms"]);
+    let times = testkit::pick_up_times(&server, "/io", 6);
+    // Picked up two at a time, 200 ms apart: the lines come in three waves of two.
+    let first = times[0];
+    let since: Vec<Duration> = times
+        .iter()
+        .map(|t| Duration::from_millis(t - first + 200))
+        .collect();
+    assert_wave_shape(&since, 2, Duration::from_millis(200));
+}

@@ -723,3 +723,53 @@ pub fn assert_head_is_get_without_a_body(addr: SocketAddr) {
         "{head:?}"
     );
 }
+
+/// The access log is written at pick-up, and says so in its times: fire `n` requests at once at
+/// `path` on a server started with `--log-ms`, and return the pick-up lines' times (ms since the
+/// epoch, parsed from the log) — each one equal to the `started` of one response body.
+pub fn pick_up_times(server: &ServerProcess, path: &str, n: usize) -> Vec<u64> {
+    let addr = server.addr;
+    let path = path.to_owned();
+    let bodies: Vec<String> = (0..n)
+        .map(|_| {
+            let path = path.clone();
+            thread::spawn(move || get(addr, &path).body)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().expect("a request"))
+        .collect();
+    let lines = server.log_lines_until_quiet(Duration::from_millis(400));
+    assert_eq!(lines.len(), n, "{lines:?}");
+    // `[2024-10-29 17:04:15.123] …` in the log, `"started":"2024-10-29T17:04:15.123+01:00"` in
+    // the body: the same instant, to the millisecond.
+    let mut logged: Vec<String> = lines
+        .iter()
+        .map(|l| l.get(1..24).expect("a stamp").replace(' ', "T"))
+        .collect();
+    let mut started: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            let at = b.find("\"started\":\"").expect("a started field") + 11;
+            b.get(at..at + 23).expect("a stamp").to_owned()
+        })
+        .collect();
+    logged.sort();
+    started.sort();
+    assert_eq!(
+        logged, started,
+        "each log line's time is a body's `started`"
+    );
+    logged
+        .iter()
+        .map(|stamp| {
+            // Milliseconds within the day are enough to compare pick-ups seconds apart.
+            let hms = &stamp[11..];
+            let h: u64 = hms[0..2].parse().expect("hours");
+            let m: u64 = hms[3..5].parse().expect("minutes");
+            let s: u64 = hms[6..8].parse().expect("seconds");
+            let ms: u64 = hms[9..12].parse().expect("milliseconds");
+            ((h * 60 + m) * 60 + s) * 1000 + ms
+        })
+        .collect()
+}
