@@ -76,11 +76,42 @@ ROUTES = {
     ),
     "/cpu": (
         ("ms",),
-        "busy CPU work for T: the worker is tied up for T",
-        "busy CPU work for T on the event loop: async does not help CPU-bound work",
+        (
+            "a fixed amount of CPU work, about T on a free core: the worker is tied up, and "
+            "workers beyond the cores share them"
+        ),
+        (
+            "a fixed amount of CPU work (about T on a free core) on the event loop: async does "
+            "not help CPU-bound work, and loops beyond the cores share them"
+        ),
     ),
     "/": ((), INDEX, INDEX),
     "/healthz": ((), HEALTHZ, HEALTHZ),
+}
+
+
+# The queueing rule, as the twins publish it (route.rs): what a request holds while served, and
+# for how long. `burst` reads it from GET / to predict the waves.
+HOLDS = {
+    "pool": dict.fromkeys(ROUTES, "worker"),
+    "event-loop": {
+        "/io": "thread-pool-slot",
+        "/async-io": "nothing",
+        "/async-io-multi": "nothing",
+        "/async-io-blocking": "event-loop",
+        "/cpu": "event-loop",
+        "/": "nothing",
+        "/healthz": "nothing",
+    },
+}
+SERVICE = {
+    "/io": "T",
+    "/async-io": "T",
+    "/async-io-multi": "T/K",
+    "/async-io-blocking": "T",
+    "/cpu": "T of CPU",
+    "/": "0",
+    "/healthz": "0",
 }
 
 
@@ -330,6 +361,8 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
                 "method": "GET",
                 "params": list(params),
                 "description": describe(path, kind),
+                "holds": HOLDS[kind][path],
+                "service": SERVICE[path],
                 "example": f"curl -s '{url}{path}{example_query(path)}'",
             }
             for path, (params, *_) in ROUTES.items()

@@ -126,6 +126,9 @@ for real, twin_url, name in [(flask, pool, "gunicorn + Flask"), (fastapi, twin, 
             failed.append(f"{name} GET / has no {key!r}")
         elif key != "routes" and a[key] != b[key]:
             failed.append(f"{name} GET / {key} = {a[key]!r}, the twin's {b[key]!r}")
+    rules = lambda doc: {r["path"]: (r.get("holds"), r.get("service")) for r in doc["routes"]}
+    if rules(a) != rules(b):
+        failed.append(f"{name} GET / queueing rules {rules(a)} differ from the twin's {rules(b)}")
 line = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[\d+-worker\d+\] [A-Z]+ \S+$")
 for log in ["gunicorn-flask", "uvicorn-fastapi", "pool-server", "async-server"]:
     lines = open(f"{out}/{log}.access.log").read().splitlines()

@@ -97,6 +97,14 @@ pub async fn plan(target: &Target, n: usize, settings: &Settings) -> Result<Plan
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    if let Some(s) = &server {
+        model::read_query(s, &path).map_err(|why| {
+            FireError(format!(
+                "bad URL {:?}: {why}; the server would answer 400",
+                target.url
+            ))
+        })?;
+    }
     let prediction = server.as_ref().and_then(|s| model::predict(s, &path));
     let timeout =
         timeout.unwrap_or_else(|| default_timeout(server.as_ref(), prediction.as_ref(), n));

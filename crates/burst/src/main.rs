@@ -238,6 +238,7 @@ fn settings(common: &CommonArgs) -> Result<Settings, Fatal> {
         max_ms: common.task_ms,
         cores: None,
         told: true,
+        routes: Vec::new(),
     });
     let header = &common.worker_header;
     if hyper::header::HeaderName::from_bytes(header.as_bytes()).is_err() {

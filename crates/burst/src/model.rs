@@ -43,6 +43,21 @@ pub struct ServerInfo {
     /// know is then taken as one wait of T — held by a worker on a pool, awaited on a loop.
     #[serde(skip)]
     pub told: bool,
+    /// Each route's queueing rule, as the server publishes it.
+    #[serde(default)]
+    pub routes: Vec<RouteRule>,
+}
+
+/// One route of a server's `GET /`: what a request holds while served, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRule {
+    pub path: String,
+    /// `worker`, `thread-pool-slot`, `event-loop` or `nothing`.
+    #[serde(default)]
+    pub holds: Option<String>,
+    /// `T`, `T/K`, `T of CPU` or `0`.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 impl ServerInfo {
@@ -76,65 +91,91 @@ fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// T and K for a request path like `/async-io-multi?ms=500&tasks=4`, with the server's defaults.
-fn wait_and_tasks(path_and_query: &str, info: &ServerInfo) -> (String, u64, u32) {
+/// A value it cannot read is an error, as the servers answer it with a 400: never a default.
+fn wait_and_tasks(path_and_query: &str, info: &ServerInfo) -> Result<(String, u64, u32), String> {
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     let mut ms = info.task_ms;
     let mut tasks = info.multi_tasks.max(1);
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("ms", v)) => ms = v.parse().unwrap_or(ms),
-            Some(("tasks", v)) => tasks = v.parse().unwrap_or(tasks).max(1),
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("?{name}={value} is not a whole number of {what}"))
+        };
+        match name {
+            "ms" => ms = number("milliseconds")?,
+            "tasks" => {
+                tasks = u32::try_from(number("tasks")?)
+                    .ok()
+                    .filter(|&k| k >= 1)
+                    .ok_or_else(|| format!("?tasks={value} is not 1 or more"))?
+            }
+            // Another server's parameters: not the model's business.
             _ => {}
         }
     }
-    (path.to_owned(), ms, tasks)
+    Ok((path.to_owned(), ms, tasks))
 }
 
-/// The model for `path_and_query` on the server described by `info`; `None` for a route it
-/// does not know.
+/// Check that the model can read the URL's query: `Err` says what it cannot read.
+pub fn read_query(info: &ServerInfo, path_and_query: &str) -> Result<(), String> {
+    wait_and_tasks(path_and_query, info).map(|_| ())
+}
+
+/// The model for `path_and_query` on the server described by `info`, from the rule the server
+/// publishes for the route at `GET /` (what a request holds, for how long); `None` for a route
+/// it publishes no rule for, or a query the model cannot read. A model told on the command line
+/// (`--model`) takes every path as one wait of T: held by a worker on a pool, parked on a loop.
 pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
-    let (path, ms, tasks) = wait_and_tasks(path_and_query, info);
+    let (path, ms, tasks) = wait_and_tasks(path_and_query, info).ok()?;
     let t = Duration::from_millis(ms);
     let workers = info.workers.max(1);
+    let rule = info
+        .routes
+        .iter()
+        .find(|r| r.path == path)
+        .and_then(|r| Some((r.holds.as_deref()?, r.service.as_deref()?)));
+    let (holds, service) = match rule {
+        Some(rule) => rule,
+        None if info.told && info.is_pool() => ("worker", "T"),
+        None if info.told => ("nothing", "T"),
+        None => return None,
+    };
     // CPU work on more threads than cores: the threads share the cores, each wave takes longer.
     let computing = workers.min(info.cores.unwrap_or(workers).max(1));
-    let (service, held) = match path.as_str() {
-        "/cpu" => ((t * workers) / computing, true),
-        "/io" | "/async-io" | "/async-io-blocking" => (t, true),
-        "/async-io-multi" => (t / tasks, true),
-        "/healthz" | "/" => (Duration::ZERO, false),
-        _ if info.told => (t, true),
+    let service_time = match service {
+        "T" => t,
+        "T/K" => t / tasks,
+        "T of CPU" => (t * workers) / computing,
+        "0" => Duration::ZERO,
         _ => return None,
     };
-    let p = |parallel: Option<u32>, held_by| {
-        let per_worker = (!info.is_pool())
-            .then(|| parallel.map(|p: u32| p / workers))
-            .flatten();
-        Some(Prediction {
-            service,
-            parallel,
-            held_by,
-            per_worker,
-            cpu_bound: path == "/cpu",
-            computing: (workers, computing),
-        })
-    };
-    if !held {
-        return p(None, "nothing");
-    }
-    if info.is_pool() {
-        return p(Some(workers), "worker");
-    }
-    match path.as_str() {
-        "/io" => {
-            let slots = workers.saturating_mul(info.threadpool.unwrap_or(40).max(1));
-            p(Some(slots), "thread-pool slot")
+    let (parallel, per_worker) = match holds {
+        "worker" => (Some(workers), None),
+        "thread-pool-slot" => {
+            let slots = info.threadpool?.max(1);
+            (Some(workers.saturating_mul(slots)), Some(slots))
         }
-        "/async-io-blocking" | "/cpu" => p(Some(workers), "event loop"),
-        _ => p(None, "nothing"),
-    }
+        "event-loop" => (Some(workers), Some(1)),
+        "nothing" => (None, None),
+        _ => return None,
+    };
+    Some(Prediction {
+        service: service_time,
+        parallel,
+        held_by: match holds {
+            "worker" => "worker",
+            "thread-pool-slot" => "thread-pool slot",
+            "event-loop" => "event loop",
+            _ => "nothing",
+        },
+        per_worker,
+        cpu_bound: service == "T of CPU",
+        computing: (workers, computing),
+    })
 }
 
 impl Prediction {
@@ -488,18 +529,18 @@ mod tests {
     use super::*;
     use crate::client::{Outcome, RequestResult};
 
+    /// What a twin of `kind` says at `GET /` (4 workers, T = 1 s, K = 2), on 8 cores.
     fn info(kind: &str) -> ServerInfo {
-        ServerInfo {
-            server: None,
-            kind: kind.into(),
-            workers: 4,
-            task_ms: 1000,
-            multi_tasks: 2,
-            threadpool: (kind == "event-loop").then_some(40),
-            max_ms: 60_000,
-            cores: Some(8),
-            told: false,
-        }
+        use twin_core::{Config, Reply, ServerKind};
+        let kind = if kind == "pool" {
+            ServerKind::Pool
+        } else {
+            ServerKind::EventLoop
+        };
+        let index = Reply::index(&Config::for_tests(kind, 4, 1000)).body;
+        let mut info: ServerInfo = serde_json::from_str(&index).unwrap();
+        info.cores = Some(8);
+        info
     }
 
     fn burst_done_at(times_ms: &[u64]) -> Burst {
@@ -565,6 +606,12 @@ mod tests {
             Duration::from_secs(2)
         );
         assert!(predict(&i, "/nope").is_none());
+        // A query the model cannot read is refused, never read as the default.
+        assert!(read_query(&i, "/io?ms=abc")
+            .unwrap_err()
+            .contains("?ms=abc"));
+        assert!(read_query(&i, "/async-io-multi?tasks=0").is_err());
+        assert!(read_query(&i, "/io?ms=5&other=x").is_ok());
     }
 
     #[test]

@@ -346,7 +346,8 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String
         None => {
             let _ = writeln!(
                 s,
-                "model: no prediction (not a twin server, or an unknown route)"
+                "model: no prediction (the server publishes no queueing rule for this route at \
+                 GET /; give one with --model pool|event-loop)"
             );
         }
     }

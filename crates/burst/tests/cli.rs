@@ -240,7 +240,8 @@ fn lying_server() -> std::net::SocketAddr {
                     }
                 }
                 let body = if target == "/" {
-                    r#"{"kind":"pool","workers":1,"task_ms":200,"multi_tasks":2,"max_ms":1000}"#
+                    r#"{"kind":"pool","workers":1,"task_ms":200,"multi_tasks":2,"max_ms":1000,
+                        "routes":[{"path":"/io","holds":"worker","service":"T"}]}"#
                 } else {
                     "{}"
                 };

@@ -120,6 +120,8 @@ impl Reply {
                     "method": "GET",
                     "params": r.params().iter().map(|p| p.name()).collect::<Vec<_>>(),
                     "description": r.describe(config.kind),
+                    "holds": r.holds(config.kind),
+                    "service": r.service(),
                     "example": format!("curl -s '{}{}{}'", config.url, r.path(), r.example_query()),
                 })
             })

@@ -65,6 +65,38 @@ pub enum Route {
     Cpu,
 }
 
+/// What a request holds while it is served — the queueing rule, in one place. `GET /` publishes
+/// it for every route, and `burst`'s model reads it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Holds {
+    /// A pool worker, from pick-up to response: `workers` at a time.
+    Worker,
+    /// A slot of its event loop's thread pool: `threadpool` per loop at a time.
+    ThreadPoolSlot,
+    /// The event loop itself: nothing else on that loop runs meanwhile.
+    EventLoop,
+    /// Nothing: the request is parked while it waits, and the loop serves others.
+    Nothing,
+}
+
+/// How long a request holds what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Service {
+    /// T.
+    #[serde(rename = "T")]
+    Wait,
+    /// T/K: K waits of T/K overlap inside the request.
+    #[serde(rename = "T/K")]
+    Slice,
+    /// T of CPU work: threads beyond the cores share them.
+    #[serde(rename = "T of CPU")]
+    Cpu,
+    /// No time to speak of.
+    #[serde(rename = "0")]
+    Instant,
+}
+
 /// Query parameters a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -121,6 +153,28 @@ impl Route {
             Route::Index | Route::Healthz => &[],
             Route::AsyncIoMulti => &[Param::Ms, Param::Tasks],
             _ => &[Param::Ms],
+        }
+    }
+
+    /// What a request on this route holds on a twin of `kind` while it is served.
+    pub fn holds(self, kind: ServerKind) -> Holds {
+        use Route::*;
+        match (kind, self) {
+            // On a pool, everything a worker picks up holds it until the response.
+            (ServerKind::Pool, _) => Holds::Worker,
+            (ServerKind::EventLoop, Io) => Holds::ThreadPoolSlot,
+            (ServerKind::EventLoop, AsyncIoBlocking | Cpu) => Holds::EventLoop,
+            (ServerKind::EventLoop, AsyncIo | AsyncIoMulti | Index | Healthz) => Holds::Nothing,
+        }
+    }
+
+    /// How long it holds it.
+    pub fn service(self) -> Service {
+        match self {
+            Route::Io | Route::AsyncIo | Route::AsyncIoBlocking => Service::Wait,
+            Route::AsyncIoMulti => Service::Slice,
+            Route::Cpu => Service::Cpu,
+            Route::Index | Route::Healthz => Service::Instant,
         }
     }
 
