@@ -1,22 +1,24 @@
-//! What an event loop does with one request — every route, as an axum handler.
+//! What an event loop does with one request — the route table and every route, as axum handlers.
 //!
 //! An `.await` parks the request and hands the loop to the next one; that is the whole trick. The
 //! pitfall routes show where it stops working: a blocking call or CPU work inside an async handler
 //! holds the loop, and every other request on that loop waits.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::extract::State;
-use axum::http::{Response, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::routing::{any, get};
 use axum::Router;
-use twin_core::request::wants_html;
+use twin_core::request::{parse_params, split_target, wants_html, FAVICON};
 use twin_core::shutdown::InFlight;
-use twin_core::{
-    access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
-};
+use twin_core::{access_log, limits, reply, work, Config, Job, Reply, Route, WorkReport};
 
 /// What one event loop's handlers share.
 #[derive(Debug, Clone)]
@@ -28,13 +30,122 @@ pub(crate) struct LoopState {
     pub(crate) draining: tokio::sync::watch::Receiver<bool>,
 }
 
-/// One router per event loop: every path goes to [`handle`], which asks twin-core's route
-/// catalogue, so both twins answer alike.
+/// One router per event loop: the route table, as FastAPI's `@app.get("/io")` — every path of
+/// twin-core's catalogue, each with its handler below. Every request first passes [`pick_up`]:
+/// the access-log line, the limits, the drain; a wrong path or method gets the shared 404 or 405.
 pub(crate) fn router(state: LoopState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .route(Route::Io.path(), get(io))
+        .route(Route::AsyncIo.path(), get(async_io))
+        .route(Route::AsyncIoMulti.path(), get(async_io_multi))
+        .route(Route::AsyncIoBlocking.path(), get(async_io_blocking))
+        .route(Route::Cpu.path(), get(cpu))
+        .route(Route::Index.path(), get(index))
+        .route(Route::Healthz.path(), get(healthz))
+        .route(FAVICON, any(favicon))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), pick_up))
+        .with_state(state)
 }
 
-async fn handle(State(st): State<LoopState>, request: Request) -> Response<Body> {
+// ---- the routes ------------------------------------------------------------------------------
+
+/// A FastAPI `def` route: the blocking wait goes to the loop's bounded thread pool
+/// (--threadpool slots); the loop itself stays free. Beyond the slots, requests queue.
+async fn io(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
+    let queued = Instant::now();
+    let wait = job.wait;
+    let slot = tokio::task::spawn_blocking(move || {
+        let waited = queued.elapsed();
+        work::block_for(wait);
+        waited
+    });
+    let pool_wait = slot.await.ok();
+    done(&st, &at, &job, pool_wait, None)
+}
+
+/// One async wait: the request is parked and the loop serves others meanwhile.
+async fn async_io(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
+    work::wait_for(job.wait).await;
+    done(&st, &at, &job, None, None)
+}
+
+/// K concurrent async waits of T/K.
+async fn async_io_multi(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
+    work::wait_concurrently(job.slice(), job.tasks).await;
+    done(&st, &at, &job, None, None)
+}
+
+/// The classic mistake, on purpose: a blocking call inside an async handler freezes this event
+/// loop — and every request on it — for T.
+async fn async_io_blocking(
+    st: State<LoopState>,
+    at: Picked,
+    Params(job): Params,
+) -> Response<Body> {
+    work::block_for(job.wait);
+    done(&st, &at, &job, None, None)
+}
+
+/// CPU work holds the loop just the same: async does not help CPU-bound work.
+async fn cpu(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
+    let cpu = work::burn_cpu(job.wait, st.config.cpu_units_per_ms);
+    done(&st, &at, &job, None, cpu)
+}
+
+async fn index(st: State<LoopState>, _: Params, headers: HeaderMap) -> Response<Body> {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+    to_response(if wants_html(accept) {
+        Reply::index_html(&st.config)
+    } else {
+        Reply::index(&st.config)
+    })
+}
+
+async fn healthz(_: Params) -> Response<Body> {
+    to_response(Reply::health())
+}
+
+async fn favicon() -> Response<Body> {
+    to_response(Reply::no_content())
+}
+
+async fn not_found(uri: Uri) -> Response<Body> {
+    to_response(Reply::not_found(split_target(&uri.to_string()).0))
+}
+
+async fn method_not_allowed(method: Method, path: MatchedPath) -> Response<Body> {
+    match Route::from_path(path.as_str()) {
+        Some(route) => to_response(Reply::method_not_allowed(method.as_str(), route)),
+        None => to_response(Reply::not_found(path.as_str())),
+    }
+}
+
+/// The answer to a finished work route.
+fn done(
+    st: &LoopState,
+    at: &Picked,
+    job: &Job,
+    pool_wait: Option<Duration>,
+    cpu: Option<Duration>,
+) -> Response<Body> {
+    let report = WorkReport {
+        worker: st.worker,
+        started: at.0.at,
+        elapsed: at.0.elapsed(),
+        pool_wait,
+        cpu,
+    };
+    to_response(Reply::work(&st.config, job, &report))
+}
+
+// ---- what every request passes through --------------------------------------------------------
+
+/// The pick-up: the moment this loop starts on a request, as a pool worker does when it takes
+/// one from the queue — the access-log line, the shared limits, and the drain's 503. Every
+/// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
+async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) -> Response<Body> {
     let _in_flight = st.in_flight.enter();
     let config = &*st.config;
     if let Some(limit) = config.limit_concurrency {
@@ -43,42 +154,134 @@ async fn handle(State(st): State<LoopState>, request: Request) -> Response<Body>
             return to_response(Reply::overloaded("--limit-concurrency", limit));
         }
     }
-    let method = request.method().clone();
-    let target = request.uri().to_string();
     if *st.draining.borrow() {
         // Waiting when the drain began, never picked up: a clear 503, as on the pool twin.
         return to_response(Reply::shutting_down().with_worker(st.worker));
     }
-    let pickup = access_log::pick_up(config, st.worker, method.as_str(), &target);
-    let over = over_limits(&request, &target);
-    let html = wants_html(
-        request
-            .headers()
-            .get("accept")
-            .and_then(|v| v.to_str().ok()),
-    );
-    // A waiting request keeps only what it needs, not the whole request.
-    drop(request);
-    let dispatched = match over {
-        Some(reply) => Dispatch::Reply(reply),
-        None => dispatch(method.as_str(), &target, html, config),
-    };
-    let reply = match dispatched {
-        Dispatch::Reply(reply) => reply,
-        Dispatch::Work(job) => {
-            let spent = run(&job, config).await;
-            let report = WorkReport {
-                worker: st.worker,
-                started: pickup.at,
-                elapsed: pickup.elapsed(),
-                pool_wait: spent.pool_wait,
-                cpu: spent.cpu,
-            };
-            Reply::work(config, &job, &report)
+    let method = request.method().clone();
+    let target = request.uri().to_string();
+    let picked = Arc::new(access_log::pick_up(
+        config,
+        st.worker,
+        method.as_str(),
+        &target,
+    ));
+    let mut response = match over_limits(&request, &target) {
+        Some(reply) => to_response(reply),
+        None => {
+            request.extensions_mut().insert(Picked(picked.clone()));
+            next.run(request).await
         }
     };
-    pickup.finish(config, method.as_str(), &target, reply.status);
-    to_response(reply.with_worker(st.worker))
+    if let Ok(worker) = HeaderValue::from_str(&reply::worker_name(st.worker)) {
+        response.headers_mut().append("x-worker", worker);
+    }
+    let status = response.status().as_u16();
+    // The finish line is written once the body has been handed to the connection, as on the pool.
+    let finish = Finish {
+        picked,
+        config: st.config.clone(),
+        method,
+        target,
+        status,
+    };
+    response.map(|body| Body::new(LogWhenSent::new(body, finish)))
+}
+
+/// When this request was picked up, for its handler.
+#[derive(Debug, Clone)]
+struct Picked(Arc<access_log::PickUp>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Picked {
+    type Rejection = Response<Body>;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Picked, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Picked>()
+            .cloned()
+            .ok_or_else(|| to_response(Reply::error(500, "internal error", "not picked up")))
+    }
+}
+
+/// A route's parameters, read the axum way: a bad one is answered with the shared 400.
+struct Params(Job);
+
+impl FromRequestParts<LoopState> for Params {
+    type Rejection = Response<Body>;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &LoopState,
+    ) -> Result<Params, Self::Rejection> {
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let Some(route) = path.and_then(Route::from_path) else {
+            return Err(to_response(Reply::not_found(parts.uri.path())));
+        };
+        parse_params(route, parts.uri.query().unwrap_or(""), &st.config)
+            .map(Params)
+            .map_err(|e| to_response(Reply::bad_request(route, &e)))
+    }
+}
+
+/// What the `--log-finish` line needs.
+#[derive(Debug)]
+struct Finish {
+    picked: Arc<access_log::PickUp>,
+    config: Arc<Config>,
+    method: Method,
+    target: String,
+    status: u16,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that writes the `--log-finish` line when the connection has taken the
+    /// last of it (or dropped it).
+    struct LogWhenSent {
+        #[pin]
+        body: Body,
+        finish: Option<Finish>,
+    }
+
+    impl PinnedDrop for LogWhenSent {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(f) = this.project().finish.take() {
+                f.picked.finish(&f.config, f.method.as_str(), &f.target, f.status);
+            }
+        }
+    }
+}
+
+impl LogWhenSent {
+    fn new(body: Body, finish: Finish) -> LogWhenSent {
+        LogWhenSent {
+            body,
+            finish: Some(finish),
+        }
+    }
+}
+
+impl http_body::Body for LogWhenSent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// hyper already refuses heads over MAX_HEAD_BYTES or MAX_HEADERS (see lib.rs); the target and
@@ -96,55 +299,6 @@ fn over_limits(request: &Request, target: &str) -> Option<Reply> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     limits::check(target.len(), headers.len(), head_bytes, body_bytes)
-}
-
-/// What a route's work spent besides its own time: a wait for a thread-pool slot (`/io`), CPU
-/// time (`/cpu`).
-#[derive(Debug, Default)]
-struct Spent {
-    pool_wait: Option<Duration>,
-    cpu: Option<Duration>,
-}
-
-/// The route's work on this event loop.
-async fn run(job: &Job, config: &Config) -> Spent {
-    match job.route {
-        // A FastAPI `def` route: the blocking wait goes to the loop's bounded thread pool
-        // (--threadpool slots); the loop itself stays free. Beyond the slots, requests queue.
-        Route::Io => {
-            let queued = Instant::now();
-            let wait = job.wait;
-            let slot = tokio::task::spawn_blocking(move || {
-                let waited = queued.elapsed();
-                work::block_for(wait);
-                waited
-            });
-            Spent {
-                pool_wait: slot.await.ok(),
-                cpu: None,
-            }
-        }
-        Route::AsyncIo => {
-            work::wait_for(job.wait).await;
-            Spent::default()
-        }
-        Route::AsyncIoMulti => {
-            work::wait_concurrently(job.slice(), job.tasks).await;
-            Spent::default()
-        }
-        // The classic mistake, on purpose: a blocking call inside an async handler freezes this
-        // event loop — and every request on it — for T.
-        Route::AsyncIoBlocking => {
-            work::block_for(job.wait);
-            Spent::default()
-        }
-        // CPU work holds the loop just the same: async does not help CPU-bound work.
-        Route::Cpu => Spent {
-            pool_wait: None,
-            cpu: work::burn_cpu(job.wait, config.cpu_units_per_ms),
-        },
-        Route::Index | Route::Healthz => Spent::default(),
-    }
 }
 
 pub(crate) fn to_response(reply: Reply) -> Response<Body> {
