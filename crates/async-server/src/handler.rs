@@ -288,12 +288,11 @@ impl http_body::Body for LogWhenSent {
 /// body limits are checked here, as on the pool twin.
 fn over_limits(request: &Request, target: &str) -> Option<Reply> {
     let headers = request.headers();
-    let head_bytes = request.method().as_str().len()
-        + target.len()
-        + headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>();
+    let head_bytes = limits::head_bytes(
+        request.method().as_str(),
+        target,
+        headers.iter().map(|(k, v)| (k.as_str().len(), v.len())),
+    );
     let body_bytes = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())

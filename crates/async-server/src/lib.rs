@@ -37,8 +37,7 @@ use twin_core::{limits, Config};
 use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
 
-/// Default blocking-pool slots per event loop, as FastAPI's (anyio's) thread limiter.
-pub const DEFAULT_THREADPOOL: u32 = 40;
+pub use twin_core::config::DEFAULT_THREADPOOL;
 
 /// An event-loop server with its loops running.
 #[derive(Debug)]

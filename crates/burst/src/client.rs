@@ -106,12 +106,34 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// A complete response (any status).
-    Ok,
+    /// A complete response with this status (any status: a 503 is an answer too).
+    Http(u16),
     /// No complete response within the timeout.
     Timeout,
-    /// Connection refused or reset, or a broken response.
-    Error(String),
+    /// No connection: refused, or the connect phase timed out. Nothing was sent.
+    Connect(String),
+    /// The connection broke after the request was sent, or the response was malformed.
+    Io(String),
+}
+
+impl Outcome {
+    /// `ok`, `timeout` or `error`, as the CSV's `outcome` column says.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Http(_) => "ok",
+            Outcome::Timeout => "timeout",
+            Outcome::Connect(_) | Outcome::Io(_) => "error",
+        }
+    }
+
+    /// What went wrong, for a failed request.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Outcome::Connect(e) => Some(format!("connect: {e}")),
+            Outcome::Io(e) => Some(e.clone()),
+            Outcome::Http(_) | Outcome::Timeout => None,
+        }
+    }
 }
 
 /// One request's account. Times are since the release, so they line up across requests.
@@ -153,7 +175,8 @@ impl RequestResult {
             server_ms: None,
             pool_wait_ms: None,
             cpu_ms: None,
-            outcome: Outcome::Ok,
+            // Not sent yet: becomes an answer, a timeout or an error.
+            outcome: Outcome::Io("not sent".to_owned()),
         }
     }
 
@@ -180,7 +203,7 @@ impl RequestResult {
     }
 
     pub fn is_ok(&self) -> bool {
-        self.outcome == Outcome::Ok
+        matches!(self.outcome, Outcome::Http(_))
     }
 }
 
@@ -224,6 +247,9 @@ pub struct FireOptions {
 /// The twins' worker header.
 pub const WORKER_HEADER: &str = "x-worker";
 
+/// How long the connect phase (all connections, before the release) may take for one request.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connections opened at once while preparing: more would overflow the server's SYN queue and
 /// cost 1 s retransmits, which is slow but does not touch the burst itself.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -259,20 +285,17 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
     let mut results = Vec::with_capacity(n);
     for (index, task) in tasks.into_iter().enumerate() {
         results.push(task.await.unwrap_or_else(|e| RequestResult {
-            outcome: Outcome::Error(format!("task failed: {e}")),
+            outcome: Outcome::Io(format!("task failed: {e}")),
             ..RequestResult::new(index)
         }));
     }
     let wall = release.elapsed();
     let refused = results
         .iter()
-        .filter(|r| matches!(&r.outcome, Outcome::Error(e) if e.starts_with("connect")))
+        .filter(|r| matches!(r.outcome, Outcome::Connect(_)))
         .count();
     if n > 0 && refused == n {
-        let why = match &results[0].outcome {
-            Outcome::Error(e) => e.clone(),
-            _ => String::new(),
-        };
+        let why = results[0].outcome.error().unwrap_or_default();
         return Err(FireError(format!(
             "cannot connect to {} ({why}): nothing is listening there; start a twin first: {}",
             target.url,
@@ -281,7 +304,7 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
     }
     let sent: Vec<Duration> = results
         .iter()
-        .filter(|r| !matches!(&r.outcome, Outcome::Error(e) if e.starts_with("connect")))
+        .filter(|r| !matches!(r.outcome, Outcome::Connect(_)))
         .map(|r| r.sent)
         .collect();
     let release_spread = match (sent.iter().min(), sent.iter().max()) {
@@ -307,19 +330,22 @@ async fn one_request(
     worker_header: &str,
 ) -> RequestResult {
     let mut result = RequestResult::new(index);
-    // Prepare: connect and handshake before the release.
-    let prepared = async {
-        let _permit = connects
-            .acquire()
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+    // Prepare: connect and handshake before the release — within a time limit of its own, so a
+    // server that accepts slowly cannot hang the burst before it starts.
+    let connect = async {
+        let _permit = connects.acquire().await.map_err(|e| e.to_string())?;
         let stream = TcpStream::connect(target.addr)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(|e| e.to_string())
+    };
+    let prepared = async {
+        let (sender, conn) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -327,7 +353,7 @@ async fn one_request(
             .header("Host", target.host_header.as_str())
             .header("User-Agent", concat!("burst/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("request: {e}"))?;
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>((sender, request))
     }
     .await;
@@ -343,7 +369,7 @@ async fn one_request(
     let (mut sender, request) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            result.outcome = Outcome::Error(e);
+            result.outcome = Outcome::Connect(e);
             return result;
         }
     };
@@ -378,8 +404,8 @@ async fn one_request(
         Ok::<(), String>(())
     };
     match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => result.outcome = Outcome::Error(e),
+        Ok(Ok(())) => result.outcome = Outcome::Http(result.status.unwrap_or_default()),
+        Ok(Err(e)) => result.outcome = Outcome::Io(e),
         Err(_) => result.outcome = Outcome::Timeout,
     }
     result

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::client::{self, Burst, FireError, FireOptions, Target};
 use crate::model::{self, Check, Prediction, ServerInfo};
-use crate::render::{self, Summary};
+use crate::stats::{self, Summary};
 use crate::svg::{self, Panel, Series};
 
 /// A burst with what the server said about itself and how it compares with the model.
@@ -131,7 +131,7 @@ pub async fn fire_plan(
     };
     let burst = client::fire(target, opts).await?;
     let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
-    let summary = render::summarize(&burst);
+    let summary = stats::summarize(&burst);
     Ok(Experiment {
         burst,
         server: plan.server,
@@ -359,7 +359,7 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                 .filter(|c| c.n == n)
                 .map(|c| {
                     let b = &c.experiment.burst;
-                    let done = render::completion_order(b)
+                    let done = stats::completion_order(b)
                         .into_iter()
                         .map(|i| b.results[i].done.filter(|_| b.results[i].is_ok()))
                         .collect();

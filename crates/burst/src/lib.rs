@@ -9,13 +9,14 @@
 //! |---|---|
 //! | [`client`] | open N connections, release N requests together, time each one |
 //! | [`model`] | predict when each request should finish, and check a burst against it |
+//! | [`stats`] | counts, latency percentiles, per-worker tallies, completion order |
 //! | [`render`] | the per-request table, the text waterfall, the summary |
 //! | [`output`] | the same rows as JSON or CSV |
 //! | [`svg`] | the comparison chart and the per-request timeline |
 //! | [`experiment`] | one burst held against the model; the reference matrix |
 //! | [`progress`] | the live progress line while a long burst runs |
 //!
-//! Data flows one way: `client` → `model` → `render` / `output` / `svg`.
+//! Data flows one way: `client` → `model` and `stats` → `render` / `output` / `svg`.
 
 pub mod client;
 pub mod experiment;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod render;
+pub mod stats;
 pub mod svg;
 
 use std::time::Duration;

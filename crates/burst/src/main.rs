@@ -169,6 +169,30 @@ struct CompareArgs {
     json: bool,
 }
 
+/// How one burst is printed, chosen once from the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrintMode {
+    /// The table, the waterfall and the summary.
+    Text,
+    /// The summary and the verdict only.
+    Quiet,
+    /// One JSON document.
+    Json,
+    /// One CSV row per request.
+    Csv,
+}
+
+impl OneArgs {
+    fn print_mode(&self) -> PrintMode {
+        match (self.json, self.csv, self.quiet) {
+            (true, _, _) => PrintMode::Json,
+            (_, true, _) => PrintMode::Csv,
+            (_, _, true) => PrintMode::Quiet,
+            _ => PrintMode::Text,
+        }
+    }
+}
+
 /// A failure that ends the run: the line to print and the exit status.
 struct Fatal(String, u8);
 
@@ -291,54 +315,56 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
     }
     let check = e.check.as_ref();
-    if args.json {
-        let report = output::Report {
-            url: &e.burst.url,
-            n,
-            release_spread_ms: e.summary.release_spread_ms,
-            wall_ms: e.summary.wall_ms,
-            server: e.server.as_ref(),
-            model: check,
-            summary: &e.summary,
-            requests: output::rows(&e.burst, check),
-        };
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|err| Fatal(format!("cannot write JSON: {err}"), 2))?;
-        println!("{text}");
-    } else if args.csv {
-        print!("{}", output::csv(&output::rows(&e.burst, check)));
-    } else {
-        let color = !args.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stdout().is_terminal();
-        if !args.quiet {
-            let kind = e
-                .server
-                .as_ref()
-                .map_or("an unknown server: no model".to_owned(), |s| {
-                    let workers = if s.workers == 1 { "worker" } else { "workers" };
-                    let who = match (&s.server, s.told) {
-                        (_, true) => "model told by flags".to_owned(),
-                        (Some(name), false) => name.clone(),
-                        (None, false) => "as it says at GET /".to_owned(),
-                    };
-                    format!("{who}: {}, {} {workers}", s.kind, s.workers)
-                });
-            println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
-            print!("{}", render::table(&e.burst, check));
-            println!();
-            let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
-            let style = WaterfallStyle {
-                width,
-                max_rows: args.rows,
-                color,
+    match args.print_mode() {
+        PrintMode::Json => {
+            let report = output::Report {
+                url: &e.burst.url,
+                n,
+                release_spread_ms: e.summary.release_spread_ms,
+                wall_ms: e.summary.wall_ms,
+                server: e.server.as_ref(),
+                model: check,
+                summary: &e.summary,
+                requests: output::rows(&e.burst, check),
             };
-            print!("{}", render::waterfall(&e.burst, style));
-            println!();
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|err| Fatal(format!("cannot write JSON: {err}"), 2))?;
+            println!("{text}");
         }
-        print!("{}", render::summary_text(&e.summary, check, color));
-        if let Some(path) = &args.svg {
-            println!("timeline chart: {}", path.display());
+        PrintMode::Csv => print!("{}", output::csv(&output::rows(&e.burst, check))),
+        mode @ (PrintMode::Text | PrintMode::Quiet) => {
+            let color = !args.no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::stdout().is_terminal();
+            if mode == PrintMode::Text {
+                let kind =
+                    e.server
+                        .as_ref()
+                        .map_or("an unknown server: no model".to_owned(), |s| {
+                            let workers = if s.workers == 1 { "worker" } else { "workers" };
+                            let who = match (&s.server, s.told) {
+                                (_, true) => "model told by flags".to_owned(),
+                                (Some(name), false) => name.clone(),
+                                (None, false) => "as it says at GET /".to_owned(),
+                            };
+                            format!("{who}: {}, {} {workers}", s.kind, s.workers)
+                        });
+                println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
+                print!("{}", render::table(&e.burst, check));
+                println!();
+                let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
+                let style = WaterfallStyle {
+                    width,
+                    max_rows: args.rows,
+                    color,
+                };
+                print!("{}", render::waterfall(&e.burst, style));
+                println!();
+            }
+            print!("{}", render::summary_text(&e.summary, check, color));
+            if let Some(path) = &args.svg {
+                println!("timeline chart: {}", path.display());
+            }
         }
     }
     Ok(ExitCode::from(e.status().exit_code()))
@@ -432,18 +458,19 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
         })
         .map_err(|e| Fatal(e.0, 2))?;
     if args.json {
-        let all: Vec<_> = cells
+        let all: Vec<output::CellReport> = cells
             .iter()
             .map(|c| {
                 let e = &c.experiment;
-                serde_json::json!({
-                    "server": c.server,
-                    "route": c.route,
-                    "n": c.n,
-                    "summary": e.summary,
-                    "model": e.check,
-                    "requests": output::rows(&e.burst, e.check.as_ref()),
-                })
+                output::CellReport {
+                    server: &c.server,
+                    kind: c.kind.as_deref(),
+                    route: &c.route,
+                    n: c.n,
+                    summary: &e.summary,
+                    model: e.check.as_ref(),
+                    requests: output::rows(&e.burst, e.check.as_ref()),
+                }
             })
             .collect();
         let text = serde_json::to_string_pretty(&all)

@@ -563,7 +563,7 @@ mod tests {
                     server_ms: Some(1000.0),
                     pool_wait_ms: None,
                     cpu_ms: None,
-                    outcome: Outcome::Ok,
+                    outcome: Outcome::Http(200),
                 })
                 .collect(),
         }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::client::{Burst, Outcome};
+use crate::client::Burst;
 use crate::model::{Check, ServerInfo};
-use crate::render::Summary;
+use crate::stats::Summary;
 
 /// One request, flat.
 #[derive(Debug, Clone, Serialize)]
@@ -49,11 +49,7 @@ pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
             index: r.index,
             worker: r.worker.clone(),
             status: r.status,
-            outcome: match r.outcome {
-                Outcome::Ok => "ok",
-                Outcome::Timeout => "timeout",
-                Outcome::Error(_) => "error",
-            },
+            outcome: r.outcome.label(),
             sent_ms: ms(r.sent),
             first_byte_ms: r.first_byte.map(ms),
             done_ms: r.done.map(ms),
@@ -64,10 +60,7 @@ pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
                 .and_then(|c| c.predicted.get(r.index).copied().flatten())
                 .map(ms),
             bytes: r.bytes,
-            error: match &r.outcome {
-                Outcome::Error(e) => Some(e.clone()),
-                _ => None,
-            },
+            error: r.outcome.error(),
             pool_wait_ms: r.pool_wait_ms,
             cpu_ms: r.cpu_ms,
         })
@@ -114,6 +107,20 @@ pub fn csv(rows: &[Row]) -> String {
     s
 }
 
+/// One cell of `burst compare --json`: a server × route × size, with every request.
+#[derive(Debug, Serialize)]
+pub struct CellReport<'a> {
+    /// The target's name.
+    pub server: &'a str,
+    /// `pool` or `event-loop`, as the server said.
+    pub kind: Option<&'a str>,
+    pub route: &'a str,
+    pub n: usize,
+    pub summary: &'a Summary,
+    pub model: Option<&'a Check>,
+    pub requests: Vec<Row>,
+}
+
 /// Everything about one burst, for `--json`.
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
@@ -130,7 +137,7 @@ pub struct Report<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::RequestResult;
+    use crate::client::{Outcome, RequestResult};
 
     #[test]
     fn csv_has_stable_columns_and_quotes_errors() {
@@ -151,10 +158,10 @@ mod tests {
                     server_ms: Some(998.5),
                     pool_wait_ms: None,
                     cpu_ms: None,
-                    outcome: Outcome::Ok,
+                    outcome: Outcome::Http(200),
                 },
                 RequestResult {
-                    outcome: Outcome::Error("reset, by peer".into()),
+                    outcome: Outcome::Io("reset, by peer".into()),
                     ..RequestResult::new(1)
                 },
             ],

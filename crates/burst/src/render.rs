@@ -3,96 +3,15 @@
 //! Rows are in completion order, so a pool's waves read as a staircase: each wave's requests wait
 //! (`·`) while the wave before is served (`█`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::client::{Burst, Outcome, RequestResult};
 use crate::model::Check;
-
-/// The numbers under the table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub requests: usize,
-    pub ok: usize,
-    pub timeouts: usize,
-    pub errors: usize,
-    pub wall_ms: f64,
-    pub release_spread_ms: f64,
-    /// Latency percentiles over completed requests, in ms.
-    pub min_ms: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p90_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub per_worker: BTreeMap<String, usize>,
-    /// Counts by HTTP status, plus `timeout` and `error`.
-    pub statuses: BTreeMap<String, usize>,
-}
+use crate::stats::{completion_order, Summary};
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 100_000.0).round() / 100.0
-}
-
-/// Nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-pub fn summarize(burst: &Burst) -> Summary {
-    let mut latencies: Vec<Duration> = burst
-        .results
-        .iter()
-        .filter(|r| r.is_ok())
-        .filter_map(RequestResult::latency)
-        .collect();
-    latencies.sort();
-    let mut per_worker = BTreeMap::new();
-    let mut statuses = BTreeMap::new();
-    for r in &burst.results {
-        if let Some(w) = &r.worker {
-            *per_worker.entry(w.clone()).or_insert(0) += 1;
-        }
-        let key = match (&r.outcome, r.status) {
-            (Outcome::Timeout, _) => "timeout".to_owned(),
-            (Outcome::Error(_), _) => "error".to_owned(),
-            (Outcome::Ok, Some(s)) => s.to_string(),
-            (Outcome::Ok, None) => "error".to_owned(),
-        };
-        *statuses.entry(key).or_insert(0) += 1;
-    }
-    let pct = |p| percentile(&latencies, p).map(ms);
-    Summary {
-        requests: burst.n,
-        ok: burst.results.iter().filter(|r| r.is_ok()).count(),
-        timeouts: statuses.get("timeout").copied().unwrap_or(0),
-        errors: statuses.get("error").copied().unwrap_or(0),
-        wall_ms: ms(burst.wall),
-        release_spread_ms: ms(burst.release_spread),
-        min_ms: latencies.first().copied().map(ms),
-        p50_ms: pct(50.0),
-        p90_ms: pct(90.0),
-        p99_ms: pct(99.0),
-        max_ms: latencies.last().copied().map(ms),
-        per_worker,
-        statuses,
-    }
-}
-
-/// Request indices in completion order; failed requests last, in index order.
-pub fn completion_order(burst: &Burst) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..burst.results.len()).collect();
-    order.sort_by_key(|&i| {
-        let r = &burst.results[i];
-        (!r.is_ok(), r.done.unwrap_or(Duration::MAX), i)
-    });
-    order
 }
 
 fn opt_ms(d: Option<Duration>) -> String {
@@ -100,11 +19,10 @@ fn opt_ms(d: Option<Duration>) -> String {
 }
 
 fn outcome_label(r: &RequestResult) -> String {
-    match (&r.outcome, r.status) {
-        (Outcome::Ok, Some(s)) => s.to_string(),
-        (Outcome::Ok, None) => "?".to_owned(),
-        (Outcome::Timeout, _) => "TIMEOUT".to_owned(),
-        (Outcome::Error(e), _) => format!("ERROR {e}"),
+    match &r.outcome {
+        Outcome::Http(status) => status.to_string(),
+        Outcome::Timeout => "TIMEOUT".to_owned(),
+        other => format!("ERROR {}", other.error().unwrap_or_default()),
     }
 }
 
@@ -262,9 +180,9 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
             None => bar.push_str(&served),
         }
         let tail = match &r.outcome {
-            Outcome::Ok => format!("{:.2}s", end.as_secs_f64()),
+            Outcome::Http(_) => format!("{:.2}s", end.as_secs_f64()),
             Outcome::Timeout => "✗ timeout".to_owned(),
-            Outcome::Error(_) => "✗ error".to_owned(),
+            Outcome::Connect(_) | Outcome::Io(_) => "✗ error".to_owned(),
         };
         let pad = (bar_w + 1).saturating_sub(a + dots + served_len);
         let _ = writeln!(
@@ -357,6 +275,7 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::summarize;
 
     fn result(index: usize, sent: u64, done: u64, server: f64, worker: &str) -> RequestResult {
         RequestResult {
@@ -370,7 +289,7 @@ mod tests {
             server_ms: Some(server),
             pool_wait_ms: None,
             cpu_ms: None,
-            outcome: Outcome::Ok,
+            outcome: Outcome::Http(200),
         }
     }
 

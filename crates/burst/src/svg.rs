@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::client::{Burst, Outcome};
-use crate::render::{completion_order, tick_step};
+use crate::render::tick_step;
+use crate::stats::completion_order;
 
 /// A request whose server gave no timings: in flight, neither waiting nor served as far as we know.
 const UNTIMED: &str = "#8f8f8f";
@@ -413,9 +414,9 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
             r.done
                 .map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d.as_secs_f64())),
             match &r.outcome {
-                Outcome::Ok => r.status.map_or("?".to_owned(), |s| s.to_string()),
+                Outcome::Http(status) => status.to_string(),
                 Outcome::Timeout => "timeout".to_owned(),
-                Outcome::Error(e) => format!("error: {e}"),
+                other => format!("error: {}", other.error().unwrap_or_default()),
             }
         );
         let _ = writeln!(
@@ -427,11 +428,11 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
         );
         let color = match (&r.outcome, &r.worker) {
             _ if untimed => UNTIMED,
-            (Outcome::Ok, Some(w)) => {
+            (Outcome::Http(_), Some(w)) => {
                 let k = workers.iter().position(|x| x == w).unwrap_or(0);
                 WORKER_COLORS[k % WORKER_COLORS.len()]
             }
-            (Outcome::Ok, None) => "#666",
+            (Outcome::Http(_), None) => "#666",
             _ => "#c00",
         };
         let _ = writeln!(

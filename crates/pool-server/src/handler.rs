@@ -24,12 +24,13 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
     let pickup = access_log::pick_up(config, worker, &method, &target);
     // tiny_http reads a head of any size before we see it; the limits are enforced here, so
     // the answer matches the event-loop twin's.
-    let head_bytes = method.len()
-        + target.len()
-        + rq.headers()
+    let head_bytes = limits::head_bytes(
+        &method,
+        &target,
+        rq.headers()
             .iter()
-            .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
-            .sum::<usize>();
+            .map(|h| (h.field.as_str().as_str().len(), h.value.as_str().len())),
+    );
     let over = limits::check(
         target.len(),
         rq.headers().len(),

@@ -14,6 +14,10 @@ use crate::route::ServerKind;
 /// The largest `?tasks=` (and `--multi-tasks`) accepted.
 pub const MAX_TASKS: u32 = 1000;
 
+/// Blocking-pool slots per event loop (async-server `--threadpool`), as FastAPI's (anyio's)
+/// default thread limiter.
+pub const DEFAULT_THREADPOOL: u32 = 40;
+
 /// Flags both twins take. `DEFAULT_PORT` differs so the twins can run side by side.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs<const DEFAULT_PORT: u16> {
@@ -119,9 +123,18 @@ impl<const P: u16> ServerArgs<P> {
         SocketAddr::new(self.host, self.port)
     }
 
-    /// Check the flags against each other and build the effective configuration; each binary
-    /// then sets its own fields (`threadpool`, `max_queue`, `limit_concurrency`).
+    /// Check the flags against each other and build the effective configuration, with `/cpu`
+    /// calibrated on this machine now; each binary then sets its own fields (`threadpool`,
+    /// `max_queue`, `limit_concurrency`).
     pub fn config(&self, kind: ServerKind) -> Result<Config, ConfigError> {
+        self.config_with_cpu(kind, crate::work::calibrate_cpu())
+    }
+
+    fn config_with_cpu(
+        &self,
+        kind: ServerKind,
+        cpu_units_per_ms: u64,
+    ) -> Result<Config, ConfigError> {
         if self.task_ms > self.max_ms {
             return Err(ConfigError(format!(
                 "--task-ms {} is above --max-ms {}; raise --max-ms or lower --task-ms",
@@ -139,7 +152,7 @@ impl<const P: u16> ServerArgs<P> {
             max_ms: self.max_ms,
             max_tasks: MAX_TASKS,
             cores: crate::work::cores(),
-            cpu_units_per_ms: crate::work::calibrate_cpu(),
+            cpu_units_per_ms,
             threadpool: None,
             max_queue: None,
             limit_concurrency: None,
@@ -157,29 +170,25 @@ impl Config {
     /// A configuration for tests and benchmarks: `workers` workers, T = `task_ms`, K = 2, and a
     /// fixed `/cpu` calibration of 100 units/ms (about a millisecond on a laptop core).
     pub fn for_tests(kind: ServerKind, workers: u16, task_ms: u64) -> Config {
-        Config {
-            kind,
-            url: String::new(),
-            version: env!("CARGO_PKG_VERSION"),
-            pid: std::process::id(),
-            workers,
-            task_ms,
-            multi_tasks: 2,
-            max_ms: 60_000,
-            max_tasks: MAX_TASKS,
-            cores: crate::work::cores(),
-            // Fixed, not measured: tests build many configurations, and calibrating takes 50 ms.
-            cpu_units_per_ms: 100,
-            threadpool: (kind == ServerKind::EventLoop).then_some(40),
-            max_queue: None,
-            limit_concurrency: None,
-            open_files: None,
-            backlog: 2048,
-            log_ms: false,
-            log_finish: false,
-            log_healthz: false,
-            graceful_timeout_s: 30,
+        /// The flags' defaults, as the binaries get them: written once, in [`ServerArgs`].
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServerArgs<0>,
         }
+        let mut args = match <Defaults as clap::Parser>::try_parse_from(["twin"]) {
+            Ok(defaults) => defaults.args,
+            Err(e) => panic!("the flags' defaults: {e}"),
+        };
+        args.workers = workers;
+        args.task_ms = task_ms;
+        // Fixed, not measured: tests build many configurations, and calibrating takes 50 ms.
+        let mut config = match args.config_with_cpu(kind, 100) {
+            Ok(config) => config,
+            Err(e) => panic!("a test configuration: {e}"),
+        };
+        config.threadpool = (kind == ServerKind::EventLoop).then_some(DEFAULT_THREADPOOL);
+        config
     }
 
     pub fn graceful_timeout(&self) -> Duration {

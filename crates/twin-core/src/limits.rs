@@ -15,6 +15,17 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A declared body (no route reads one): beyond it, 413.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
+/// The size of a request head as both twins count it: the request line's method and target,
+/// and each field's name and value with its `: ` and line end. `fields` gives each field's name
+/// and value lengths.
+pub fn head_bytes(
+    method: &str,
+    target: &str,
+    fields: impl Iterator<Item = (usize, usize)>,
+) -> usize {
+    method.len() + target.len() + fields.map(|(name, value)| name + value + 4).sum::<usize>()
+}
+
 /// The answer to a head with too many fields or too many bytes. One answer for both: the
 /// event-loop twin's HTTP parser refuses such a head before the twin sees it, without saying
 /// which limit it met, and both twins must answer alike.
