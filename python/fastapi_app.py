@@ -108,8 +108,8 @@ async def async_io_blocking(job: Job):
 
 @app.get("/cpu")
 async def cpu(job: Job):
-    twin.cpu_work(job.cpu_units)  # nothing to await: the event loop is held just the same
-    return job.done()
+    cpu_ms = twin.cpu_work(job.cpu_units)  # nothing to await: the event loop is held all the same
+    return job.done(cpu_ms=cpu_ms)
 
 
 @app.get("/")

@@ -62,8 +62,8 @@ async def async_io_blocking():
 
 @app.get("/cpu")
 def cpu():
-    twin.cpu_work(g.job.cpu_units)
-    return g.job.done()
+    cpu_ms = twin.cpu_work(g.job.cpu_units)
+    return g.job.done(cpu_ms=cpu_ms)
 
 
 @app.get("/")

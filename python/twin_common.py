@@ -10,6 +10,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import resource
 import sys
 import tempfile
@@ -122,12 +123,13 @@ def describe(path: str, kind: str) -> str:
 # --- /cpu: a fixed amount of work, not "spin until the clock says T" -------------------------
 
 
-def cpu_work(units: int) -> int:
-    """Busy CPU work: `units` steps of a Park-Miller random number generator."""
-    x = 1
+def cpu_work(units: int) -> float:
+    """Busy CPU work: `units` steps of a Park-Miller random number generator. Returns the CPU
+    time it took, in ms (Server-Timing `cpu`), as the twins report it."""
+    t, x = time.thread_time(), 1
     for _ in range(units):
         x = x * 48271 % 2147483647
-    return x
+    return round((time.thread_time() - t) * 1000, 1)
 
 
 def _calibrate(units: int = 100_000) -> int:
@@ -201,6 +203,7 @@ class Job:
     clock: float  # perf_counter at pick-up
     elapsed_ms: float | None = None  # set by done()
     pool_wait_ms: float | None = None  # FastAPI's /io: the wait for a thread, set by done()
+    cpu_ms: float | None = None  # /cpu: the CPU time the work took, set by done()
 
     @property
     def seconds(self) -> float:
@@ -220,10 +223,10 @@ class Job:
     def since_pick_up(self) -> float:
         return millis(time.perf_counter() - self.clock)
 
-    def done(self, pool_wait_ms: float | None = None) -> dict:
+    def done(self, pool_wait_ms: float | None = None, cpu_ms: float | None = None) -> dict:
         """The body of a finished work route (reply.rs, Reply::work)."""
         elapsed = time.perf_counter() - self.clock
-        self.elapsed_ms, self.pool_wait_ms = millis(elapsed), pool_wait_ms
+        self.elapsed_ms, self.pool_wait_ms, self.cpu_ms = millis(elapsed), pool_wait_ms, cpu_ms
         body = {
             "server": self.kind,
             "route": self.route,
@@ -235,6 +238,7 @@ class Job:
             "finished": rfc3339(self.started + timedelta(seconds=elapsed)),
             "elapsed_ms": self.elapsed_ms,
             "pool_wait_ms": pool_wait_ms,
+            "cpu_ms": cpu_ms,
             "what_happened": describe(self.route, self.kind),
         }
         return {k: v for k, v in body.items() if v is not None}
@@ -326,6 +330,8 @@ def headers(job: Job | None) -> dict:
         h["Server-Timing"] = f"app;dur={job.elapsed_ms:.1f}"
         if job.pool_wait_ms is not None:  # the part of it spent waiting for a thread
             h["Server-Timing"] += f", pool-wait;dur={job.pool_wait_ms:.1f}"
+        if job.cpu_ms is not None:  # the CPU time of /cpu's work
+            h["Server-Timing"] += f", cpu;dur={job.cpu_ms:.1f}"
     return h
 
 
@@ -382,9 +388,12 @@ def index_page(kind: str, url: str, server: str) -> str:
     rows = ""
     for path in ROUTES:
         href = path + example_query(path)
-        rows += (
-            f'<tr><td><a href="{href}">{href}</a></td><td>{html(describe(path, kind))}</td></tr>\n'
+        what = describe(path, kind) if path != "/" else (
+            "this page in a browser; for curl and burst, the server's configuration and route "
+            "table as JSON"
         )
+        what = re.sub(r"`([^`]*)`", r"<code>\1</code>", html(what))  # `def` → <code>def</code>
+        rows += f'<tr><td><a href="{href}">{href}</a></td><td>{what}</td></tr>\n'
     workers = int(os.environ.get("TWIN_WORKERS", "4"))
     noun = "sync worker" if kind == "pool" else "event loop"
     return (

@@ -14,7 +14,9 @@ usage() { echo "usage: scripts/burst.sh URL [N]   (N: 1..1000, default 16)" >&2;
 url=$1
 n=${2:-16}
 [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 1000 ] || { echo "burst.sh: N must be 1..1000, got '$n'" >&2; exit 2; }
-[[ $url =~ ^http:// ]] || { echo "burst.sh: URL must start with http://, got '$url'" >&2; exit 2; }
+# No scheme means http://, as with burst; another scheme cannot be fired at.
+[[ $url =~ :// ]] || url="http://$url"
+[[ $url =~ ^http:// ]] || { echo "burst.sh: only http:// URLs (the twins speak plain HTTP), got '$url'" >&2; exit 2; }
 timeout=${BURST_TIMEOUT:-120}
 command -v curl >/dev/null || { echo "burst.sh: curl is not installed" >&2; exit 2; }
 

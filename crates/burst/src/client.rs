@@ -202,8 +202,10 @@ impl RequestResult {
         Some(self.service_started()?.saturating_sub(self.sent))
     }
 
+    /// Answered with a 2xx. Anything else — a 400, a drain's 503, no answer — failed, for the
+    /// lesson: `burst` counts it, shows it and exits 1.
     pub fn is_ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Http(_))
+        matches!(self.outcome, Outcome::Http(status) if (200..300).contains(&status))
     }
 }
 

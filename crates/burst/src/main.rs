@@ -145,7 +145,7 @@ struct CompareArgs {
         short = 'n',
         long = "requests",
         value_delimiter = ',',
-        default_value = "16,100"
+        default_value = "16"
     )]
     sizes: Vec<u32>,
 
@@ -295,8 +295,15 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             let plan = experiment::plan(&target, n, &settings).await?;
             if let (Some(p), Some(end)) = (&plan.prediction, plan.predicted_end()) {
                 if end >= Duration::from_secs(3) {
+                    // CPU work: this is from T; the verdict uses the CPU time the server measures.
+                    let from = if p.cpu_bound {
+                        " (from T, before the server says how much CPU \
+                                                each request took)"
+                    } else {
+                        ""
+                    };
                     eprintln!(
-                        "burst: the model predicts {}: the last request at about {:.1} s",
+                        "burst: the model predicts {}: the last request at about {:.1} s{from}",
                         describe(p, n),
                         end.as_secs_f64()
                     );
@@ -310,7 +317,19 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
         })
         .map_err(|e| Fatal(e.0, 2))?;
     if let Some(path) = &args.svg {
-        let title = format!("{} × {} at once", n, e.burst.url);
+        let route = e
+            .burst
+            .url
+            .split_once("://")
+            .map_or(e.burst.url.as_str(), |(_, rest)| {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            });
+        let who = e.server.as_ref().map_or("a server".to_owned(), |s| {
+            let name = s.server.clone().unwrap_or_else(|| s.kind.clone());
+            let workers = if s.workers == 1 { "worker" } else { "workers" };
+            format!("{name} ({} {workers})", s.workers)
+        });
+        let title = format!("{n} × GET {route} at once on {who}");
         std::fs::write(path, svg::timeline(&e.burst, &title))
             .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
     }

@@ -87,7 +87,7 @@ pub struct Prediction {
 }
 
 fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
+    s.serialize_f64((d.as_secs_f64() * 1_000_000.0).round() / 1000.0)
 }
 
 /// T and K for a request path like `/async-io-multi?ms=500&tasks=4`, with the server's defaults.
@@ -307,7 +307,7 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     let as_predicted = failed == 0 && (shape_ok || cpu_ok);
     let verdict = if failed > 0 {
         format!(
-            "{failed} of {} requests failed or timed out; expected {shape}",
+            "{failed} of {} requests failed (no answer, or not a 2xx); expected {shape}",
             burst.n
         )
     } else if cpu_ok {
@@ -337,18 +337,20 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
             )
         } else {
             format!(
-                "NOT as predicted: expected {shape}, but wave {} began at {:.2} s, predicted {:.2} s",
+                "NOT as predicted: expected {shape}, but wave {}'s first request finished at \
+                 {:.2} s, predicted {:.2} s",
                 k + 1,
                 f.first.as_secs_f64(),
                 e.first.as_secs_f64()
             )
         }
     } else if tail > Duration::ZERO {
-        let per_request_us = tail.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
+        let beyond = last - model_last;
+        let per_request_us = beyond.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
         format!(
             "{shape}, as predicted; the last request finished {:.2} s after the model's {:.2} s: \
              about {per_request_us:.0} µs of server and client time per request on this machine",
-            (last - model_last).as_secs_f64(),
+            beyond.as_secs_f64(),
             model_last.as_secs_f64()
         )
     } else {

@@ -32,7 +32,7 @@ pub fn table(burst: &Burst, check: Option<&Check>) -> String {
     let _ = writeln!(
         s,
         "{:>5}  {:<9} {:>9} {:>11} {:>10} {:>11} {:>10}  status",
-        "#", "worker", "done(s)", "latency(ms)", "server(ms)", "waiting(ms)", "model(s)"
+        "#", "worker", "done(s)", "latency(ms)", "served(ms)", "waiting(ms)", "model(s)"
     );
     for i in completion_order(burst) {
         let r = &burst.results[i];
@@ -47,8 +47,8 @@ pub fn table(burst: &Burst, check: Option<&Check>) -> String {
             r.done
                 .map_or_else(|| "-".to_owned(), |d| format!("{:.3}", d.as_secs_f64())),
             opt_ms(r.latency()),
-            r.server_ms
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+            // Served + waiting = latency: a wait for a thread-pool slot counts as waiting.
+            opt_ms(r.served()),
             opt_ms(r.waiting()),
             predicted,
             outcome_label(r)
@@ -180,7 +180,8 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
             None => bar.push_str(&served),
         }
         let tail = match &r.outcome {
-            Outcome::Http(_) => format!("{:.2}s", end.as_secs_f64()),
+            Outcome::Http(_) if r.is_ok() => format!("{:.2}s", end.as_secs_f64()),
+            Outcome::Http(status) => format!("✗ {status}"),
             Outcome::Timeout => "✗ timeout".to_owned(),
             Outcome::Connect(_) | Outcome::Io(_) => "✗ error".to_owned(),
         };

@@ -150,7 +150,8 @@ fn trim_num(v: f64) -> String {
 fn header(s: &mut String, width: f64, height: f64, title: &str) {
     let _ = writeln!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
+        // Scales to the window (a projector's, a laptop's); the viewBox keeps the proportions.
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
     );
     let _ = writeln!(
         s,
@@ -427,6 +428,7 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
             (px(served_from) - px(r.sent)).max(0.0)
         );
         let color = match (&r.outcome, &r.worker) {
+            _ if !r.is_ok() => "#c00",
             _ if untimed => UNTIMED,
             (Outcome::Http(_), Some(w)) => {
                 let k = workers.iter().position(|x| x == w).unwrap_or(0);
@@ -443,10 +445,10 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
         );
     }
     // Legend: waiting, failed, then each worker.
-    let mut items: Vec<(String, &str)> = vec![
-        ("waiting".to_owned(), "#ccc"),
-        ("failed / timed out".to_owned(), "#c00"),
-    ];
+    let mut items: Vec<(String, &str)> = vec![("waiting".to_owned(), "#ccc")];
+    if burst.results.iter().any(|r| !r.is_ok()) {
+        items.push(("failed / timed out".to_owned(), "#c00"));
+    }
     if burst
         .results
         .iter()
@@ -516,7 +518,7 @@ mod tests {
         assert!(svg.contains(">pool /io</text>") && svg.contains(">event-loop /io</text>"));
         assert!(svg.contains("completed at (s since release)"));
         // One panel fills the canvas, and every line is named where it ends.
-        assert!(svg.contains(r#"width="970""#), "{svg}");
+        assert!(svg.contains(r#"viewBox="0 0 970 "#), "{svg}");
         assert!(svg.contains(">pool /io 4.00 s</text>"), "{svg}");
         assert!(svg.contains(">event-loop /io 1.00 s</text>"), "{svg}");
     }

@@ -125,7 +125,7 @@ fn a_request_that_outlives_the_timeout_is_reported_as_a_timeout() {
     assert!(v["model"]["verdict"]
         .as_str()
         .unwrap()
-        .starts_with("2 of 2 requests failed or timed out"));
+        .starts_with("2 of 2 requests failed"));
 }
 
 #[test]
@@ -402,4 +402,25 @@ fn a_thousand_at_once_on_the_event_loop_is_one_wave_and_the_verdict_says_its_cos
     assert_eq!(model["as_predicted"], true, "{model}");
     assert_eq!(model["waves"].as_array().map(Vec::len), Some(1), "{model}");
     assert_eq!(model["waves"][0]["size"], 1000, "{model}");
+}
+
+#[test]
+fn answers_that_are_not_2xx_are_failures() {
+    let server = pool(1, 10);
+    let out = burst(&[
+        &format!("http://{}/io?ms=abc", server.addr()),
+        "-n",
+        "2",
+        "-q",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the model refuses what the server would: {text}"
+    );
+    let out = burst(&[&format!("http://{}/nope", server.addr()), "-n", "2", "-q"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2 × 404"), "{text}");
 }

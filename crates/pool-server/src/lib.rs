@@ -281,12 +281,26 @@ impl Twin for Running {
 
     fn begin_shutdown(&self) {
         let shared = &self.shared;
-        {
+        let waiting: Vec<tiny_http::Request> = {
             let _gate = shared.gate.lock();
             shared.draining.store(true, Ordering::SeqCst);
+            // Requests still waiting for a worker are answered now, not after the busy workers
+            // finish: the queue is emptied and each gets the JSON 503.
+            let waiting = shared
+                .waiting
+                .try_iter()
+                .filter_map(|item| match item {
+                    Item::Request(rq) => Some(rq),
+                    Item::Stop => None,
+                })
+                .collect();
             for _ in 0..self.config.workers {
                 let _ = shared.queue.send(Item::Stop);
             }
+            waiting
+        };
+        for rq in waiting {
+            handler::send(rq, Reply::shutting_down());
         }
         if let Err(e) = stop_accepting(&shared.listener) {
             tracing::warn!("could not close the listening socket: {e}");

@@ -343,10 +343,18 @@ fn sigterm_during_a_burst_completes_every_picked_up_request_then_exits_zero() {
         .len();
     let ok = b.results.iter().filter(|r| r.status == Some(200)).count();
     assert_eq!(ok, picked_up, "every picked-up request completed");
-    // The rest were accepted and waiting for a worker: each gets the JSON 503, never a reset.
+    // The rest were accepted and waiting for a worker: each gets the JSON 503, never a reset —
+    // at once, not after the busy workers finish.
     for r in &b.results {
         assert!(matches!(r.status, Some(200 | 503)), "{r:?}");
     }
+    let done = |status| b.results.iter().filter(move |r| r.status == Some(status));
+    let last_503 = done(503).filter_map(|r| r.done).max();
+    let first_200 = done(200).filter_map(|r| r.done).min();
+    assert!(
+        last_503 < first_200,
+        "503s at once: {last_503:?}, first 200 {first_200:?}"
+    );
     assert!(
         std::net::TcpStream::connect(server.addr).is_err(),
         "new connections refused"

@@ -520,7 +520,7 @@ pub fn assert_drain_timeout_is_reported(bin: &str, slow_path: &str) {
         .expect("exits after the timeout");
     assert_eq!(status.code(), Some(1));
     assert!(
-        server.stderr().contains("1 request(s) still in flight"),
+        server.stderr().contains("with 1 request still in flight"),
         "{}",
         server.stderr()
     );

@@ -34,8 +34,7 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     );
     let _ = writeln!(
         s,
-        "  cpu work      /cpu?ms=T is a fixed amount of work, about T on one free core \
-         ({} units/ms, measured at start); {} for CPU-bound work",
+        "  cpu work      /cpu?ms=T: a fixed amount of work, T on a free core ({} units/ms); {}",
         c.cpu_units_per_ms,
         plural(u64::from(c.cores), "core")
     );
@@ -69,26 +68,45 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     let _ = writeln!(s, "  listen queue  {} connections (--backlog)", c.backlog);
     let _ = writeln!(
         s,
-        "  access log    stdout, one line per request when a worker picks it up \
-         (--log-ms {}, --log-finish {}, --log-healthz {})",
+        "  access log    stdout, one line per request when a worker picks it up"
+    );
+    let _ = writeln!(
+        s,
+        "                (--log-ms {}, --log-finish {}, --log-healthz {})",
         on_off(c.log_ms),
         on_off(c.log_finish),
         on_off(c.log_healthz)
     );
     let _ = writeln!(
         s,
-        "  shutdown      Ctrl-C or SIGTERM drains for up to {} s ({}); a second Ctrl-C quits \
-         at once",
-        c.graceful_timeout_s,
-        crate::platform::drain_note()
+        "  shutdown      Ctrl-C or SIGTERM drains for up to {} s; a second Ctrl-C quits at once",
+        c.graceful_timeout_s
     );
+    let _ = writeln!(s, "                ({})", crate::platform::drain_note());
     let _ = writeln!(s, "  routes (GET)");
     for r in Route::ALL {
-        let url = format!("{}{}", c.url, r.path());
-        let _ = writeln!(s, "    {url:<40} {}", r.describe(c.kind));
+        let _ = writeln!(s, "    {}{}", c.url, r.path());
+        wrap(&mut s, "        ", r.describe(c.kind));
     }
     let _ = writeln!(s, "listening on {}", c.url);
     s
+}
+
+/// Lines a projector's terminal can show: `text` in words, at most 100 columns, each line
+/// starting with `indent`.
+fn wrap(s: &mut String, indent: &str, text: &str) {
+    let mut line = String::from(indent);
+    for word in text.split_whitespace() {
+        if line.len() > indent.len() && line.chars().count() + 1 + word.chars().count() > 100 {
+            let _ = writeln!(s, "{line}");
+            line = String::from(indent);
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    let _ = writeln!(s, "{line}");
 }
 
 /// Print the banner to stderr.
@@ -108,10 +126,14 @@ mod tests {
         assert!(b.ends_with("listening on http://127.0.0.1:8001\n"), "{b}");
         for r in Route::ALL {
             assert!(
-                b.contains(&format!("http://127.0.0.1:8001{} ", r.path())),
+                b.contains(&format!("    http://127.0.0.1:8001{}\n", r.path())),
                 "{b}"
             );
         }
+        assert!(
+            b.lines().all(|l| l.chars().count() <= 100),
+            "fits a projector: {b}"
+        );
         assert!(b.contains("40 slots per event loop"), "{b}");
         assert!(b.contains("4 event loops, each"), "{b}");
         c.workers = 1;

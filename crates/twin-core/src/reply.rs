@@ -142,9 +142,16 @@ impl Reply {
         let mut rows = String::new();
         for r in Route::ALL {
             let href = format!("{}{}", r.path(), r.example_query());
+            let what = match r {
+                Route::Index => {
+                    "this page in a browser; for curl and burst, the server's \
+                                 configuration and route table as JSON"
+                }
+                _ => r.describe(c.kind),
+            };
             rows.push_str(&format!(
                 "<tr><td><a href=\"{href}\">{href}</a></td><td>{}</td></tr>\n",
-                html_escape(r.describe(c.kind))
+                with_code(&html_escape(what))
             ));
         }
         let workers = plural(u64::from(c.workers), c.kind.worker_noun());
@@ -275,6 +282,19 @@ impl Reply {
     pub fn error(status: u16, error: &str, detail: &str) -> Reply {
         Reply::json(status, &json!({ "error": error, "detail": detail }))
     }
+}
+
+/// `def` in a description becomes <code>def</code> on the page.
+fn with_code(s: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in s.split('`').enumerate() {
+        if k % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn html_escape(s: &str) -> String {

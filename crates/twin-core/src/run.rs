@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ServerArgs};
 use crate::route::ServerKind;
 use crate::shutdown::{await_workers, DrainReport, InFlight};
-use crate::{access_log, banner, listener, platform, shutdown};
+use crate::{access_log, banner, listener, platform, reply, shutdown};
 
 /// A started twin: what `main`, the tests and the drain need, the same for both.
 pub trait Twin: Sized {
@@ -96,9 +96,9 @@ fn run<const P: u16, T: Twin>(
     signals.wait();
     let timeout = twin.config().graceful_timeout();
     eprintln!(
-        "{binary}: draining: no new connections; {} request(s) in flight get up to {} s \
-         (Ctrl-C again to quit now)",
-        twin.in_flight(),
+        "{binary}: draining: no new work; {} in flight get up to {} s, and requests waiting for \
+         a worker get a 503 (Ctrl-C again to quit now)",
+        reply::plural(twin.in_flight() as u64, "request"),
         timeout.as_secs()
     );
     let report = twin.shutdown(timeout);

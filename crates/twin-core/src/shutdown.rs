@@ -80,9 +80,9 @@ impl DrainReport {
             format!("{binary}: drained in {:.2} s; bye", self.took.as_secs_f64())
         } else {
             format!(
-                "{binary}: graceful timeout ({} s) reached with {} request(s) still in flight; exiting",
+                "{binary}: graceful timeout ({} s) reached with {} still in flight; exiting",
                 timeout.as_secs(),
-                self.still_in_flight
+                crate::reply::plural(self.still_in_flight as u64, "request")
             )
         }
     }

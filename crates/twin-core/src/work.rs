@@ -47,20 +47,26 @@ fn cpu_unit(mut x: u64) -> u64 {
     x
 }
 
-/// Units of [`burn_cpu`] work one core does per millisecond, measured now: the best of a few
-/// 10 ms runs, so a moment of competition for the core does not make the unit too small.
+/// Units of [`burn_cpu`] work one core does per millisecond, measured now in this thread's CPU
+/// time — not the clock, so a server started on a busy laptop, whose thread is preempted while it
+/// measures, still gets the unit a free core would — the best of a few 10 ms runs.
 pub fn calibrate_cpu() -> u64 {
     let mut best = 1;
     let mut x = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..5 {
-        let t = Instant::now();
+        let wall = Instant::now();
+        let cpu = cpu_time::ThreadTime::try_now().ok();
         let mut units = 0u64;
-        while t.elapsed() < Duration::from_millis(10) {
+        while wall.elapsed() < Duration::from_millis(10) {
             x = cpu_unit(x);
             units += 1;
         }
         std::hint::black_box(x);
-        let per_ms = (units as f64 / (t.elapsed().as_secs_f64() * 1000.0)) as u64;
+        let spent = cpu
+            .and_then(|t| t.try_elapsed().ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| wall.elapsed());
+        let per_ms = (units as f64 / (spent.as_secs_f64() * 1000.0)) as u64;
         best = best.max(per_ms);
     }
     best
