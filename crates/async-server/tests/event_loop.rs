@@ -327,3 +327,8 @@ fn cpu_work_freezes_its_event_loop() {
         "/healthz waited {waited:?} for a loop computing {cpu_ms} ms"
     );
 }
+
+#[test]
+fn log_finish_writes_its_line_once_the_response_is_sent_as_on_the_pool() {
+    testkit::assert_log_finish_after_the_response(BIN);
+}

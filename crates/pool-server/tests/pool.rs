@@ -204,20 +204,7 @@ fn the_access_log_has_one_reference_line_per_request_at_pick_up() {
 
 #[test]
 fn log_ms_and_log_finish_add_precision_and_a_finish_line() {
-    let server = ServerProcess::start(BIN, &["--workers", "1", "--log-ms", "--log-finish"]);
-    get(server.addr, "/io?ms=20");
-    let start = server.log_line(Duration::from_secs(5)).unwrap();
-    assert!(parse_log_line(&start, true).is_some(), "{start:?}");
-    let finish = server.log_line(Duration::from_secs(5)).unwrap();
-    let who = format!("] [{}-worker0] 200 GET /io?ms=20 ", server.pid());
-    assert!(finish.contains(&who), "{finish:?}");
-    let ms: f64 = finish
-        .rsplit(' ')
-        .next()
-        .and_then(|s| s.strip_suffix("ms"))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("finish line ends in a duration: {finish:?}"));
-    assert!((20.0..1000.0).contains(&ms), "{finish:?}");
+    testkit::assert_log_finish_after_the_response(BIN);
 }
 
 #[test]

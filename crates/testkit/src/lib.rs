@@ -771,3 +771,35 @@ pub fn pick_up_times(server: &ServerProcess, path: &str, n: usize) -> Vec<u64> {
         })
         .collect()
 }
+
+/// `--log-ms --log-finish` on `bin`: the pick-up line has milliseconds, and a second line says the
+/// status and the time from pick-up — written once the response was sent, so never shorter than
+/// the server's own `Server-Timing` for the request.
+pub fn assert_log_finish_after_the_response(bin: &str) {
+    let server = ServerProcess::start(bin, &["--workers", "1", "--log-ms", "--log-finish"]);
+    let r = get(server.addr, "/io?ms=20");
+    let app: f64 = r
+        .header("server-timing")
+        .and_then(|v| burst::client::server_timing(v, "app"))
+        .expect("Server-Timing app;dur");
+    let start = server
+        .log_line(Duration::from_secs(5))
+        .expect("a pick-up line");
+    assert!(parse_log_line(&start, true).is_some(), "{start:?}");
+    let finish = server
+        .log_line(Duration::from_secs(5))
+        .expect("a finish line");
+    let who = format!("] [{}-worker0] 200 GET /io?ms=20 ", server.pid());
+    assert!(finish.contains(&who), "{finish:?}");
+    let ms: f64 = finish
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.strip_suffix("ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("finish line ends in a duration: {finish:?}"));
+    assert!((20.0..1000.0).contains(&ms), "{finish:?}");
+    assert!(
+        ms >= app,
+        "finished {ms} ms after pick-up, before the response's {app} ms"
+    );
+}
