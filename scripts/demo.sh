@@ -37,20 +37,9 @@ trap 'exit 130' INT TERM
 
 # start NAME: run target/release/NAME on a free port; set $url once it is listening.
 # (Not called as $(start …): a subshell would lose the PID that cleanup needs.)
+. scripts/lib.sh
 start() {
-  local name=$1 log="$out/$1"
-  : >"$log.stderr.log" # exists before the background process opens it
-  "$bin/$name" --port 0 --workers "$workers" >"$log.access.log" 2>"$log.stderr.log" &
-  pids+=("$!")
-  for _ in $(seq 1 200); do
-    url=$(sed -n 's/^listening on //p' "$log.stderr.log")
-    [ -n "$url" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "demo.sh: $name did not start; its stderr:" >&2
-  cat "$log.stderr.log" >&2
-  return 1
+  start_server "$out" "$1" 's/^listening on //p' "$bin/$1" --port 0 --workers "$workers"
 }
 
 start pool-server

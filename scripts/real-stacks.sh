@@ -62,24 +62,8 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start NAME PATTERN COMMAND…: run COMMAND in the background, logs into $out; set $url from the
-# first stderr line that matches PATTERN (a sed expression printing the URL).
-start() {
-  local name=$1 pattern=$2
-  shift 2
-  : >"$out/$name.stderr.log" # exists before the background process opens it
-  "$@" >"$out/$name.access.log" 2>"$out/$name.stderr.log" &
-  pids+=("$!")
-  for _ in $(seq 1 300); do
-    url=$(sed -n "$pattern" "$out/$name.stderr.log" | head -n 1)
-    [ -n "$url" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "real-stacks.sh: $name did not start; its stderr:" >&2
-  cat "$out/$name.stderr.log" >&2
-  return 1
-}
+. scripts/lib.sh
+start() { start_server "$out" "$@"; }
 
 export TWIN_WORKERS=4 TWIN_TASK_MS=1000 TWIN_MULTI_TASKS=2
 start gunicorn-flask 's/^listening on //p' \
