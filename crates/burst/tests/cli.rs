@@ -219,6 +219,20 @@ fn a_burst_larger_than_the_open_files_limit_is_refused_with_the_reason() {
     assert!(err.contains("fire at most 36"), "{err}");
 }
 
+/// Read a request head from `stream`; its target.
+fn read_head(stream: &std::net::TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let target = line.split_whitespace().nth(1)?.to_owned();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            return Some(target);
+        }
+    }
+}
+
 /// A server that says it is a pool of one worker with T = 200 ms, but answers every request at
 /// once: whatever burst sees, it cannot be the pool's waves.
 fn lying_server() -> std::net::SocketAddr {
@@ -227,18 +241,9 @@ fn lying_server() -> std::net::SocketAddr {
     thread::spawn(move || {
         for stream in l.incoming().map_while(Result::ok) {
             thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
+                let Some(target) = read_head(&stream) else {
                     return;
-                }
-                let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
+                };
                 let body = if target == "/" {
                     r#"{"kind":"pool","workers":1,"task_ms":200,"multi_tasks":2,"max_ms":1000,
                         "routes":[{"path":"/io","holds":"worker","service":"T"}]}"#
@@ -305,18 +310,10 @@ fn foreign_pool_of_one() -> std::net::SocketAddr {
         for stream in l.incoming().map_while(Result::ok) {
             let worker = one_at_a_time.clone();
             thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
+                let Some(target) = read_head(&stream) else {
                     return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let root = line.split_whitespace().nth(1) == Some("/");
+                };
+                let root = target == "/";
                 let (status, body) = if root {
                     ("404 Not Found", "no")
                 } else {
