@@ -78,7 +78,13 @@ while IFS=$'\t' read -r kind cmd; do
         sleep 0.1
       done
       if ! grep -q '^listening on ' "$logs/$n.err"; then
-        echo "FAILED to start: $cmd" >&2
+        if kill -0 "${pids[-1]}" 2>/dev/null; then
+          echo "FAILED to start: $cmd (still running after 10 s, no 'listening on' line)" >&2
+        else
+          code=0
+          wait "${pids[-1]}" || code=$?
+          echo "FAILED to start: $cmd (exited with status $code)" >&2
+        fi
         cat "$logs/$n.err" >&2
         exit 1
       fi

@@ -18,7 +18,8 @@ out=${DEMO_OUT:-out/demo-$(date +%Y%m%d-%H%M%S)}
 command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
 
 echo "== building (release; the first build takes a few minutes) =="
-cargo build --release -p pool-server -p async-server -p burst
+# The whole workspace, as the README's `cargo build --release`: one build serves both.
+cargo build --release
 bin=target/release
 
 mkdir -p "$out"
@@ -68,10 +69,10 @@ echo "== one burst up close: 16 × /io on the pool twin =="
 "$bin/burst" "$pool/io" -n 16 --svg "$out/pool-io-timeline.svg" --rows 16 || code=$?
 verdict "$code"
 echo
-echo "== pool-server access log (first 10 /io lines): a new wave of $workers every second =="
+echo "== pool-server access log (the compare run's first 10 /io lines): a new wave of $workers every second =="
 grep ' GET /io$' "$out/pool-server.access.log" | head -n 10
 echo
-echo "== async-server access log (first 10 /io lines): all picked up at once =="
+echo "== async-server access log (the compare run's first 10 /io lines): all picked up at once =="
 grep ' GET /io$' "$out/async-server.access.log" | head -n 10
 echo
 echo "charts and logs are in $out/:"

@@ -45,7 +45,7 @@ if ! cmp -s python/requirements.txt "$venv/requirements.installed" 2>/dev/null; 
 fi
 
 echo "== building the twins (release) =="
-cargo build --release --quiet -p pool-server -p async-server -p burst
+cargo build --release --quiet
 bin=target/release
 out=${OUT:-out/real-stacks-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"

@@ -210,6 +210,16 @@ pub async fn compare(
     ended: Option<Arc<AtomicUsize>>,
     mut progress: impl FnMut(usize, usize, &str, Step<'_>),
 ) -> Result<Vec<Cell>, FireError> {
+    // Every server must be there before the first burst, not when its turn comes.
+    for (name, base) in servers {
+        let root = base.with_path("/")?;
+        if let Err(e) = client::get(&root, Duration::from_secs(10)).await {
+            return Err(FireError(format!(
+                "{name} at {}: {e}; start it first (nothing was fired)",
+                root.url
+            )));
+        }
+    }
     let total = servers.len() * routes.len() * sizes.len();
     let mut cells = Vec::with_capacity(total);
     for &n in sizes {
@@ -297,7 +307,19 @@ pub fn compare_table(cells: &[Cell]) -> String {
                             judged.1 += 1;
                             judged.0 += usize::from(e.status() == Status::Ok);
                         }
-                        format!("{:.2} {mark}", e.summary.wall_ms / 1000.0)
+                        // A server whose loops got the burst unevenly has a model of its own.
+                        let own = e.check.as_ref().filter(|k| {
+                            k.predicted_last.abs_diff(k.prediction.done_at(*n))
+                                > Duration::from_millis(1)
+                        });
+                        match own {
+                            Some(k) => format!(
+                                "{:.2} {mark} (model {:.2})",
+                                e.summary.wall_ms / 1000.0,
+                                k.predicted_last.as_secs_f64()
+                            ),
+                            None => format!("{:.2} {mark}", e.summary.wall_ms / 1000.0),
+                        }
                     }
                 }
             };
@@ -308,7 +330,8 @@ pub fn compare_table(cells: &[Cell]) -> String {
     let _ = writeln!(
         s,
         "times in seconds, for the last request to finish; ✓ as predicted, ✗ NOT as predicted, \
-         ! requests failed; {} of {} judged cells as predicted",
+         ! requests failed; (model …): the model for how that server's loops got the requests; \
+         {} of {} judged cells as predicted",
         judged.0, judged.1
     );
     s

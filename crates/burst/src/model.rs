@@ -214,6 +214,9 @@ pub struct Check {
     /// The waves the completions fell into, and the sizes the model expects.
     pub waves: Vec<Wave>,
     pub expected_wave_sizes: Vec<usize>,
+    /// When the model says the last request finishes, for the requests as they were spread.
+    #[serde(serialize_with = "as_ms")]
+    pub predicted_last: Duration,
     /// The largest |actual − predicted| over the completed requests, in ms.
     pub largest_deviation_ms: f64,
     /// How long after the model's time the last request finished, beyond the tolerance: the
@@ -275,7 +278,28 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     let expected_sizes: Vec<usize> = expected.iter().map(|w| w.size).collect();
     let failed = burst.results.len() - order.len();
     let tol = tolerance(prediction, burst.release_spread);
-    let shape = describe(prediction, burst.results.len());
+    let even = describe(prediction, burst.results.len());
+    // Per-loop queues with an uneven spread (real uvicorn's workers race for connections): the
+    // model follows the requests to the loops that got them, and says so.
+    let shape = match prediction.per_worker {
+        Some(_) if failed == 0 && expected.len() != prediction.waves(burst.results.len()) => {
+            let sizes: Vec<String> = expected.iter().map(|w| w.size.to_string()).collect();
+            let mut spread: Vec<(String, usize)> = seen_per_worker
+                .iter()
+                .map(|(w, n)| ((*w).to_owned(), *n))
+                .collect();
+            spread.sort();
+            let spread: Vec<String> = spread.iter().map(|(w, n)| format!("{w} {n}")).collect();
+            format!(
+                "{} of {} every {:.2} s, as the loops got the requests ({})",
+                plural_waves(expected.len()),
+                sizes.join(", "),
+                prediction.service.as_secs_f64(),
+                spread.join(", ")
+            )
+        }
+        _ => even,
+    };
     // Each wave must begin one wave-time after the one before (the first, after the release).
     let mut late = None;
     if found.len() == expected.len() {
@@ -346,10 +370,15 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         }
     } else if tail > Duration::ZERO {
         let beyond = last - model_last;
-        let per_request_us = beyond.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
+        let per_request = beyond.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
+        let per_request = if per_request >= 1000.0 {
+            format!("{:.1} ms", per_request / 1000.0)
+        } else {
+            format!("{per_request:.0} µs")
+        };
         format!(
             "{shape}, as predicted; the last request finished {:.2} s after the model's {:.2} s: \
-             about {per_request_us:.0} µs of server and client time per request on this machine",
+             about {per_request} of server and client time per request on this machine",
             beyond.as_secs_f64(),
             model_last.as_secs_f64()
         )
@@ -379,6 +408,7 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         predicted,
         waves: found,
         expected_wave_sizes: expected_sizes,
+        predicted_last: expected_times.iter().copied().max().unwrap_or_default(),
         largest_deviation_ms: ms(worst),
         tail_ms: ms(tail),
         as_predicted,
@@ -737,6 +767,24 @@ mod tests {
         let c = check(&burst_done_at(&two), &p);
         assert!(!c.as_predicted);
         assert!(c.verdict.contains("2 waves (of 1000, 1)"), "{}", c.verdict);
+    }
+
+    #[test]
+    fn an_uneven_spread_over_loops_is_followed_and_said() {
+        let mut i = info("event-loop");
+        i.threadpool = Some(2);
+        let io = predict(&i, "/io").unwrap();
+        // Five requests on worker0 (two slots: three waves), one on worker1.
+        let mut b = burst_done_at(&[1000, 1000, 2000, 2000, 3000, 1000]);
+        b.results[5].worker = Some("worker1".into());
+        let c = check(&b, &io);
+        assert!(c.as_predicted, "{}", c.verdict);
+        assert!(
+            c.verdict.starts_with("3 waves of 3, 2, 1 every 1.00 s, as the loops got the requests (worker0 5, worker1 1)"),
+            "{}",
+            c.verdict
+        );
+        assert_eq!(c.predicted_last, Duration::from_secs(3));
     }
 
     #[test]

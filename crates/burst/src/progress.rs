@@ -21,6 +21,8 @@ struct Running {
     predicted: Option<Duration>,
     started: Instant,
     drawn: bool,
+    /// How far into the burst the last logged line was (non-terminal).
+    logged: Duration,
 }
 
 /// The ticker; ends with [`Progress::end`] per burst and stops when dropped.
@@ -39,7 +41,6 @@ impl Progress {
         let current: Arc<Mutex<Option<Running>>> = Arc::new(Mutex::new(None));
         let (count, state) = (ended.clone(), current.clone());
         let task = tokio::spawn(async move {
-            let mut last_log = Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let Ok(mut guard) = state.lock() else { return };
@@ -53,9 +54,10 @@ impl Progress {
                     eprint!("\r\x1b[2K{line}");
                     let _ = std::io::stderr().flush();
                     run.drawn = true;
-                } else if last_log.elapsed() >= LOG_EVERY {
+                } else if elapsed >= run.logged + LOG_EVERY {
+                    // In a log: a line every ten seconds of a burst that lasts that long.
                     eprintln!("{line}");
-                    last_log = Instant::now();
+                    run.logged += LOG_EVERY;
                 }
             }
         });
@@ -82,6 +84,7 @@ impl Progress {
                 predicted,
                 started: Instant::now(),
                 drawn: false,
+                logged: Duration::ZERO,
             });
         }
     }
@@ -127,6 +130,7 @@ mod tests {
             predicted: Some(Duration::from_secs(250)),
             started: Instant::now(),
             drawn: false,
+            logged: Duration::ZERO,
         };
         assert_eq!(
             line(&run, 40, Duration::from_secs(10)),

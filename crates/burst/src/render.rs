@@ -220,7 +220,7 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String
     );
     let _ = writeln!(
         s,
-        "latency ms: min {}  p50 {}  p90 {}  p99 {}  max {}",
+        "latency ms (2xx answers): min {}  p50 {}  p90 {}  p99 {}  max {}",
         f(sum.min_ms),
         f(sum.p50_ms),
         f(sum.p90_ms),
@@ -263,11 +263,13 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String
             let _ = writeln!(s, "{on}model: {}{off}", c.verdict);
         }
         None => {
-            let _ = writeln!(
-                s,
-                "model: no prediction (the server publishes no queueing rule for this route at \
-                 GET /; give one with --model pool|event-loop)"
-            );
+            let why = if sum.statuses.get("404") == Some(&sum.requests) {
+                "the server has no such route (404)"
+            } else {
+                "the server publishes no queueing rule for this route at GET /; give one with \
+                 --model pool|event-loop"
+            };
+            let _ = writeln!(s, "model: no prediction ({why})");
         }
     }
     s

@@ -79,12 +79,10 @@ pub fn summarize(burst: &Burst) -> Summary {
     }
 }
 
-/// Request indices in completion order; failed requests last, in index order.
+/// Request indices in completion order — answers of any status by when they came (a drain's
+/// 503s before the 200s they beat); requests with no answer last, in index order.
 pub fn completion_order(burst: &Burst) -> Vec<usize> {
     let mut order: Vec<usize> = (0..burst.results.len()).collect();
-    order.sort_by_key(|&i| {
-        let r = &burst.results[i];
-        (!r.is_ok(), r.done.unwrap_or(Duration::MAX), i)
-    });
+    order.sort_by_key(|&i| (burst.results[i].done.unwrap_or(Duration::MAX), i));
     order
 }

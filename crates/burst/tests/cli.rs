@@ -421,3 +421,34 @@ fn answers_that_are_not_2xx_are_failures() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("2 × 404"), "{text}");
 }
+
+#[test]
+fn compare_checks_every_target_before_the_first_burst() {
+    let up = event_loop(1, 10);
+    let down = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let t = std::time::Instant::now();
+    let out = burst(&[
+        "compare",
+        "--target",
+        &format!("up=http://{}", up.addr()),
+        "--target",
+        &format!("down=http://{down}"),
+        "-n",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("down at") && err.contains("nothing was fired"),
+        "{err}"
+    );
+    assert!(
+        !stdout(&out).contains("/io"),
+        "no cell ran: {}",
+        stdout(&out)
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}

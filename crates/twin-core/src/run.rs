@@ -96,10 +96,14 @@ fn run<const P: u16, T: Twin>(
     signals.wait();
     let timeout = twin.config().graceful_timeout();
     eprintln!(
-        "{binary}: draining: no new work; {} in flight get up to {} s, and requests waiting for \
-         a worker get a 503 (Ctrl-C again to quit now)",
+        "{binary}: draining: no new work; {} in flight get up to {} s, and {} get a 503 \
+         (Ctrl-C again to quit now)",
         reply::plural(twin.in_flight() as u64, "request"),
-        timeout.as_secs()
+        timeout.as_secs(),
+        match kind {
+            ServerKind::Pool => "requests waiting for a worker",
+            ServerKind::EventLoop => "requests not picked up yet (behind a frozen loop)",
+        }
     );
     let report = twin.shutdown(timeout);
     eprintln!("{}", report.message(binary, timeout));
