@@ -160,37 +160,34 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     }
     let method = request.method().clone();
     let target = request.uri().to_string();
-    let picked = Arc::new(access_log::pick_up(
-        config,
-        st.worker,
-        method.as_str(),
-        &target,
-    ));
+    let picked = access_log::pick_up(config, st.worker, method.as_str(), &target);
     let mut response = match over_limits(&request, &target) {
         Some(reply) => to_response(reply),
         None => {
-            request.extensions_mut().insert(Picked(picked.clone()));
+            request.extensions_mut().insert(Picked(picked));
             next.run(request).await
         }
     };
     if let Ok(worker) = HeaderValue::from_str(&reply::worker_name(st.worker)) {
         response.headers_mut().append("x-worker", worker);
     }
-    let status = response.status().as_u16();
+    if !config.log_finish {
+        return response;
+    }
     // The finish line is written once the body has been handed to the connection, as on the pool.
     let finish = Finish {
         picked,
         config: st.config.clone(),
         method,
         target,
-        status,
+        status: response.status().as_u16(),
     };
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
 }
 
 /// When this request was picked up, for its handler.
-#[derive(Debug, Clone)]
-struct Picked(Arc<access_log::PickUp>);
+#[derive(Debug, Clone, Copy)]
+struct Picked(access_log::PickUp);
 
 impl<S: Send + Sync> FromRequestParts<S> for Picked {
     type Rejection = Response<Body>;
@@ -230,7 +227,7 @@ impl FromRequestParts<LoopState> for Params {
 /// What the `--log-finish` line needs.
 #[derive(Debug)]
 struct Finish {
-    picked: Arc<access_log::PickUp>,
+    picked: access_log::PickUp,
     config: Arc<Config>,
     method: Method,
     target: String,

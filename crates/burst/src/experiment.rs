@@ -27,11 +27,18 @@ pub struct Experiment {
 /// A server that is not there at all is reported by [`client::fire`], which tries every
 /// connection and says what to start.
 pub async fn server_info(target: &Target) -> Result<Option<ServerInfo>, FireError> {
+    Ok(probe(target).await?.unwrap_or(None))
+}
+
+/// `GET /` on the server of `target`: `Ok(Err(why))` when nothing answers, `Ok(Ok(None))` when
+/// the answer is not a configuration document.
+async fn probe(target: &Target) -> Result<Result<Option<ServerInfo>, FireError>, FireError> {
     let root = target.with_path("/")?;
-    match client::get(&root, Duration::from_secs(10)).await {
+    Ok(match client::get(&root, Duration::from_secs(10)).await {
         Ok((200, body)) => Ok(serde_json::from_str(&body).ok()),
-        Ok(_) | Err(_) => Ok(None),
-    }
+        Ok(_) => Ok(None),
+        Err(e) => Err(e),
+    })
 }
 
 /// The default per-request timeout: longer than the longest wait the server allows, and than
@@ -91,6 +98,16 @@ pub async fn plan(target: &Target, n: usize, settings: &Settings) -> Result<Plan
         Some(told) => Some(told.clone()),
         None => server_info(target).await?,
     };
+    plan_for(target, n, settings, server)
+}
+
+/// The plan for `n` requests at `target` on a server already known to be `server`.
+fn plan_for(
+    target: &Target,
+    n: usize,
+    settings: &Settings,
+    server: Option<ServerInfo>,
+) -> Result<Plan, FireError> {
     let timeout = settings.timeout;
     let path = target
         .uri
@@ -210,24 +227,26 @@ pub async fn compare(
     ended: Option<Arc<AtomicUsize>>,
     mut progress: impl FnMut(usize, usize, &str, Step<'_>),
 ) -> Result<Vec<Cell>, FireError> {
-    // Every server must be there before the first burst, not when its turn comes.
+    // Every server must be there before the first burst, not when its turn comes; what each
+    // says about itself is asked once, here, not before every cell.
+    let mut known = Vec::with_capacity(servers.len());
     for (name, base) in servers {
-        let root = base.with_path("/")?;
-        if let Err(e) = client::get(&root, Duration::from_secs(10)).await {
-            return Err(FireError(format!(
+        let info = probe(base).await?.map_err(|e| {
+            FireError(format!(
                 "{name} at {}: {e}; start it first (nothing was fired)",
-                root.url
-            )));
-        }
+                base.url
+            ))
+        })?;
+        known.push(settings.model.clone().or(info));
     }
     let total = servers.len() * routes.len() * sizes.len();
     let mut cells = Vec::with_capacity(total);
     for &n in sizes {
-        for (name, base) in servers {
+        for ((name, base), server) in servers.iter().zip(&known) {
             for route in routes {
                 let label = format!("{name} {route} × {n}");
                 let target = base.with_path(route)?;
-                let plan = plan(&target, n, settings).await?;
+                let plan = plan_for(&target, n, settings, server.clone())?;
                 progress(cells.len(), total, &label, Step::Firing(&plan));
                 if let Some(ended) = &ended {
                     ended.store(0, std::sync::atomic::Ordering::Relaxed);

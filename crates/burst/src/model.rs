@@ -408,7 +408,7 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         predicted,
         waves: found,
         expected_wave_sizes: expected_sizes,
-        predicted_last: expected_times.iter().copied().max().unwrap_or_default(),
+        predicted_last: model_last,
         largest_deviation_ms: ms(worst),
         tail_ms: ms(tail),
         as_predicted,

@@ -262,6 +262,53 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let _ = shared.queue.send(Item::Request(rq));
 }
 
+/// Connections the kernel has completed but tiny_http has not accepted yet (a burst's, on a
+/// busy machine) would be reset when the listening socket shuts. Take them now and answer each
+/// with the JSON 503, each on a thread of its own: its request may still be on its way.
+fn answer_backlog(listener: &TcpListener) {
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while let Ok((stream, _)) = listener.accept() {
+        let started = thread::Builder::new()
+            .name("drain-503".into())
+            .spawn(move || refuse(stream));
+        if let Err(e) = started {
+            tracing::warn!("cannot answer a connection during the drain: {e}");
+        }
+    }
+    let _ = listener.set_nonblocking(false);
+}
+
+/// Read a request head from `stream` (briefly), then answer it with the JSON 503 and close.
+fn refuse(mut stream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let reply = Reply::shutting_down();
+    let mut response = format!("HTTP/1.1 {} Service Unavailable\r\n", reply.status);
+    for (name, value) in
+        std::iter::once(("Content-Type", reply.content_type.to_owned())).chain(reply.headers)
+    {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str(&format!(
+        "Content-Length: {}\r\n\r\n{}",
+        reply.body.len(),
+        reply.body
+    ));
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
 impl Twin for Running {
     fn addr(&self) -> SocketAddr {
         self.addr
@@ -302,6 +349,7 @@ impl Twin for Running {
         for rq in waiting {
             handler::send(rq, Reply::shutting_down());
         }
+        answer_backlog(&shared.listener);
         if let Err(e) = stop_accepting(&shared.listener) {
             tracing::warn!("could not close the listening socket: {e}");
         }

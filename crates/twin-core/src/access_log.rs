@@ -34,7 +34,7 @@ use crate::timefmt;
 pub const TARGET: &str = "twins::access";
 
 /// A request a worker has just picked up; its start line is already written.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct PickUp {
     /// The wall-clock time of pick-up, as logged and as the body's `started`.
     pub at: SystemTime,
