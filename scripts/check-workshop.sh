@@ -8,7 +8,7 @@
 # the end of each run, also on failure or Ctrl-C); every line of a ```sh``` block must exit 0 within
 # 120 s — and `burst` exits non-zero when a burst is not what the model predicts, so a lesson that
 # does not show fails the check. Commands run in a scratch folder (target/workshop-check), so a
-# presenter's own `workshop-compare.svg` is never touched. Needs ports 8000, 8001 and 8002 free.
+# presenter's own `workshop-compare.svg` is never touched. Needs ports 8000-8002 and 8080 free.
 set -euo pipefail
 
 pause=0
@@ -31,9 +31,9 @@ scratch="$root/target/workshop-check"
 mkdir -p "$scratch"
 ln -sfn "$root/scripts" "$scratch/scripts"
 
-for port in 8000 8001 8002; do
+for port in 8000 8001 8002 8080; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "check-workshop.sh: port $port is in use; the workshop needs 8000-8002 free" >&2
+    echo "check-workshop.sh: port $port is in use; the workshop needs 8000-8002 and 8080 free" >&2
     exit 2
   fi
 done

@@ -3,6 +3,7 @@
 #
 #   scripts/demo.sh                    # 16 requests × 3 routes × 2 servers (about 15 s after the build)
 #   DEMO_SIZES=16,100 scripts/demo.sh  # also 100 at once (about a minute more)
+#   scripts/demo.sh --live             # the live stage instead: a page at http://127.0.0.1:8080
 #
 # Builds in release mode, starts pool-server and async-server side by side on free ports
 # (4 workers each, T = 1 s), runs `burst compare`, prints the comparison table and a short excerpt
@@ -11,6 +12,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+case ${1:-} in
+  --live) exec scripts/stage.sh ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--live]" >&2; exit 2 ;;
+esac
 sizes=${DEMO_SIZES:-16}
 workers=${DEMO_WORKERS:-4}
 out=${DEMO_OUT:-out/demo-$(date +%Y%m%d-%H%M%S)}

@@ -32,6 +32,8 @@ pub(crate) struct Loops {
     /// Wakes an idle loop's heartbeat when the acceptor hands it a connection.
     wake: Arc<[Notify]>,
     epoch: Instant,
+    /// `epoch` as µs since the Unix epoch, to say since when a loop is frozen.
+    epoch_unix_us: u64,
 }
 
 /// One open connection on loop `k`; gives its place back on drop.
@@ -51,6 +53,7 @@ impl Loops {
             beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
             epoch: Instant::now(),
+            epoch_unix_us: twin_core::events::unix_micros(std::time::SystemTime::now()),
         }
     }
 
@@ -82,6 +85,20 @@ impl Loops {
             self.beat(k);
             tokio::time::sleep(HEARTBEAT).await;
         }
+    }
+
+    /// For `/events`: each loop that holds connections and has not ticked for [`FROZEN_AFTER`],
+    /// with the time of its last tick (µs since the Unix epoch).
+    pub(crate) fn frozen(&self) -> Vec<Option<u64>> {
+        let now = self.now_ms();
+        let frozen_ms = u64::try_from(FROZEN_AFTER.as_millis()).unwrap_or(u64::MAX);
+        (0..self.open.len())
+            .map(|k| {
+                let beat = self.beat_ms[k].load(Ordering::Relaxed);
+                (self.open[k].load(Ordering::Relaxed) > 0 && now.saturating_sub(beat) > frozen_ms)
+                    .then(|| self.epoch_unix_us + beat * 1000)
+            })
+            .collect()
     }
 
     /// The responsive loop with the fewest open connections; if every loop is frozen, the one

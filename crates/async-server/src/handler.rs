@@ -14,8 +14,9 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::routing::{any, get};
+use axum::routing::{any, get, on, MethodFilter};
 use axum::Router;
+use twin_core::events::{self, Event, Events, Kind};
 use twin_core::request::{parse_params, split_target, wants_html, FAVICON};
 use twin_core::shutdown::InFlight;
 use twin_core::{access_log, limits, reply, work, Config, Job, Reply, Route, WorkReport};
@@ -28,6 +29,8 @@ pub(crate) struct LoopState {
     pub(crate) in_flight: InFlight,
     /// True once the server drains: a request picked up from then on gets a 503.
     pub(crate) draining: tokio::sync::watch::Receiver<bool>,
+    /// `GET /events`: each request's picked-up and finished (and `/io`'s wait for a slot).
+    pub(crate) events: Events,
 }
 
 /// One router per event loop: the route table, as FastAPI's `@app.get("/io")` — every path of
@@ -43,6 +46,7 @@ pub(crate) fn router(state: LoopState) -> Router {
         .route(Route::Index.path(), get(index))
         .route(Route::Healthz.path(), get(healthz))
         .route(FAVICON, any(favicon))
+        .route(events::PATH, on(MethodFilter::GET, events_again))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), pick_up))
@@ -56,8 +60,12 @@ pub(crate) fn router(state: LoopState) -> Router {
 async fn io(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
     let queued = Instant::now();
     let wait = job.wait;
+    let waiting = at.event.then(Kind::Queued);
+    let events = st.events.clone();
+    events.publish(|| waiting.clone());
     let slot = tokio::task::spawn_blocking(move || {
         let waited = queued.elapsed();
+        events.publish(|| waiting.then(Kind::Slot));
         work::block_for(wait);
         waited
     });
@@ -111,6 +119,19 @@ async fn favicon() -> Response<Body> {
     to_response(Reply::no_content())
 }
 
+/// `GET /events` on a connection that has already carried another request: the stream is served
+/// only on a connection of its own (handed off before a loop reads it, lib.rs), so say where.
+async fn events_again() -> Response<Body> {
+    let mut reply = Reply::error(
+        307,
+        "open /events on a connection of its own",
+        "the stream is served off the event loops; this redirect opens a new connection",
+    );
+    reply.headers.push(("Location", events::PATH.to_owned()));
+    reply.headers.push(("Connection", "close".to_owned()));
+    to_response(reply)
+}
+
 async fn not_found(uri: Uri) -> Response<Body> {
     to_response(Reply::not_found(split_target(&uri.to_string()).0))
 }
@@ -131,9 +152,10 @@ fn done(
     cpu: Option<Duration>,
 ) -> Response<Body> {
     let report = WorkReport {
+        request_id: &at.event.id,
         worker: st.worker,
-        started: at.0.at,
-        elapsed: at.0.elapsed(),
+        started: at.pickup.at,
+        elapsed: at.pickup.elapsed(),
         pool_wait,
         cpu,
     };
@@ -161,15 +183,36 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     let method = request.method().clone();
     let target = request.uri().to_string();
     let picked = access_log::pick_up(config, st.worker, method.as_str(), &target);
-    let mut response = match over_limits(&request, &target) {
+    let header = request
+        .headers()
+        .get("x-request-id")
+        .map(HeaderValue::as_bytes);
+    let (id, bad_id) = events::request_id(&st.events, config.pid, header);
+    let route = events::route_of(&target);
+    let event = Event::at(Kind::PickedUp, &id, &route, Some(st.worker), picked.at);
+    if picked.logged() {
+        st.events.publish(|| event.clone());
+    }
+    let mut response = match over_limits(&request, &target).or(bad_id) {
         Some(reply) => to_response(reply),
         None => {
-            request.extensions_mut().insert(Picked(picked));
+            request.extensions_mut().insert(Picked {
+                pickup: picked,
+                event: event.clone(),
+            });
             next.run(request).await
         }
     };
     if let Ok(worker) = HeaderValue::from_str(&reply::worker_name(st.worker)) {
         response.headers_mut().append("x-worker", worker);
+    }
+    if let Ok(id) = HeaderValue::from_str(&id) {
+        response.headers_mut().append("x-request-id", id);
+    }
+    if picked.logged() {
+        let status = response.status().as_u16();
+        st.events
+            .publish(|| event.finished(status, picked.elapsed()));
     }
     if !config.log_finish {
         return response;
@@ -185,9 +228,12 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
 }
 
-/// When this request was picked up, for its handler.
-#[derive(Debug, Clone, Copy)]
-struct Picked(access_log::PickUp);
+/// When this request was picked up, and its `picked-up` event, for its handler.
+#[derive(Debug, Clone)]
+struct Picked {
+    pickup: access_log::PickUp,
+    event: Event,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Picked {
     type Rejection = Response<Body>;

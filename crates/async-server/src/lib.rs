@@ -29,6 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use twin_core::events::{self, Events};
 use twin_core::platform::stop_accepting;
 use twin_core::run::Twin;
 use twin_core::shutdown::InFlight;
@@ -48,6 +49,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     done: mpsc::Receiver<()>,
     in_flight: InFlight,
+    events: Events,
 }
 
 /// Start `config.workers` event loops serving `listener`. Sets `config.url` from the bound address.
@@ -58,6 +60,11 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let shared_config = Arc::new(config.clone());
     let in_flight = InFlight::default();
     let loops = Loops::new(usize::from(config.workers));
+    let heartbeats = loops.clone();
+    let events = Events::new(
+        config.events_buffer,
+        Some(Box::new(move || heartbeats.frozen())),
+    );
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel();
     let mut to_loops = Vec::new();
@@ -72,6 +79,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             worker: k,
             in_flight: in_flight.clone(),
             draining: stop_rx.clone(),
+            events: events.clone(),
         };
         let (to_loop, incoming) = tokio::sync::mpsc::unbounded_channel();
         to_loops.push(to_loop);
@@ -98,6 +106,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         stop,
         done,
         in_flight,
+        events,
     })
 }
 
@@ -117,7 +126,7 @@ async fn event_loop(
     // The heartbeat stops whenever something blocks this loop; the acceptor then passes it by.
     // While the loop holds no connections it sleeps (an idle server uses no CPU).
     let heartbeat = tokio::spawn(async move { loops.heartbeat(k).await });
-    let router = handler::router(state);
+    let router = handler::router(state.clone());
     // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
     let mut http = hyper::server::conn::http1::Builder::new();
     // A head over the shared limits gets hyper's 431 before any handler runs (hyper_errors.rs
@@ -133,7 +142,7 @@ async fn event_loop(
             next = incoming.recv() => next,
         };
         let Some((stream, open)) = next else { break };
-        let conn = serve_connection(stream, open, k, &router, &http, &graceful, &stop);
+        let conn = serve_connection(stream, open, &state, &router, &http, &graceful, &stop);
         connections.spawn(conn);
         // Forget connections that have ended.
         while connections.try_join_next().is_some() {}
@@ -143,7 +152,7 @@ async fn event_loop(
     // say) are served like the others: a request already sent gets its 503.
     incoming.close();
     while let Ok((stream, open)) = incoming.try_recv() {
-        let conn = serve_connection(stream, open, k, &router, &http, &graceful, &stop);
+        let conn = serve_connection(stream, open, &state, &router, &http, &graceful, &stop);
         connections.spawn(conn);
     }
     graceful.shutdown().await;
@@ -155,13 +164,14 @@ async fn event_loop(
 fn serve_connection(
     stream: std::net::TcpStream,
     open: Open,
-    k: usize,
+    state: &LoopState,
     router: &axum::Router,
     http: &Http1,
     graceful: &GracefulShutdown,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let (router, mut http) = (router.clone(), http.clone());
+    let (k, events, config) = (state.worker, state.events.clone(), state.config.clone());
     let watcher = graceful.watcher();
     let mut stop = stop.clone();
     async move {
@@ -190,6 +200,15 @@ fn serve_connection(
                 _ => return,
             }
         }
+        // `GET /events` leaves the loop before hyper reads it: its watcher is served on a thread
+        // of its own, so a frozen loop cannot freeze the stream that reports it.
+        if !drain_began && opens_events(&stream).await {
+            match stream.into_std() {
+                Ok(stream) => events.watch_connection(&config, stream),
+                Err(e) => tracing::debug!("cannot hand an events watcher over: {e}"),
+            }
+            return;
+        }
         let draining = *stop.borrow();
         let service = TowerToHyperService::new(router);
         let io = hyper_errors::JsonRefusals::new(TokioIo::new(stream), k);
@@ -209,6 +228,23 @@ fn serve_connection(
 
 type Http1 = hyper::server::conn::http1::Builder;
 
+/// Does this connection's first request begin `GET /events`? Looks without reading; gives up
+/// (and lets hyper have it) if the first bytes are slow to come.
+async fn opens_events(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; 16];
+    for _ in 0..100 {
+        match stream.peek(&mut head).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => match events::is_events_request(&head[..n]) {
+                Some(yes) => return yes,
+                // Part of a request line that could still be `/events`: wait for the rest.
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            },
+        }
+    }
+    false
+}
+
 impl Twin for Running {
     fn addr(&self) -> SocketAddr {
         self.addr
@@ -227,6 +263,7 @@ impl Twin for Running {
     }
 
     fn begin_shutdown(&self) {
+        self.events.close();
         let _ = self.stop.send(true);
         if let Err(e) = stop_accepting(&self.listener) {
             tracing::warn!("could not close the listening socket: {e}");

@@ -332,3 +332,71 @@ fn cpu_work_freezes_its_event_loop() {
 fn log_finish_writes_its_line_once_the_response_is_sent_as_on_the_pool() {
     testkit::assert_log_finish_after_the_response(BIN);
 }
+
+// ---- GET /events ---------------------------------------------------------------------------
+
+#[test]
+fn events_follow_a_request_through_the_loop_and_the_thread_pool() {
+    let server = ServerProcess::start(BIN, &["--log-ms", "--workers", "2"]);
+    // Picked up by a loop, then waiting for a thread-pool slot, then on one.
+    testkit::assert_a_request_s_life_is_published(
+        &server,
+        &["picked-up", "queued", "slot", "finished"],
+    );
+}
+
+#[test]
+fn a_frozen_loop_is_reported_frozen_within_100_ms_by_a_stream_it_does_not_carry() {
+    let server = start(1, 40);
+    let addr = server.addr();
+    let (watcher, _) = testkit::events::Watcher::open(addr);
+    let blocked = thread::spawn(move || get(addr, "/async-io-blocking?ms=400"));
+    let seen = watcher.until("frozen", |_| true);
+    let picked = seen
+        .iter()
+        .find(|e| e.name == "picked-up")
+        .expect("the blocking request's pick-up");
+    let frozen = seen.last().unwrap();
+    let after = frozen.t_us().saturating_sub(picked.t_us());
+    assert!(
+        after <= 100_000,
+        "reported frozen {after} µs after the loop blocked"
+    );
+    assert_eq!(frozen.data["worker"], "worker0");
+    // The stream is not carried by the frozen loop: the report came while the loop was still
+    // blocked, and the thaw comes when it ends.
+    let thawed = watcher.until("thawed", |_| true);
+    let thawed = thawed.last().unwrap();
+    assert!(thawed.received.duration_since(frozen.received) >= Duration::from_millis(150));
+    assert_eq!(blocked.join().unwrap().status, 200);
+}
+
+#[test]
+fn watchers_do_not_perturb_everyone_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // T as in the tests without watchers, so the tolerance is the same.
+    let config = Config::for_tests(ServerKind::EventLoop, 4, T);
+    let server = async_server::start(listener, config).unwrap();
+    testkit::assert_watchers_do_not_perturb(
+        server.addr(),
+        "/async-io",
+        100,
+        100,
+        Duration::from_millis(T),
+    );
+}
+
+#[test]
+fn a_stalled_watcher_loses_events_counted_and_holds_no_more_than_its_buffer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::EventLoop, 4, 100);
+    config.events_buffer = 64;
+    let server = async_server::start(listener, config).unwrap();
+    testkit::assert_a_stalled_watcher_is_told_what_it_missed(
+        server.addr(),
+        "/async-io?ms=0",
+        200,
+        4,
+        2,
+    );
+}

@@ -214,6 +214,11 @@ impl RequestResult {
 pub struct Burst {
     pub url: String,
     pub n: usize,
+    /// This burst's run id: request `i` was sent with `X-Request-Id: {run}-{i}`, the id the
+    /// server's `/events` and response name it by.
+    pub run: String,
+    /// The release, in µs since the Unix epoch: the server's event times line up with it.
+    pub released_unix_us: u64,
     /// From the first request written to the last: how "at once" the burst really was.
     pub release_spread: Duration,
     /// From the release until the last request ended.
@@ -244,6 +249,39 @@ pub struct FireOptions {
     pub ended: Option<Arc<AtomicUsize>>,
     /// The response header that names the worker (`X-Worker` on the twins).
     pub worker_header: Arc<str>,
+    /// The run id the requests' `X-Request-Id`s begin with; `None` makes a new one.
+    pub run: Option<Arc<str>>,
+}
+
+/// A new run id: unique per run (a burst of a `burst` process, or a stage's press of a key), short
+/// enough to read in a log: the process id and the clock, in base 36.
+pub fn run_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 % 1_000_000_000);
+    let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}{}{}",
+        base36(u64::from(std::process::id())),
+        base36(now),
+        base36(seq)
+    )
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The twins' worker header.
@@ -260,38 +298,86 @@ const CONNECT_CONCURRENCY: usize = 256;
 ///
 /// Errors only when not a single connection could be opened (nothing is listening).
 pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError> {
-    let n = opts.n;
-    let target = Arc::new(target.clone());
-    let ready = Arc::new(Barrier::new(n + 1));
+    let mut bursts = fire_together(vec![(target.clone(), opts)]).await;
+    bursts
+        .pop()
+        .unwrap_or_else(|| Err(FireError("nothing was fired".to_owned())))
+}
+
+/// Several bursts released at the same instant (the stage's "both"): every connection of every
+/// burst is opened first, then all requests are written together.
+pub async fn fire_together(bursts: Vec<(Target, FireOptions)>) -> Vec<Result<Burst, FireError>> {
+    let total: usize = bursts.iter().map(|(_, o)| o.n).sum();
+    let ready = Arc::new(Barrier::new(total + 1));
     let (go_tx, go_rx) = watch::channel::<Option<Instant>>(None);
     let connects = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let mut tasks = Vec::with_capacity(n);
-    for index in 0..n {
-        let target = target.clone();
-        let ready = ready.clone();
-        let go = go_rx.clone();
-        let connects = connects.clone();
-        let (timeout, ended) = (opts.timeout, opts.ended.clone());
-        let header = opts.worker_header.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = one_request(index, &target, &ready, go, &connects, timeout, &header).await;
-            if let Some(ended) = ended {
-                ended.fetch_add(1, Ordering::Relaxed);
-            }
-            r
-        }));
+    let mut all = Vec::with_capacity(bursts.len());
+    for (target, opts) in bursts {
+        let target = Arc::new(target);
+        let run: Arc<str> = opts.run.clone().unwrap_or_else(|| run_id().into());
+        let mut tasks = Vec::with_capacity(opts.n);
+        for index in 0..opts.n {
+            let target = target.clone();
+            let ready = ready.clone();
+            let go = go_rx.clone();
+            let connects = connects.clone();
+            let (timeout, ended) = (opts.timeout, opts.ended.clone());
+            let header = opts.worker_header.clone();
+            let id = format!("{run}-{index}");
+            tasks.push(tokio::spawn(async move {
+                let r =
+                    one_request(index, &id, &target, &ready, go, &connects, timeout, &header).await;
+                if let Some(ended) = ended {
+                    ended.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            }));
+        }
+        all.push((target, run, tasks));
     }
     ready.wait().await;
     let release = Instant::now();
+    let released_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let _ = go_tx.send(Some(release));
-    let mut results = Vec::with_capacity(n);
-    for (index, task) in tasks.into_iter().enumerate() {
-        results.push(task.await.unwrap_or_else(|e| RequestResult {
-            outcome: Outcome::Io(format!("task failed: {e}")),
-            ..RequestResult::new(index)
-        }));
+    // Each burst is collected on its own, so its wall time is its own, not the slowest one's.
+    let collectors: Vec<_> = all
+        .into_iter()
+        .map(|(target, run, tasks)| {
+            tokio::spawn(async move {
+                let mut results = Vec::with_capacity(tasks.len());
+                for (index, task) in tasks.into_iter().enumerate() {
+                    results.push(task.await.unwrap_or_else(|e| RequestResult {
+                        outcome: Outcome::Io(format!("task failed: {e}")),
+                        ..RequestResult::new(index)
+                    }));
+                }
+                let wall = release.elapsed();
+                finish(&target, run.to_string(), released_unix_us, wall, results)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(collectors.len());
+    for collector in collectors {
+        out.push(
+            collector
+                .await
+                .unwrap_or_else(|e| Err(FireError(format!("a burst's task failed: {e}")))),
+        );
     }
-    let wall = release.elapsed();
+    out
+}
+
+/// One burst's account, or the error that nothing was listening at all.
+fn finish(
+    target: &Target,
+    run: String,
+    released_unix_us: u64,
+    wall: Duration,
+    results: Vec<RequestResult>,
+) -> Result<Burst, FireError> {
+    let n = results.len();
     let refused = results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Connect(_)))
@@ -316,14 +402,18 @@ pub async fn fire(target: &Target, opts: FireOptions) -> Result<Burst, FireError
     Ok(Burst {
         url: target.url.clone(),
         n,
+        run,
+        released_unix_us,
         release_spread,
         wall,
         results,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_request(
     index: usize,
+    id: &str,
     target: &Target,
     ready: &Barrier,
     mut go: watch::Receiver<Option<Instant>>,
@@ -354,6 +444,7 @@ async fn one_request(
         let request = Request::get(target.path_and_query())
             .header("Host", target.host_header.as_str())
             .header("User-Agent", concat!("burst/", env!("CARGO_PKG_VERSION")))
+            .header("X-Request-Id", id)
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((sender, request))

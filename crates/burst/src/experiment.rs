@@ -102,7 +102,7 @@ pub async fn plan(target: &Target, n: usize, settings: &Settings) -> Result<Plan
 }
 
 /// The plan for `n` requests at `target` on a server already known to be `server`.
-fn plan_for(
+pub fn plan_for(
     target: &Target,
     n: usize,
     settings: &Settings,
@@ -145,6 +145,7 @@ pub async fn fire_plan(
         timeout: plan.timeout,
         ended,
         worker_header: settings.worker_header.clone(),
+        run: None,
     };
     let burst = client::fire(target, opts).await?;
     let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
@@ -155,6 +156,45 @@ pub async fn fire_plan(
         check,
         summary,
     })
+}
+
+/// Fire several plans released at the same instant (the stage's "both"), each burst's requests
+/// with `X-Request-Id: {run}-{i}`, and check each against its model.
+pub async fn fire_together(
+    plans: Vec<(Target, Plan)>,
+    settings: &Settings,
+    run: &str,
+) -> Vec<Result<Experiment, FireError>> {
+    let run: Arc<str> = run.into();
+    let bursts = plans
+        .iter()
+        .map(|(target, plan)| {
+            let opts = FireOptions {
+                n: plan.n,
+                timeout: plan.timeout,
+                ended: None,
+                worker_header: settings.worker_header.clone(),
+                run: Some(run.clone()),
+            };
+            (target.clone(), opts)
+        })
+        .collect();
+    let fired = client::fire_together(bursts).await;
+    plans
+        .into_iter()
+        .zip(fired)
+        .map(|((_, plan), burst)| {
+            let burst = burst?;
+            let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
+            let summary = stats::summarize(&burst);
+            Ok(Experiment {
+                burst,
+                server: plan.server,
+                check,
+                summary,
+            })
+        })
+        .collect()
 }
 
 /// Fire `n` at `target`, with `timeout` or the default, and check the result against the model.

@@ -15,6 +15,7 @@
 //! | [`svg`] | the comparison chart and the per-request timeline |
 //! | [`experiment`] | one burst held against the model; the reference matrix |
 //! | [`progress`] | the live progress line while a long burst runs |
+//! | [`stage`] | `burst stage`: the live page that watches both twins' `/events` and fires bursts |
 //!
 //! Data flows one way: `client` → `model` and `stats` → `render` / `output` / `svg`.
 
@@ -24,6 +25,7 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod render;
+pub mod stage;
 pub mod stats;
 pub mod svg;
 
@@ -47,6 +49,7 @@ pub fn fire_blocking(url: &str, n: usize, timeout: Duration) -> Result<Burst, Fi
                 timeout,
                 ended: None,
                 worker_header: client::WORKER_HEADER.into(),
+                run: None,
             },
         )
         .await

@@ -26,6 +26,7 @@ Examples:
   burst http://127.0.0.1:8000/io --csv > io.csv  # one row per request for a spreadsheet
   burst http://127.0.0.1:8000/io --svg io.svg    # a per-request timeline chart
   burst compare --pool http://127.0.0.1:8000 --async http://127.0.0.1:8001 -n 16,100 --svg cmp.svg
+  burst stage                                    # the live page at http://127.0.0.1:8080
 
 Exit status: 0 every request answered, as the model predicts (or no model to check);
 1 some requests failed or timed out; 2 bad usage, bad URL or no server;
@@ -42,6 +43,32 @@ struct Cli {
 enum Command {
     /// The reference experiment: both twins × /io, /async-io, /async-io-multi × each N.
     Compare(CompareArgs),
+    /// The live stage: a page (http://127.0.0.1:8080) that shows every worker's lane fill as
+    /// it happens, both twins side by side, and fires bursts at them with one key.
+    Stage(StageArgs),
+}
+
+#[derive(Debug, Args)]
+struct StageArgs {
+    /// The port the page is served on (0: any free port; the real one is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+
+    /// The address the page is served on (loopback: only this machine's browser sees it).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+
+    /// Base URL of the pool twin to watch.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000")]
+    pool: String,
+
+    /// Base URL of the event-loop twin to watch.
+    #[arg(
+        long = "async",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8001"
+    )]
+    async_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +227,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Stage(args)) => stage(&args),
         None => one(&cli.one),
     };
     match result {
@@ -209,6 +237,53 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let pool = Target::parse(&args.pool).await.map_err(|e| Fatal(e.0, 2))?;
+        let event_loop = Target::parse(&args.async_url)
+            .await
+            .map_err(|e| Fatal(e.0, 2))?;
+        let addr = std::net::SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "; is a stage already running? or pick another port with --port"
+            } else {
+                ""
+            };
+            Fatal(format!("cannot listen on {addr}: {e}{hint}"), 2)
+        })?;
+        let url = listener
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .map_err(|e| Fatal(format!("cannot read the bound address: {e}"), 2))?;
+        eprintln!(
+            "burst stage: watching the pool twin at {} and the event-loop twin at {}",
+            pool.url, event_loop.url
+        );
+        eprintln!(
+            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B or Space both \
+             (Ctrl-C stops the stage)"
+        );
+        eprintln!("burst stage: open {url} in a browser (the projector's)");
+        // The same last line as the twins' banners: scripts wait for it.
+        eprintln!("listening on {url}");
+        // Nothing to drain: a burst in flight is the stage's own, and the twins answer it anyway.
+        let quit = ctrlc::set_handler(|| {
+            eprintln!("burst stage: stopped");
+            std::process::exit(0);
+        });
+        if let Err(e) = quit {
+            return Err(Fatal(format!("cannot catch Ctrl-C: {e}"), 2));
+        }
+        let config = burst::stage::StageConfig { pool, event_loop };
+        burst::stage::serve(listener, config, std::future::pending())
+            .await
+            .map_err(|e| Fatal(format!("the stage stopped: {e}"), 1))?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {

@@ -579,6 +579,8 @@ mod tests {
         Burst {
             url: "http://x/io".into(),
             n: times_ms.len(),
+            run: "r".into(),
+            released_unix_us: 0,
             release_spread: Duration::ZERO,
             wall: Duration::from_millis(times_ms.iter().copied().max().unwrap_or(0)),
             results: times_ms

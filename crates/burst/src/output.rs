@@ -144,6 +144,8 @@ mod tests {
         let burst = Burst {
             url: "u".into(),
             n: 2,
+            run: "r".into(),
+            released_unix_us: 0,
             release_spread: Duration::ZERO,
             wall: Duration::from_secs(1),
             results: vec![

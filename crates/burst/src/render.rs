@@ -300,6 +300,8 @@ mod tests {
         Burst {
             url: "http://x/io".into(),
             n: 4,
+            run: "r".into(),
+            released_unix_us: 0,
             release_spread: Duration::from_millis(1),
             wall: Duration::from_millis(2000),
             results: vec![

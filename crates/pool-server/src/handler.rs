@@ -8,20 +8,31 @@ use std::io;
 use std::time::Duration;
 
 use tiny_http::{Header, Request, Response};
+use twin_core::events::{Event, Kind};
 use twin_core::request::wants_html;
 use twin_core::{
     access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
 };
 
-use crate::Shared;
+use crate::{Shared, Ticket};
 
 /// Serve `rq` on worker `worker`, from pick-up to the last byte of the response.
-pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
+pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket) {
     let _in_flight = shared.in_flight.enter();
     let config = &shared.config;
     let method = rq.method().as_str().to_owned();
     let target = rq.url().to_owned();
     let pickup = access_log::pick_up(config, worker, &method, &target);
+    let Ticket {
+        id,
+        bad_id,
+        route,
+        logged,
+    } = ticket;
+    let picked = Event::at(Kind::PickedUp, &id, &route, Some(worker), pickup.at);
+    if logged {
+        shared.events.publish(|| picked.clone());
+    }
     // tiny_http reads a head of any size before we see it; the limits are enforced here, so
     // the answer matches the event-loop twin's.
     let head_bytes = limits::head_bytes(
@@ -37,7 +48,7 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
         head_bytes,
         rq.body_length().map(|n| n as u64),
     );
-    let dispatched = match over {
+    let dispatched = match over.or(bad_id) {
         Some(reply) => Dispatch::Reply(reply),
         None => {
             let accept = rq.headers().iter().find(|h| h.field.equiv("Accept"));
@@ -50,6 +61,7 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
         Dispatch::Work(job) => match run(&job, config) {
             Ok(cpu) => {
                 let report = WorkReport {
+                    request_id: &id,
                     worker,
                     started: pickup.at,
                     elapsed: pickup.elapsed(),
@@ -68,10 +80,16 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request) {
             }
         },
     };
-    let reply = reply.with_worker(worker);
+    let mut reply = reply.with_worker(worker);
+    reply.headers.push(("X-Request-Id", id.to_string()));
     let status = reply.status;
     send(rq, reply);
     pickup.finish(config, &method, &target, status);
+    if logged {
+        shared
+            .events
+            .publish(|| picked.finished(status, pickup.elapsed()));
+    }
 }
 
 /// The route's work, on this worker's thread. The worker can do nothing else until it returns.

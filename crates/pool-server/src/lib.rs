@@ -28,21 +28,37 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use twin_core::events::{self, Event, Events, Kind};
 use twin_core::platform::stop_accepting;
+use twin_core::request::split_target;
 use twin_core::run::Twin;
 use twin_core::shutdown::InFlight;
-use twin_core::{Config, Reply};
+use twin_core::{access_log, Config, Reply};
 
 /// What the queue holds: a request, or a note to one worker that the drain has reached it.
+// Each item is moved once, into the queue and out; boxing it would allocate once per request.
+#[allow(clippy::large_enum_variant)]
 enum Item {
-    Request(tiny_http::Request),
+    Request(tiny_http::Request, Ticket),
     Stop,
+}
+
+/// What the acceptor learnt of a request while queueing it, for the worker that picks it up.
+pub(crate) struct Ticket {
+    /// Its `X-Request-Id` (or one made for it); a bad one's 400 is answered at pick-up.
+    pub(crate) id: Arc<str>,
+    pub(crate) bad_id: Option<Reply>,
+    pub(crate) route: Arc<str>,
+    /// In the access log, and so in `/events`.
+    pub(crate) logged: bool,
 }
 
 /// What the workers and the acceptor share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) in_flight: InFlight,
+    /// `GET /events`: each request's queued, picked-up and finished, for watchers.
+    pub(crate) events: Events,
     queue: Sender<Item>,
     waiting: Receiver<Item>,
     /// Taken by the acceptor to enqueue and by the drain to close the queue, so that no request
@@ -80,6 +96,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let shared = Arc::new(Shared {
         config: config.clone(),
         in_flight: InFlight::default(),
+        events: Events::new(config.events_buffer, None),
         queue,
         waiting,
         gate: Mutex::new(()),
@@ -110,12 +127,12 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
 
 /// One worker: take the next request from the queue, serve it to the end, repeat.
 fn worker(shared: &Shared, k: usize) {
-    while let Ok(Item::Request(rq)) = shared.waiting.recv() {
+    while let Ok(Item::Request(rq, ticket)) = shared.waiting.recv() {
         if shared.draining.load(Ordering::SeqCst) {
             // Queued before the drain began, never picked up: a clear 503, not a reset.
             handler::send(rq, Reply::shutting_down());
         } else {
-            handler::handle(shared, k, rq);
+            handler::handle(shared, k, rq, ticket);
         }
     }
 }
@@ -247,7 +264,26 @@ fn restart(shared: Arc<Shared>) {
 }
 
 /// Queue a request for the workers — or turn it away at once when draining or over `--max-queue`.
+/// `GET /events` never queues: its watcher gets a thread of its own and takes no worker. (On a
+/// drain its stream ends; tiny_http then closes the connection if the watcher asked for
+/// `Connection: close`, as the stage does, and otherwise when the process exits.)
 fn enqueue(shared: &Shared, rq: tiny_http::Request) {
+    let path = split_target(rq.url()).0;
+    if path == events::PATH && *rq.method() == tiny_http::Method::Get {
+        return shared.events.watch(&shared.config, rq.into_writer());
+    }
+    let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
+    let (id, bad_id) = events::request_id(
+        &shared.events,
+        shared.config.pid,
+        header.map(|h| h.value.as_str().as_bytes()),
+    );
+    let ticket = Ticket {
+        id,
+        bad_id,
+        route: events::route_of(rq.url()),
+        logged: access_log::logged(&shared.config, path),
+    };
     let Ok(_gate) = shared.gate.lock() else {
         return handler::send(rq, Reply::shutting_down());
     };
@@ -259,7 +295,12 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
             return handler::send(rq, Reply::overloaded("--max-queue", max));
         }
     }
-    let _ = shared.queue.send(Item::Request(rq));
+    if ticket.logged {
+        shared
+            .events
+            .publish(|| Event::now(Kind::Queued, &ticket.id, &ticket.route, None));
+    }
+    let _ = shared.queue.send(Item::Request(rq, ticket));
 }
 
 /// Connections the kernel has completed but tiny_http has not accepted yet (a burst's, on a
@@ -331,13 +372,14 @@ impl Twin for Running {
         let waiting: Vec<tiny_http::Request> = {
             let _gate = shared.gate.lock();
             shared.draining.store(true, Ordering::SeqCst);
+            shared.events.close();
             // Requests still waiting for a worker are answered now, not after the busy workers
             // finish: the queue is emptied and each gets the JSON 503.
             let waiting = shared
                 .waiting
                 .try_iter()
                 .filter_map(|item| match item {
-                    Item::Request(rq) => Some(rq),
+                    Item::Request(rq, _) => Some(rq),
                     Item::Stop => None,
                 })
                 .collect();

@@ -474,3 +474,49 @@ fn the_log_line_is_written_at_pick_up_so_it_arrives_in_waves() {
         .collect();
     assert_wave_shape(&since, 2, Duration::from_millis(200));
 }
+
+// ---- GET /events ---------------------------------------------------------------------------
+
+#[test]
+fn events_follow_a_request_from_queue_to_finish_with_the_log_line_s_time() {
+    let server = ServerProcess::start(BIN, &["--log-ms", "--workers", "2"]);
+    testkit::assert_a_request_s_life_is_published(&server, &["queued", "picked-up", "finished"]);
+}
+
+#[test]
+fn events_take_no_worker_even_when_every_worker_is_busy() {
+    let server = start(2);
+    let addr = server.addr();
+    let busy: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || get(addr, "/io?ms=1000")))
+        .collect();
+    wait_for("2 in flight", || server.in_flight() >= 2);
+    let t = Instant::now();
+    let (_watcher, hello) = testkit::events::Watcher::open(addr);
+    let waited = t.elapsed();
+    assert_eq!(hello.data["kind"], "pool");
+    assert!(
+        waited < Duration::from_millis(500) && server.in_flight() == 2,
+        "/events waited {waited:?} for a worker"
+    );
+    for b in busy {
+        assert_eq!(b.join().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn watchers_do_not_perturb_the_waves() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // T as in the tests without watchers, so the tolerance is the same.
+    let server = pool_server::start(listener, Config::for_tests(ServerKind::Pool, 4, T)).unwrap();
+    testkit::assert_watchers_do_not_perturb(server.addr(), "/io", 16, 4, Duration::from_millis(T));
+}
+
+#[test]
+fn a_stalled_watcher_loses_events_counted_and_holds_no_more_than_its_buffer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::Pool, 4, 100);
+    config.events_buffer = 64;
+    let server = pool_server::start(listener, config).unwrap();
+    testkit::assert_a_stalled_watcher_is_told_what_it_missed(server.addr(), "/io?ms=0", 200, 4, 3);
+}

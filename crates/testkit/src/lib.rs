@@ -11,6 +11,10 @@
 //!   opened first and kept open after its response; [`assert_wave_shape`] checks its waves.
 //! - [`CpuHogs`]: busy threads that stand in for a loaded laptop.
 //! - [`wait_for`]: wait for a condition (not for a guessed length of time).
+//! - [`browser::Browser`]: headless Chromium through WebDriver, for the live stage's tests.
+//! - [`events::Watcher`] / [`events::Stalled`]: a `GET /events` watcher that keeps up, and one
+//!   that never reads; [`assert_a_request_s_life_is_published`] and
+//!   [`assert_watchers_do_not_perturb`] hold for both twins.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,6 +26,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
+
+pub mod browser;
+pub mod events;
 
 /// A server binary running for a test.
 #[derive(Debug)]
@@ -801,5 +808,149 @@ pub fn assert_log_finish_after_the_response(bin: &str) {
     assert!(
         ms >= app,
         "finished {ms} ms after pick-up, before the response's {app} ms"
+    );
+}
+
+/// `GET /events` follows one request through `steps` (e.g. `queued`, `picked-up`, `finished`):
+/// the `picked-up` time is the access-log line's (`server` runs with `--log-ms`) and the body's
+/// `started`; the request's `X-Request-Id` is kept and echoed, one is made for a request without
+/// it, a bad one gets a 400 — and `/events` itself is not in the access log.
+pub fn assert_a_request_s_life_is_published(server: &ServerProcess, steps: &[&str]) {
+    let addr = server.addr;
+    let (watcher, hello) = events::Watcher::open(addr);
+    assert!(
+        watcher.head.contains("text/event-stream"),
+        "{}",
+        watcher.head
+    );
+    assert!(
+        hello.data["workers"].as_u64().is_some(),
+        "hello is GET /: {:?}",
+        hello.data
+    );
+    let ask = format!("GET /io?ms=50 HTTP/1.1\r\nHost: {addr}\r\nX-Request-Id: life-1\r\nConnection: close\r\n\r\n");
+    let r = raw_exchange(addr, ask.as_bytes(), Duration::from_secs(10)).expect("an answer");
+    assert_eq!(r.header("x-request-id"), Some("life-1"), "{}", r.head);
+    let body: serde_json::Value = serde_json::from_str(&r.body).expect("a JSON body");
+    assert_eq!(body["request_id"], "life-1", "{body}");
+    let seen = watcher.until("finished", |e| e.id() == "life-1");
+    let life: Vec<&events::Seen> = seen.iter().filter(|e| e.id() == "life-1").collect();
+    let names: Vec<&str> = life.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, steps, "{life:#?}");
+    let picked = life
+        .iter()
+        .find(|e| e.name == "picked-up")
+        .expect("picked-up");
+    assert_eq!(picked.data["started"], body["started"], "{picked:?}");
+    assert_eq!(picked.data["worker"], body["worker"], "{picked:?}");
+    assert_eq!(picked.data["route"], "/io");
+    let finished = life.last().expect("finished");
+    assert_eq!(finished.data["status"], 200);
+    assert!(
+        finished.data["elapsed_us"].as_u64().unwrap_or(0) >= 50_000,
+        "{finished:?}"
+    );
+    assert!(
+        life.windows(2).all(|w| w[0].t_us() <= w[1].t_us()),
+        "{life:#?}"
+    );
+    // The log has this request's line — at the picked-up time — and none for /events.
+    let lines = server.log_lines_until_quiet(Duration::from_millis(300));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let at = std::time::UNIX_EPOCH + Duration::from_micros(picked.t_us());
+    let stamp = twin_core::timefmt::log_stamp(at, true);
+    assert!(
+        lines[0].starts_with(&format!("[{stamp}]")),
+        "{} vs {stamp}",
+        lines[0]
+    );
+
+    // No id: one is made, echoed and published.
+    let r = get(addr, "/async-io?ms=10");
+    let id = r.header("x-request-id").expect("a made id").to_owned();
+    assert!(
+        r.body.contains(&format!("\"request_id\":\"{id}\"")),
+        "{}",
+        r.body
+    );
+    watcher.until("finished", |e| e.id() == id);
+    // A bad one: the 400 says what is allowed.
+    let ask = format!("GET /io?ms=1 HTTP/1.1\r\nHost: {addr}\r\nX-Request-Id: has\tspace\r\nConnection: close\r\n\r\n");
+    let r = raw_exchange(addr, ask.as_bytes(), Duration::from_secs(10)).expect("an answer");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("\"error\":\"bad request id\"") && r.body.contains("128"),
+        "{}",
+        r.body
+    );
+}
+
+/// Watching does not perturb the experiment: with ten watchers that read and one that never
+/// does, `n` at `path` still come in waves of `per_wave` every `period` — and each reading
+/// watcher saw every one of them finish.
+pub fn assert_watchers_do_not_perturb(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    per_wave: usize,
+    period: Duration,
+) {
+    let stalled = events::Stalled::open(addr);
+    let watchers: Vec<events::Watcher> = (0..10).map(|_| events::Watcher::open(addr).0).collect();
+    let b = fire_ok(addr, path, n);
+    assert_waves(&done_times(&b), per_wave, period);
+    let prefix = format!("{}-", b.run);
+    for w in &watchers {
+        let mut finished = 0;
+        while finished < n {
+            let e = w
+                .next(Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("a watcher saw only {finished} of {n} finish"));
+            if e.name == "finished" && e.id().starts_with(&prefix) {
+                finished += 1;
+            }
+        }
+    }
+    drop(stalled);
+}
+
+/// A watcher that stalls holds the server to its buffer: it is told how many events it missed
+/// (`lagged`) once it reads again, and it never gets more than were published. Fires `bursts`
+/// bursts of `n` at `path` (a server with a small `events_buffer`), whose requests publish
+/// `per_request` events each.
+pub fn assert_a_stalled_watcher_is_told_what_it_missed(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    bursts: usize,
+    per_request: usize,
+) {
+    let stalled = events::Stalled::open(addr);
+    // Its hello is out before the bursts begin: a reading watcher opened after it has its own.
+    let _ = events::Watcher::open(addr);
+    for _ in 0..bursts {
+        fire_ok(addr, path, n);
+    }
+    // One more request, so the stalled watcher has something to be told its loss with.
+    get(addr, path);
+    let got = stalled.read_all(Duration::from_millis(500));
+    let missed: u64 = got
+        .iter()
+        .filter(|(name, _)| name == "lagged")
+        .map(|(_, d)| d["missed"].as_u64().unwrap_or(0))
+        .sum();
+    let steps = ["queued", "picked-up", "slot", "finished"];
+    let requests = got
+        .iter()
+        .filter(|(name, _)| steps.contains(&name.as_str()))
+        .count();
+    assert!(
+        missed > 0,
+        "a stalled watcher lost nothing: it got {requests} events"
+    );
+    let published = per_request * (n * bursts + 1);
+    assert!(
+        requests as u64 + missed >= published as u64 - 10 && requests < published,
+        "got {requests}, told {missed} missed, of about {published} published"
     );
 }

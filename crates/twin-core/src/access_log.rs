@@ -47,8 +47,7 @@ pub struct PickUp {
 /// and `--log-healthz` is off) and starts the request's clock.
 pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> PickUp {
     let at = SystemTime::now();
-    let path = split_target(target).0;
-    let logged = path != FAVICON && (config.log_healthz || path != "/healthz");
+    let logged = logged(config, split_target(target).0);
     if logged {
         tracing::info!(target: TARGET, at_us = unix_micros(at), worker, method, uri = target);
     }
@@ -60,7 +59,18 @@ pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> Pi
     }
 }
 
+/// Is a request for `path` in the access log (and so in `/events`)? Not the browser's favicon;
+/// `/healthz` only with `--log-healthz` (scripts poll it).
+pub fn logged(config: &Config, path: &str) -> bool {
+    path != FAVICON && (config.log_healthz || path != "/healthz")
+}
+
 impl PickUp {
+    /// Whether this request's line was written.
+    pub fn logged(&self) -> bool {
+        self.logged
+    }
+
     /// Time since pick-up.
     pub fn elapsed(&self) -> Duration {
         self.clock.elapsed()

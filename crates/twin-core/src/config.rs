@@ -103,6 +103,9 @@ pub struct Config {
     pub log_finish: bool,
     pub log_healthz: bool,
     pub graceful_timeout_s: u64,
+    /// Events each `/events` watcher may fall behind by before it loses some.
+    #[serde(skip)]
+    pub events_buffer: usize,
 }
 
 /// A configuration that cannot work, said in one line.
@@ -162,6 +165,7 @@ impl<const P: u16> ServerArgs<P> {
             log_finish: self.log_finish,
             log_healthz: self.log_healthz,
             graceful_timeout_s: self.graceful_timeout,
+            events_buffer: crate::events::BUFFER,
         })
     }
 }

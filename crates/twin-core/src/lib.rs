@@ -17,6 +17,7 @@
 //! | [`reply`] | every response body and header, as plain data |
 //! | [`work`] | blocking waits, async waits, concurrent waits, CPU work, a fresh event loop |
 //! | [`access_log`] | the reference log line, written when a worker picks a request up |
+//! | [`events`] | `GET /events`: each request's life, live, for the stage — never perturbing it |
 //! | [`limits`] | how large a request may be: 414, 431, 413 |
 //! | [`config`] | the shared command-line flags and the effective configuration |
 //! | [`banner`] | the startup banner and the `listening on` line |
@@ -30,6 +31,7 @@
 pub mod access_log;
 pub mod banner;
 pub mod config;
+pub mod events;
 pub mod limits;
 pub mod listener;
 pub mod platform;

@@ -28,7 +28,9 @@ pub struct Reply {
 
 /// How a worker carried out a [`Job`], for the reply body and headers.
 #[derive(Debug, Clone, Copy)]
-pub struct WorkReport {
+pub struct WorkReport<'a> {
+    /// The request's id (`X-Request-Id`, kept or made), as the events name it.
+    pub request_id: &'a str,
     /// Which worker (pool thread or event loop) picked the request up.
     pub worker: usize,
     /// When it picked the request up (the access-log time).
@@ -56,6 +58,7 @@ struct WorkBody<'a> {
     server: &'static str,
     route: &'static str,
     worker: String,
+    request_id: &'a str,
     pid: u32,
     ms: u128,
     tasks: u32,
@@ -81,11 +84,12 @@ impl Reply {
     }
 
     /// The answer to a finished work route.
-    pub fn work(config: &Config, job: &Job, report: &WorkReport) -> Reply {
+    pub fn work(config: &Config, job: &Job, report: &WorkReport<'_>) -> Reply {
         let body = WorkBody {
             server: config.kind.as_str(),
             route: job.route.path(),
             worker: worker_name(report.worker),
+            request_id: report.request_id,
             pid: config.pid,
             ms: job.wait.as_millis(),
             tasks: job.tasks,
@@ -166,7 +170,9 @@ impl Reply {
              sends about 6 requests at a time to one host and would fake them. \
              <code>burst {url}/io</code> fires 16 at once.</p>\n\
              <table>\n{rows}</table>\n<p>The configuration as JSON: \
-             <code>curl -s {url}/</code></p>\n</body></html>\n",
+             <code>curl -s {url}/</code></p>\n<p>Every request's life, live: \
+             <code>curl -sN {url}/events</code> (Server-Sent Events); <code>burst stage</code> \
+             draws them at http://127.0.0.1:8080.</p>\n</body></html>\n",
             binary = c.kind.binary(),
             tagline = html_escape(c.kind.tagline()),
             t = c.task_ms,
@@ -211,6 +217,23 @@ impl Reply {
                 "parameter": e.parameter,
                 "received": e.received,
                 "allowed": e.allowed,
+            }),
+        )
+    }
+
+    /// An `X-Request-Id` that cannot be kept (it is echoed in headers, logs and the stage).
+    pub fn bad_request_id(received: &str) -> Reply {
+        let shown: String = received.chars().take(64).collect();
+        Reply::json(
+            400,
+            &json!({
+                "error": "bad request id",
+                "header": "X-Request-Id",
+                "received": shown,
+                "allowed": format!(
+                    "1 to {} visible ASCII characters, no spaces (or no header: the server makes one)",
+                    crate::events::MAX_ID
+                ),
             }),
         )
     }
