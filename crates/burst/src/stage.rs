@@ -566,11 +566,13 @@ async fn fire_burst(stage: &Stage, request: &FireRequest) -> Value {
             })
         })
         .collect();
-    stage.say(
-        json!({"type": "firing", "burst": k, "run": run, "route": path, "n": request.n,
-               "twins": firing})
-        .to_string(),
-    );
+    if !firing.is_empty() {
+        stage.say(
+            json!({"type": "firing", "burst": k, "run": run, "route": path, "n": request.n,
+                   "twins": firing})
+            .to_string(),
+        );
+    }
     let names: Vec<&'static str> = plans.iter().map(|(name, _)| *name).collect();
     let fired =
         experiment::fire_together(plans.into_iter().map(|(_, p)| p).collect(), &settings, &run)

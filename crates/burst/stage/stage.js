@@ -58,9 +58,8 @@ class Panel {
     const run = d.id.includes('-') ? d.id.slice(0, d.id.lastIndexOf('-')) : d.id;
     // A burst fired from a terminal (or curl) while the stage watches: a new picture once the
     // last one is over — at once for a new run of `burst`, after a pause for anything else.
-    if (this.open === 0 && this.reqs.size > 0 && (run !== this.run || now - this.lastEvent > IDLE_MS)) {
-      this.reset(run, null, 0);
-    }
+    const over = this.reqs.size > 0 && (run !== this.run || now - this.lastEvent > IDLE_MS);
+    if (this.open === 0 && (this.run === null || over)) this.reset(run, null, 0);
     this.lastEvent = now;
     if (!release.has(this.run) || release.get(this.run) > d.t_us) release.set(this.run, d.t_us);
     let r = this.reqs.get(d.id);
@@ -224,7 +223,8 @@ class Panel {
       lanes: Array.from({ length: this.workers }, (_, k) => ({
         worker: `worker${k}`, served: (this.lanes[k] ?? []).filter(r => r.done !== null).length,
         frozen: this.isFrozen(k) })),
-      frozenSpans: this.frozen.length, result: this.result,
+      frozenSpans: this.frozen.length, frozenLanes: new Set(this.frozen.map(f => f.lane)).size,
+      result: this.result,
       latency_ms: lat.length ? { n: lat.length, p50: lat[Math.floor(lat.length * 0.5)],
                                   p99: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))],
                                   max: lat[lat.length - 1] } : null,
@@ -325,7 +325,12 @@ function pickRoute(r) {
 pickRoute(route);
 
 const nEl = document.getElementById('n');
-function stepN(by) { nEl.selectedIndex = Math.min(nEl.length - 1, Math.max(0, nEl.selectedIndex + by)); }
+const PRESETS = [1, 4, 16, 100, 1000];
+function stepN(by) {
+  const n = +nEl.value || 16;
+  const next = by > 0 ? PRESETS.find(p => p > n) : PRESETS.slice().reverse().find(p => p < n);
+  nEl.value = next ?? n;
+}
 
 function busy(on) {
   firing = on;
@@ -339,7 +344,7 @@ async function fire(at) {
     const q = new URLSearchParams({ route, n: nEl.value, at });
     const res = await fetch(`/fire?${q}`, { method: 'POST' });
     const body = await res.json();
-    if (!res.ok) status(`${body.error}${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
+    if (!res.ok) status(`${body.error}${body.parameter ? ` (${body.parameter})` : ''}${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
   } catch (e) {
     status(`the stage server did not answer: ${e}`, true);
   } finally {
@@ -356,7 +361,9 @@ function toggleChart(show) {
 document.getElementById('chart-button').onclick = () => toggleChart();
 
 document.addEventListener('keydown', e => {
-  if (e.altKey || e.ctrlKey || e.metaKey || e.target.tagName === 'SELECT') return;
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  // Typing a number of requests: digits and arrows are the field's; Enter fires both.
+  if (e.target === nEl && e.key !== 'Enter') return;
   const k = e.key.toLowerCase();
   if (k >= '1' && k <= String(ROUTES.length)) pickRoute(ROUTES[+k - 1]);
   else if (k === 'p') fire('pool');

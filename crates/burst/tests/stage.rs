@@ -182,14 +182,112 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
     assert_eq!(s["event-loop"]["result"]["status"], "ok", "{s:#}");
     assert_eq!(served(&s, "event-loop").iter().sum::<u64>(), 16);
 
+    // ↑ makes it 100: still one wave, the lanes' bars stacked 25 deep.
+    page.browser.press("\u{E013}").expect("press ↑");
+    page.browser.press("a").expect("press A");
+    page.wait("100 being served at once", |s| {
+        s["event-loop"]["serving"] == 100
+    });
+    page.shot("6-event-loop-100-at-once");
+    let s = page.wait("the result of 100", |s| {
+        s["event-loop"]["result"]["waves"] == serde_json::json!([100])
+    });
+    assert_eq!(served(&s, "event-loop"), [25, 25, 25, 25], "{s:#}");
+
+    // A blocking call in an async handler: the loops are shown frozen while it runs.
+    page.browser.press("\u{E015}").expect("press ↓");
+    page.browser.press("4").expect("press 4");
+    page.browser.press("a").expect("press A");
+    page.wait("a frozen lane", |s| {
+        s["event-loop"]["lanes"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["frozen"] == true))
+    });
+    page.shot("7-event-loop-frozen");
+    let label = page.text("#panel-event-loop .lanes");
+    assert!(label.contains("FROZEN"), "{label}");
+    let s = page.wait("the blocking burst's result: waves of 4", |s| {
+        s["event-loop"]["result"]["waves"] == serde_json::json!([4, 4, 4, 4])
+    });
+    assert_eq!(
+        s["event-loop"]["frozenLanes"], 4,
+        "each loop was seen frozen: {s:#}"
+    );
+
     // Stop the pool twin: its panel says so; start it again: it comes back.
     let _ = pool.shutdown(Duration::from_secs(5));
     page.wait("the pool panel saying it is down", |s| {
         s["pool"]["up"] == false
     });
-    page.shot("6-pool-stopped");
+    page.shot("8-pool-stopped");
     let pool = start_pool(pool_addr);
     page.wait("the pool panel back", |s| s["pool"]["up"] == true);
-    page.shot("7-pool-back");
+    page.shot("9-pool-back");
     drop((pool, event_loop));
+}
+
+/// The stage over plain HTTP, with nothing to watch: it says what is not running, refuses what it
+/// cannot fire with the limit, and keeps no file it was not asked for.
+#[test]
+fn the_stage_answers_without_twins_and_refuses_bad_bursts_with_the_limit() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    let stage = rt.block_on(async {
+        let config = StageConfig {
+            pool: Target::parse(&format!("http://{pool_addr}"))
+                .await
+                .expect("url"),
+            event_loop: Target::parse(&format!("http://{loop_addr}"))
+                .await
+                .expect("url"),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(stage::serve(listener, config, std::future::pending()));
+        addr
+    });
+    let ask = |head: &str| {
+        let request = format!(
+            "{head} HTTP/1.1\r\nHost: stage\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        testkit::raw_exchange(stage, request.as_bytes(), Duration::from_secs(10))
+            .expect("an answer")
+    };
+    let page = ask("GET /");
+    assert!(
+        page.status == 200 && page.body.contains("/stage.js"),
+        "{}",
+        page.body
+    );
+    // The twins are not there: each says so, with the command that starts it.
+    let r = ask("POST /fire?route=/io&n=16&at=both");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let result: Value = serde_json::from_str(&r.body).expect("JSON");
+    let twins = result["twins"].as_array().expect("twins");
+    assert_eq!(twins.len(), 2, "{result:#}");
+    for t in twins {
+        let error = t["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("not running: start it with `cargo run --release -p"),
+            "{t}"
+        );
+    }
+    let r = ask("POST /fire?route=/io&n=1001");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("\"allowed\":\"1 to 1000\""), "{}", r.body);
+    assert_eq!(ask("POST /fire?route=/nope").status, 400);
+    assert_eq!(
+        ask("GET /fire?route=/io").status,
+        405,
+        "a page cannot fire by following a link"
+    );
+    let r = ask("GET /bursts/99/pool.json");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("keeps the last 20"), "{}", r.body);
 }
