@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 case ${1:-} in
   --live) exec scripts/stage.sh ;;
   "") ;;
-  *) echo "usage: scripts/demo.sh [--live]" >&2; exit 2 ;;
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: scripts/demo.sh [--live]   (DEMO_SIZES=16,100 for bursts of 100 too; --help)" >&2; exit 2 ;;
 esac
 sizes=${DEMO_SIZES:-16}
 workers=${DEMO_WORKERS:-4}

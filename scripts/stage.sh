@@ -9,6 +9,11 @@
 # and waits. Ctrl-C stops what this script started, by PID; a twin it did not start is left alone.
 set -euo pipefail
 
+case ${1:-} in
+  "") ;;
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: scripts/stage.sh   (STAGE_PORT=9090 to serve the page on another port)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 stage_port=${STAGE_PORT:-8080}
 out=${STAGE_OUT:-out/stage-$(date +%Y%m%d-%H%M%S)}

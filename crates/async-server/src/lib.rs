@@ -262,8 +262,11 @@ impl Twin for Running {
         &self.done
     }
 
+    fn events(&self) -> &Events {
+        &self.events
+    }
+
     fn begin_shutdown(&self) {
-        self.events.close();
         let _ = self.stop.send(true);
         if let Err(e) = stop_accepting(&self.listener) {
             tracing::warn!("could not close the listening socket: {e}");

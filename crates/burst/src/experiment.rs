@@ -19,6 +19,8 @@ use crate::svg::{self, Panel, Series};
 pub struct Experiment {
     pub burst: Burst,
     pub server: Option<ServerInfo>,
+    /// Why there is no model when the server did not say what it is (`GET /` unanswered).
+    pub unknown: Option<String>,
     pub check: Option<Check>,
     pub summary: Summary,
 }
@@ -83,6 +85,8 @@ pub struct Plan {
     pub server: Option<ServerInfo>,
     pub prediction: Option<Prediction>,
     pub timeout: Duration,
+    /// Why the server is unknown, when its `GET /` was not answered.
+    pub unknown: Option<String>,
 }
 
 impl Plan {
@@ -94,11 +98,24 @@ impl Plan {
 
 /// Ask the server what it is and what the model predicts for `n` requests at `target`.
 pub async fn plan(target: &Target, n: usize, settings: &Settings) -> Result<Plan, FireError> {
-    let server = match &settings.model {
-        Some(told) => Some(told.clone()),
-        None => server_info(target).await?,
+    let (server, unknown) = match &settings.model {
+        Some(told) => (Some(told.clone()), None),
+        None => match probe(target).await? {
+            Ok(info) => (info, None),
+            // Nothing listening is said by the burst itself; a server too busy to answer is
+            // said here, or the missing model would be blamed on the server.
+            Err(e) => (
+                None,
+                Some(format!(
+                    "GET / was not answered ({e}): the server may still be busy with earlier \
+                     requests"
+                )),
+            ),
+        },
     };
-    plan_for(target, n, settings, server)
+    let mut plan = plan_for(target, n, settings, server)?;
+    plan.unknown = unknown;
+    Ok(plan)
 }
 
 /// The plan for `n` requests at `target` on a server already known to be `server`.
@@ -130,6 +147,7 @@ pub fn plan_for(
         server,
         prediction,
         timeout,
+        unknown: None,
     })
 }
 
@@ -153,6 +171,7 @@ pub async fn fire_plan(
     Ok(Experiment {
         burst,
         server: plan.server,
+        unknown: plan.unknown,
         check,
         summary,
     })
@@ -190,6 +209,7 @@ pub async fn fire_together(
             Ok(Experiment {
                 burst,
                 server: plan.server,
+                unknown: plan.unknown,
                 check,
                 summary,
             })
@@ -411,6 +431,15 @@ fn route_color(route: &str) -> &'static str {
 /// has several servers (real Flask beside the twin, say), the first is drawn wide and light and
 /// the others thin on top: where the lines lie on each other, the servers behaved alike.
 pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
+    completion_svg(
+        cells,
+        "IO-bound bursts: a pool of blocking workers vs event loops",
+        subtitle,
+    )
+}
+
+/// [`compare_svg`] with a title of its own (the stage's bursts may be the pitfall routes).
+pub fn completion_svg(cells: &[Cell], title: &str, subtitle: &str) -> String {
     let mut sizes: Vec<usize> = cells.iter().map(|c| c.n).collect();
     sizes.dedup();
     let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
@@ -451,7 +480,7 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                         } else {
                             (2.2, 1.0)
                         }
-                    } else if c.route == "/io" {
+                    } else if path_of(&c.route) == "/io" {
                         // Drawn wide so that it shows where /async-io lies on top of it.
                         (6.0, 1.0)
                     } else {
@@ -459,7 +488,7 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                     };
                     Series {
                         label: format!("{} {}", c.server, c.route),
-                        color: route_color(&c.route),
+                        color: route_color(path_of(&c.route)),
                         width,
                         opacity,
                         dashed: c.kind.as_deref() != Some("pool"),
@@ -469,9 +498,10 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
                 .collect(),
         })
         .collect();
-    svg::compare_chart(
-        "IO-bound bursts: a pool of blocking workers vs event loops",
-        subtitle,
-        &panels,
-    )
+    svg::compare_chart(title, subtitle, &panels)
+}
+
+/// `/io` of `/io?ms=20`.
+fn path_of(route: &str) -> &str {
+    route.split('?').next().unwrap_or(route)
 }

@@ -77,7 +77,7 @@ struct OneArgs {
     url: Option<String>,
 
     /// How many requests to fire at once.
-    #[arg(short = 'n', long = "requests", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(short = 'n', long = "requests", alias = "n", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     n: u32,
 
     #[command(flatten)]
@@ -264,8 +264,8 @@ fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             pool.url, event_loop.url
         );
         eprintln!(
-            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B or Space both \
-             (Ctrl-C stops the stage)"
+            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B or Space both · \
+             C chart (Ctrl-C stops the stage)"
         );
         eprintln!("burst stage: open {url} in a browser (the projector's)");
         // The same last line as the twins' banners: scripts wait for it.
@@ -455,7 +455,10 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
                 print!("{}", render::waterfall(&e.burst, style));
                 println!();
             }
-            print!("{}", render::summary_text(&e.summary, check, color));
+            print!(
+                "{}",
+                render::summary_text(&e.summary, check, e.unknown.as_deref(), color)
+            );
             if let Some(path) = &args.svg {
                 println!("timeline chart: {}", path.display());
             }

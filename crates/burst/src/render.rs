@@ -208,7 +208,13 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
 /// The summary block.
 /// The summary block; with `color`, the model's verdict is green when the burst came out as
 /// predicted and red when it did not.
-pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String {
+/// `unknown` says why there is no model when the server could not be asked.
+pub fn summary_text(
+    sum: &Summary,
+    check: Option<&Check>,
+    unknown: Option<&str>,
+    color: bool,
+) -> String {
     let mut s = String::new();
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let _ = writeln!(
@@ -263,7 +269,9 @@ pub fn summary_text(sum: &Summary, check: Option<&Check>, color: bool) -> String
             let _ = writeln!(s, "{on}model: {}{off}", c.verdict);
         }
         None => {
-            let why = if sum.statuses.get("404") == Some(&sum.requests) {
+            let why = if let Some(why) = unknown {
+                why
+            } else if sum.statuses.get("404") == Some(&sum.requests) {
                 "the server has no such route (404)"
             } else {
                 "the server publishes no queueing rule for this route at GET /; give one with \
@@ -420,7 +428,7 @@ mod tests {
         assert_eq!(sum.p50_ms, Some(1000.0));
         assert_eq!(sum.max_ms, Some(2000.0));
         assert_eq!(sum.per_worker.get("worker0"), Some(&2));
-        let text = summary_text(&sum, None, false);
+        let text = summary_text(&sum, None, None, false);
         assert!(text.contains("timeouts 1"), "{text}");
     }
 

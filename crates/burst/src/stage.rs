@@ -90,9 +90,14 @@ pub async fn serve(
         )
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/feed", get(feed))
-        .route("/fire", post(fire))
+        .route("/fire", post(fire).get(fire_is_a_post))
         .route("/bursts/{k}/{file}", get(burst_file))
-        .fallback(|| async { json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})) })
+        .fallback(|| async {
+            json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "not found", "paths": ["/", "/feed", "POST /fire", "/bursts/{k}/{file}"]}),
+            )
+        })
         .with_state(stage);
     // The page's feed never ends by itself, so there is nothing to drain: stop at once.
     tokio::select! {
@@ -130,6 +135,8 @@ struct Inner {
     /// Every message for the pages, as JSON text.
     feed: broadcast::Sender<Arc<str>>,
     bursts: Mutex<VecDeque<Stored>>,
+    /// The latest burst of each twin × route × N, for the completion chart of all bursts of an N.
+    cells: Mutex<Vec<Cell>>,
     /// The last result message, for a page that connects after it.
     last_result: Mutex<Option<Arc<str>>>,
     next_burst: AtomicUsize,
@@ -167,6 +174,7 @@ impl Stage {
             ],
             feed,
             bursts: Mutex::new(VecDeque::new()),
+            cells: Mutex::new(Vec::new()),
             last_result: Mutex::new(None),
             next_burst: AtomicUsize::new(1),
             firing: Arc::new(tokio::sync::Mutex::new(())),
@@ -522,6 +530,19 @@ async fn fire(State(stage): State<Stage>, RawQuery(query): RawQuery) -> Response
     }
 }
 
+/// `GET /fire`: a link or a curl without `-X POST` fires nothing, and says so.
+async fn fire_is_a_post() -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method not allowed", "allowed": "POST",
+                "detail": "fire with POST, e.g. curl -s -X POST 'http://127.0.0.1:8080/fire?route=/io&n=16&at=both'"}),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
+}
+
 async fn fire_burst(stage: &Stage, request: &FireRequest) -> Value {
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let run = client::run_id();
@@ -602,15 +623,42 @@ async fn fire_burst(stage: &Stage, request: &FireRequest) -> Value {
             Err(e) => twins.push(json!({"twin": name, "error": e.0})),
         }
     }
+    // The chart: every twin × route kept for this N (the latest of each), so that /io, /async-io
+    // and /async-io-multi fired one after another make the reference chart.
     let chart = (!cells.is_empty()).then(|| {
+        let mut kept = stage.cells.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|old| {
+            !cells
+                .iter()
+                .any(|c| c.server == old.server && c.route == old.route && c.n == old.n)
+        });
+        kept.extend(cells);
+        while kept.len() > 4 * ROUTES.len() {
+            kept.remove(0);
+        }
+        let mut shown: Vec<Cell> = kept.iter().filter(|c| c.n == request.n).cloned().collect();
+        let rank = |c: &Cell| {
+            let path = c.route.split('?').next().unwrap_or("");
+            (c.server != "pool", ROUTES.iter().position(|r| *r == path))
+        };
+        shown.sort_by_key(rank);
+        let io_bound = shown.iter().all(|c| {
+            let path = c.route.split('?').next().unwrap_or("");
+            ["/io", "/async-io", "/async-io-multi"].contains(&path)
+        });
+        let title = if io_bound {
+            "IO-bound bursts: a pool of blocking workers vs event loops"
+        } else {
+            "Bursts at the stage: a pool of blocking workers vs event loops"
+        };
         let subtitle = format!(
-            "{} × {} at once, fired by the stage",
-            request.n, request.route
+            "{} at once; the latest burst of each route, fired by the stage",
+            request.n
         );
         files.push((
             "chart.svg".to_owned(),
             "image/svg+xml",
-            experiment::compare_svg(&cells, &subtitle),
+            experiment::completion_svg(&shown, title, &subtitle),
         ));
         format!("/bursts/{k}/chart.svg")
     });

@@ -7,12 +7,17 @@ const ROUTES = ['/io', '/async-io', '/async-io-multi', '/async-io-blocking', '/c
 const DRAW_CAP = 2000;   // bars drawn per panel; beyond this a burst is counted, not drawn (said)
 const GUTTER = 112;      // px left of the time axis, for the lane labels
 const IDLE_MS = 1500;    // a request after this much quiet (a burst from a terminal) starts a new picture
-const C = { waiting: '#f2b33d', serving: '#1f6fd6', done: '#6aa86a', frozen: '#8fd3ffcc',
-            lane: ['#f4f6f9', '#ffffff'], axis: '#666', grid: '#e2e2e2' };
+const QUEUE_H = 34, AXIS_H = 22; // px: the strip of requests not in a lane yet; the time axis
+const C = { waiting: '#f2b33d', serving: '#1f6fd6', done: '#6aa86a', cut: '#b5b5b5',
+            frozen: '#8fd3ffcc', lane: ['#f4f6f9', '#ffffff'], axis: '#666', grid: '#e2e2e2' };
 
 let route = '/io';
 let firing = false;
+let dirty = true;          // something to draw; an idle page draws nothing (and costs no CPU)
 const release = new Map(); // run id → earliest event time (µs) on either panel: the release
+// The time axis keeps its length from burst to burst while N stays the same, so /async-io-multi's
+// staircase is drawn half as wide as /io's, not stretched to the same width.
+const sticky = { n: null, us: 0 };
 
 // ---- one panel per twin ---------------------------------------------------------------------
 
@@ -27,10 +32,20 @@ class Panel {
     this.reset(null, null, 0);
   }
 
-  reset(run, predictedMs, n) {
-    Object.assign(this, { run, predictedMs, n, reqs: new Map(), lanes: [], frozen: [],
-                          open: 0, lagged: 0, lastEvent: 0, result: null });
+  reset(run, predictedMs, n, what = null) {
+    Object.assign(this, { run, predictedMs, n, what, reqs: new Map(), lanes: [], frozen: [],
+                          open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0 });
     this.latencies = [];
+  }
+
+  // The twin went away: what it held never ends on this page, so it is drawn cut off, not
+  // growing forever.
+  stopped(nowUs) {
+    for (const r of this.reqs.values()) {
+      if (r.done === null) { r.done = nowUs; r.cut = true; this.cut++; if (r.serve0 === null) r.serve0 = nowUs; }
+    }
+    this.open = 0;
+    this.n = Math.min(this.n, this.reqs.size);
   }
 
   get workers() { return this.info ? this.info.workers : Math.max(this.lanes.length, 1); }
@@ -59,7 +74,9 @@ class Panel {
     // A burst fired from a terminal (or curl) while the stage watches: a new picture once the
     // last one is over — at once for a new run of `burst`, after a pause for anything else.
     const over = this.reqs.size > 0 && (run !== this.run || now - this.lastEvent > IDLE_MS);
-    if (this.open === 0 && (this.run === null || over)) this.reset(run, null, 0);
+    if (this.open === 0 && (this.run === null || over)) {
+      this.reset(run, null, 0, { route: d.route, elsewhere: true });
+    }
     this.lastEvent = now;
     if (!release.has(this.run) || release.get(this.run) > d.t_us) release.set(this.run, d.t_us);
     let r = this.reqs.get(d.id);
@@ -99,8 +116,15 @@ class Panel {
     if (this.t0 === null) return 0;
     let last = this.t0;
     for (const r of this.reqs.values()) last = Math.max(last, r.done ?? nowUs);
-    return Math.max(last - this.t0, (this.predictedMs ?? 0) * 1000);
+    return Math.max(last - this.t0, (this.predictedMs ?? 0) * 1000) * 1.08;
   }
+
+  // Requests sent (the stage knows how many) that no event has named yet: waiting in a listen
+  // queue or behind a frozen loop.
+  get unseen() { return this.result === null && this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
+
+  // Live: something still moves, so the page draws every frame.
+  get live() { return this.open > 0 || this.unseen > 0 || this.frozen.some(f => f.to === null); }
 
   draw(spanUs, nowUs) {
     const cv = this.canvas, dpr = window.devicePixelRatio || 1;
@@ -111,7 +135,7 @@ class Panel {
     const g = cv.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const lanes = this.workers, queueH = this.twin === 'pool' ? 34 : 0, axisH = 22;
+    const lanes = this.workers, queueH = QUEUE_H, axisH = AXIS_H;
     const laneH = (h - queueH - axisH) / lanes, left = GUTTER, right = w - 8;
     const t0 = this.t0 ?? nowUs;
     const x = t => left + Math.max(0, t - t0) / spanUs * (right - left);
@@ -138,20 +162,25 @@ class Panel {
         if (drawn++ >= DRAW_CAP) return;
         const y = queueH + k * laneH + 2 + i * rowH, bh = Math.max(rowH - gap, 0.5);
         const serve0 = r.serve0 ?? nowUs;
-        if (r.wait0 !== null && r.wait0 < serve0) bar(g, C.waiting, x(r.wait0), x(serve0), y, bh);
-        if (r.serve0 !== null) bar(g, r.done !== null ? C.done : C.serving, x(r.serve0), x(r.done ?? nowUs), y, bh);
+        // No `queued` event (the event loop): a request picked up well after the release waited
+        // for its loop since then.
+        const wait0 = r.wait0 ?? (serve0 - t0 > 15e3 ? t0 : null);
+        if (wait0 !== null && wait0 < serve0) bar(g, C.waiting, x(wait0), x(serve0), y, bh);
+        const color = r.cut ? C.cut : r.done !== null ? C.done : C.serving;
+        if (r.serve0 !== null) bar(g, color, x(r.serve0), x(r.done ?? nowUs), y, bh);
       });
     }
     this.drawn = Math.min(drawn, DRAW_CAP);
     if (queueH) this.drawQueue(g, w, queueH);
   }
 
-  // The pool's queue: one block per request waiting for a worker.
+  // The requests not in a lane yet: waiting for a worker (pool), or for a loop (event loop).
   drawQueue(g, w, queueH) {
-    const waiting = [...this.reqs.values()].filter(r => r.lane === null && r.done === null).length;
+    let waiting = this.unseen;
+    for (const r of this.reqs.values()) if (r.lane === null && r.done === null) waiting++;
     g.fillStyle = '#333';
-    g.font = '600 14px system-ui, sans-serif';
-    g.fillText('queue', 4, 21);
+    g.font = '600 15px system-ui, sans-serif';
+    g.fillText(this.twin === 'pool' ? 'queue' : 'waiting', 4, 21);
     const size = 14, step = 17, fit = Math.floor((w - GUTTER - 40) / step);
     g.fillStyle = C.waiting;
     for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(GUTTER + i * step, 9, size, size);
@@ -179,13 +208,13 @@ class Panel {
   // The words around the canvas: counters, lane labels, verdict, links, "not running".
   render() {
     const c = this.counts(), el = this.el;
-    const waitNoun = this.twin === 'pool' ? 'waiting for a worker' : 'waiting for a loop or a thread';
+    const waitNoun = this.twin === 'pool' ? 'waiting for a worker' : 'waiting';
     setHTML(el.querySelector('.counter'),
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
       `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>`);
     const lanes = this.workers, area = el.querySelector('.stage-area');
-    const queueH = this.twin === 'pool' ? 34 : 0;
-    const laneH = (area.clientHeight - queueH - 22) / lanes;
+    const queueH = QUEUE_H;
+    const laneH = (area.clientHeight - queueH - AXIS_H) / lanes;
     let labels = '';
     for (let k = 0; k < lanes; k++) {
       const list = this.lanes[k] ?? [];
@@ -200,12 +229,17 @@ class Panel {
     let notes = [];
     if (this.reqs.size > DRAW_CAP) notes.push(`drawing the first ${DRAW_CAP} of ${this.reqs.size} requests; all are counted`);
     if (this.lagged) notes.push(`this page missed ${this.lagged} events (it fell behind); counts may be short`);
+    if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before this page saw them end`);
+    const w = this.what;
+    setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
+      ? `showing ${this.reqs.size} × ${esc(w.route)} fired elsewhere — its verdict is printed where it was fired`
+      : `showing ${this.n} × ${esc(w.route)}`);
     const res = this.result;
     let verdict = '', links = '';
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
     else if (res) {
       const mark = { ok: '✓', 'not-as-predicted': '✗ NOT as predicted:', failed: '✗ FAILED:' }[res.status];
-      const waves = res.waves ? ` · ${res.waves.length} wave${res.waves.length === 1 ? '' : 's'} (${res.waves.join(', ')})` : '';
+      const waves = res.waves ? ` · ${wavesText(res.waves)}` : '';
       verdict = `${mark} ${esc(res.verdict)}${waves}`;
       links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
     }
@@ -232,6 +266,13 @@ class Panel {
   }
 }
 
+// "4 waves of 4", "1 wave of 16", "3 waves (8, 4, 4)": short enough for one line.
+function wavesText(w) {
+  const plural = w.length === 1 ? 'wave' : 'waves';
+  if (w.every(n => n === w[0])) return `${w.length} ${plural} of ${w[0]}`;
+  return `${w.length} ${plural} (${w.slice(0, 5).join(', ')}${w.length > 5 ? ', …' : ''})`;
+}
+
 function bar(g, color, x0, x1, y, h) {
   g.fillStyle = color;
   g.fillRect(x0, y, Math.max(x1 - x0, 1.5), h);
@@ -248,11 +289,16 @@ const panels = Object.fromEntries(
 
 function onMessage(m) {
   const p = panels[m.twin];
+  dirty = true;
   switch (m.type) {
     case 'hello':
+      // A new process (restarted): nothing of the old one's picture is true of it.
+      if (p.info && p.info.pid !== m.data.pid) p.reset(null, null, 0);
+      if (p.result && p.result.error) p.result = null;
       p.info = m.data; p.up = true;
       break;
     case 'down':
+      if (p.up) p.stopped(Date.now() * 1000);
       p.up = false;
       p.el.querySelector('.down').innerHTML =
         `<b>The ${m.twin} twin is not running</b><span>at ${esc(m.url)}</span>` +
@@ -262,7 +308,8 @@ function onMessage(m) {
     case 'firing':     // from this page, another one, or curl: no second burst meanwhile
       busy(true);
       Object.assign(frames, { count: 0, maxGapMs: 0 });
-      for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n);
+      if (m.n !== sticky.n) Object.assign(sticky, { n: m.n, us: 0 });
+      for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n, { route: m.route });
       status(`firing ${m.n} × ${m.route} at ${m.twins.map(t => t.twin).join(' and ')} — ` +
              m.twins.map(t => `${t.twin}: ${t.model ?? 'no model'}`).join('; ') +
              (m.route.startsWith('/cpu') && m.twins.length > 1
@@ -270,7 +317,10 @@ function onMessage(m) {
       break;
     case 'result':
       busy(false);
-      for (const t of m.twins) panels[t.twin].result = t;
+      for (const t of m.twins) {
+        panels[t.twin].result = t;
+        if (m.n === sticky.n) sticky.us = Math.max(sticky.us, panels[t.twin].span(Date.now() * 1000));
+      }
       if (m.chart) {
         document.querySelector('#chart img').src = m.chart;
         document.getElementById('chart-button').hidden = false;
@@ -300,12 +350,19 @@ const frames = { count: 0, maxGapMs: 0, last: 0 };
 function frame(at) {
   if (frames.last) frames.maxGapMs = Math.max(frames.maxGapMs, at - frames.last);
   frames.last = at;
-  frames.count++;
-  const nowUs = Date.now() * 1000;
-  const spanUs = Math.max(1e6, ...Object.values(panels).map(p => p.span(nowUs) * 1.08));
-  for (const p of Object.values(panels)) { p.draw(spanUs, nowUs); p.render(); }
+  const all = Object.values(panels);
+  if (dirty || all.some(p => p.live)) {
+    dirty = false;
+    frames.count++;
+    const nowUs = Date.now() * 1000;
+    // Panels fired together share one axis; each keeps the axis of earlier bursts of its N.
+    const together = all[0].run !== null && all.every(p => p.run === all[0].run);
+    const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.n && p.n === sticky.n ? sticky.us : 0));
+    all.forEach((p, i) => { p.draw(together ? Math.max(...spans) : spans[i], nowUs); p.render(); });
+  }
   requestAnimationFrame(frame);
 }
+window.addEventListener('resize', () => { dirty = true; });
 
 // ---- controls: the stage server fires; the page only asks -----------------------------------
 
@@ -346,7 +403,7 @@ async function fire(at) {
     const body = await res.json();
     if (!res.ok) status(`${body.error}${body.parameter ? ` (${body.parameter})` : ''}${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
   } catch (e) {
-    status(`the stage server did not answer: ${e}`, true);
+    status('the stage server is not answering: is `burst stage` still running?', true);
   } finally {
     busy(false);
   }
@@ -355,15 +412,18 @@ document.querySelectorAll('[data-at]').forEach(b => { b.onclick = () => fire(b.d
 
 function toggleChart(show) {
   const chart = document.getElementById('chart');
-  if (show === undefined) show = chart.hidden && !document.getElementById('chart-button').hidden;
-  chart.hidden = !show;
+  const none = document.getElementById('chart-button').hidden;
+  if (none && show !== false) return status('no chart yet: fire a burst first (B)');
+  chart.hidden = !(show ?? chart.hidden);
 }
 document.getElementById('chart-button').onclick = () => toggleChart();
 
 document.addEventListener('keydown', e => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
-  // Typing a number of requests: digits and arrows are the field's; Enter fires both.
-  if (e.target === nEl && e.key !== 'Enter') return;
+  // Typing a number of requests: digits, arrows and editing keys are the field's; the letters
+  // and Enter still fire.
+  if (e.target === nEl && /^([0-9]|Arrow.*|Backspace|Delete|Tab|Home|End)$/.test(e.key)) return;
+  dirty = true;
   const k = e.key.toLowerCase();
   if (k >= '1' && k <= String(ROUTES.length)) pickRoute(ROUTES[+k - 1]);
   else if (k === 'p') fire('pool');
@@ -381,6 +441,7 @@ document.addEventListener('keydown', e => {
 function status(text, bad) {
   const el = document.getElementById('status');
   el.textContent = text;
+  el.title = text;
   el.style.color = bad ? '#c62828' : '';
 }
 

@@ -130,7 +130,7 @@ fn worker(shared: &Shared, k: usize) {
     while let Ok(Item::Request(rq, ticket)) = shared.waiting.recv() {
         if shared.draining.load(Ordering::SeqCst) {
             // Queued before the drain began, never picked up: a clear 503, not a reset.
-            handler::send(rq, Reply::shutting_down());
+            turn_away(shared, rq, &ticket);
         } else {
             handler::handle(shared, k, rq, ticket);
         }
@@ -303,6 +303,17 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let _ = shared.queue.send(Item::Request(rq, ticket));
 }
 
+/// A queued request the drain turns away: its 503, and its end for the watchers.
+fn turn_away(shared: &Shared, rq: tiny_http::Request, ticket: &Ticket) {
+    handler::send(rq, Reply::shutting_down());
+    if ticket.logged {
+        shared.events.publish(|| {
+            Event::now(Kind::Finished, &ticket.id, &ticket.route, None)
+                .finished(503, Duration::ZERO)
+        });
+    }
+}
+
 /// Connections the kernel has completed but tiny_http has not accepted yet (a burst's, on a
 /// busy machine) would be reset when the listening socket shuts. Take them now and answer each
 /// with the JSON 503, each on a thread of its own: its request may still be on its way.
@@ -367,19 +378,22 @@ impl Twin for Running {
         &self.done
     }
 
+    fn events(&self) -> &Events {
+        &self.shared.events
+    }
+
     fn begin_shutdown(&self) {
         let shared = &self.shared;
-        let waiting: Vec<tiny_http::Request> = {
+        let waiting: Vec<(tiny_http::Request, Ticket)> = {
             let _gate = shared.gate.lock();
             shared.draining.store(true, Ordering::SeqCst);
-            shared.events.close();
             // Requests still waiting for a worker are answered now, not after the busy workers
             // finish: the queue is emptied and each gets the JSON 503.
             let waiting = shared
                 .waiting
                 .try_iter()
                 .filter_map(|item| match item {
-                    Item::Request(rq, _) => Some(rq),
+                    Item::Request(rq, ticket) => Some((rq, ticket)),
                     Item::Stop => None,
                 })
                 .collect();
@@ -388,8 +402,8 @@ impl Twin for Running {
             }
             waiting
         };
-        for rq in waiting {
-            handler::send(rq, Reply::shutting_down());
+        for (rq, ticket) in waiting {
+            turn_away(shared, rq, &ticket);
         }
         answer_backlog(&shared.listener);
         if let Err(e) = stop_accepting(&shared.listener) {

@@ -39,6 +39,9 @@ const FROZEN_CHECK: Duration = Duration::from_millis(10);
 /// A comment line now and then keeps proxies and idle-connection reapers from closing the stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// How soon a watcher that fell behind is told how much it missed, when nothing else comes.
+const LAGGED_CHECK: Duration = Duration::from_millis(250);
+
 /// What happened to a request (or a loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -307,7 +310,7 @@ impl Events {
         let tick = if self.hub.frozen.is_some() {
             FROZEN_CHECK
         } else {
-            KEEP_ALIVE
+            LAGGED_CHECK
         };
         let mut frozen: Vec<Option<u64>> = Vec::new();
         let mut quiet_since = Instant::now();
@@ -324,6 +327,11 @@ impl Events {
                     quiet_since = Instant::now();
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    // What it lost with nothing after it is told too, not only before the next.
+                    if missed.load(Ordering::Relaxed) > 0 {
+                        self.lagged(&mut out, &missed)?;
+                        out.flush()?;
+                    }
                     if quiet_since.elapsed() >= KEEP_ALIVE {
                         out.write_all(b": still here\n\n")?;
                         out.flush()?;

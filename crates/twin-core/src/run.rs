@@ -26,6 +26,8 @@ pub trait Twin: Sized {
     /// Begin the drain: refuse new connections, let each worker finish what it holds and stop.
     /// Returns at once.
     fn begin_shutdown(&self);
+    /// `GET /events`: ended once the drain is over, so watchers see every request of it end.
+    fn events(&self) -> &crate::events::Events;
 
     /// Requests picked up by a worker and not yet answered.
     fn in_flight(&self) -> usize {
@@ -36,13 +38,15 @@ pub trait Twin: Sized {
     fn shutdown(self, timeout: Duration) -> DrainReport {
         let began = Instant::now();
         self.begin_shutdown();
-        await_workers(
+        let report = await_workers(
             self.workers_done(),
             usize::from(self.config().workers),
             began,
             timeout,
             self.in_flight_counter(),
-        )
+        );
+        self.events().close();
+        report
     }
 }
 
