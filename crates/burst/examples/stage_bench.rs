@@ -131,7 +131,7 @@ fn main() {
     // same machine), and the longest gap between two frames the page drew meanwhile.
     let mut late = Vec::new();
     for (twin, query) in [
-        ("pool", "route=/io&ms=20&n=1000&at=pool"),
+        ("pool", "route=/io&ms=50&n=1000&at=pool"),
         ("event-loop", "route=/async-io&n=1000&at=event-loop"),
     ] {
         let result = post(stage, query);

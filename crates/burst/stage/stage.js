@@ -245,6 +245,7 @@ class Panel {
     }
     const v = el.querySelector('.verdict');
     v.className = 'verdict' + (res ? (res.status === 'ok' ? ' ok' : ' bad') : '');
+    v.title = res ? (res.verdict ?? res.error ?? '') : '';
     setHTML(v, verdict);
     setHTML(el.querySelector('.links'), links + notes.map(n => `<span class="note">${esc(n)}</span>`).join(' · '));
   }
