@@ -80,6 +80,11 @@ while IFS=$'\t' read -r kind cmd; do
       if ! grep -q '^listening on ' "$logs/$n.err"; then
         if kill -0 "${pids[-1]}" 2>/dev/null; then
           echo "FAILED to start: $cmd (still running after 10 s, no 'listening on' line)" >&2
+          # What it is doing: each thread's name, state and where it waits in the kernel.
+          for task in /proc/"${pids[-1]}"/task/*; do
+            [ -r "$task/stat" ] || continue
+            echo "  thread $(cat "$task/comm" 2>/dev/null): $(awk '{print $3}' "$task/stat") $(cat "$task/wchan" 2>/dev/null)" >&2
+          done
         else
           code=0
           wait "${pids[-1]}" || code=$?
