@@ -15,10 +15,10 @@ cd "$root"
 doc=docs/benchmarks.md
 tmp=$(mktemp -d)
 bin=target/release
+. scripts/lib.sh
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -28,19 +28,11 @@ say() { printf '%s\n' "$*" >&2; }
 say "building (release)…"
 cargo build --release --quiet -p pool-server -p async-server -p burst --example stage_bench
 
-# start NAME CMD…: run CMD in the background; set $url from its `listening on` line.
+# start NAME CMD…: run CMD in the background (its output in $tmp); set $url once it listens.
 start() {
   local name=$1
   shift
-  "$@" >/dev/null 2>"$tmp/$name.err" &
-  pids+=("$!")
-  for _ in $(seq 1 300); do
-    url=$(sed -n 's/^listening on //p' "$tmp/$name.err" | head -n 1)
-    [ -n "$url" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  say "bench-stage.sh: $name did not start"; cat "$tmp/$name.err" >&2; exit 1
+  start_server "$tmp" "$name" 's/^listening on //p' "$@"
 }
 
 start pool-server "$bin/pool-server" --port 0
@@ -63,14 +55,6 @@ cp "$shots/stage-io-16.png" docs/stage-live.png
   cat "$tmp/figures.md"
   echo
 } >"$tmp/report.md"
-python3 - "$doc" "$tmp/report.md" <<'PY'
-import sys
-doc, report = sys.argv[1], open(sys.argv[2]).read()
-text = open(doc).read()
-begin, end = "<!-- stage-bench:begin -->", "<!-- stage-bench:end -->"
-head, rest = text.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(doc, "w").write(head + begin + "\n" + report + end + tail)
-PY
+write_figures "$doc" stage-bench "$tmp/report.md"
 say "wrote the figures into $doc and docs/stage-live.png (every screenshot: $shots/)"
 cat "$tmp/report.md"

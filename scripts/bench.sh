@@ -18,10 +18,10 @@ doc=docs/benchmarks.md
 tmp=$(mktemp -d)
 bin=target/release
 
+. scripts/lib.sh
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -195,14 +195,6 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps[$1]}" "${p50[$1]}" "${
   echo "| pool-server, 100 × \`/io\`, 4 workers: total (ideal 25.00 s) | ${p100_total} s (off by ${d} ms) | within 30 ms | $(verdict "$d" 30 '<=') |"
 } >"$tmp/report.md"
 
-python3 - "$doc" "$tmp/report.md" <<'EOF'
-import sys
-doc, report = sys.argv[1], open(sys.argv[2]).read()
-text = open(doc).read()
-begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-head, rest = text.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(doc, "w").write(head + begin + "\n" + report + end + tail)
-EOF
+write_figures "$doc" bench "$tmp/report.md"
 say "wrote the figures into $doc"
 cat "$tmp/report.md"

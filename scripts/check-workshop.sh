@@ -85,6 +85,9 @@ while IFS=$'\t' read -r kind cmd; do
             [ -r "$task/stat" ] || continue
             echo "  thread $(cat "$task/comm" 2>/dev/null): $(awk '{print $3}' "$task/stat") $(cat "$task/wchan" 2>/dev/null)" >&2
           done
+          if command -v gdb >/dev/null; then
+            gdb -p "${pids[-1]}" -batch -ex 'thread apply all bt' 2>/dev/null | grep '^#' | head -n 30 >&2 || true
+          fi
         else
           code=0
           wait "${pids[-1]}" || code=$?

@@ -30,22 +30,12 @@ cargo build --release
 bin=target/release
 
 mkdir -p "$out"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    # Only the servers this script started, by PID; a polite SIGTERM first.
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # start NAME: run target/release/NAME on a free port; set $url once it is listening.
-# (Not called as $(start …): a subshell would lose the PID that cleanup needs.)
+# (Not called as $(start …): a subshell would lose the PID that stop_started needs.)
 . scripts/lib.sh
+pids=()
+trap stop_started EXIT
+trap 'exit 130' INT TERM
 start() {
   start_server "$out" "$1" 's/^listening on //p' "$bin/$1" --port 0 --workers "$workers"
 }

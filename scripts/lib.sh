@@ -1,8 +1,8 @@
-# lib.sh — sourced by demo.sh and real-stacks.sh: start a server and learn its URL.
+# lib.sh — sourced by the scripts that start servers: start one and learn its URL; stop them all.
 #
 # start_server DIR NAME PATTERN COMMAND…
 #   runs COMMAND in the background with stdout in DIR/NAME.access.log and stderr in
-#   DIR/NAME.stderr.log, appends its PID to the caller's `pids` array (which the caller's cleanup
+#   DIR/NAME.stderr.log, appends its PID to the caller's `pids` array (which `stop_started` below
 #   stops), and sets `url` from the first stderr line PATTERN (a sed expression that prints the
 #   URL) matches. Fails with the server's stderr if it does not start within 30 s.
 start_server() {
@@ -20,4 +20,25 @@ start_server() {
   echo "$(basename "$0"): $name did not start; its stderr:" >&2
   cat "$dir/$name.stderr.log" >&2
   return 1
+}
+
+# stop_started: SIGTERM each server in the caller's `pids` — only those it started, by PID — then
+# wait for them. Scripts set `trap stop_started EXIT` (and `trap 'exit 130' INT TERM`).
+stop_started() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# write_figures DOC MARKER REPORT: put the file REPORT into DOC between `<!-- MARKER:begin -->` and
+# `<!-- MARKER:end -->`, keeping everything else (the notes written by hand) as it is.
+write_figures() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+doc, marker, report = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+text = open(doc).read()
+begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + "\n" + report + end + tail)
+PY
 }

@@ -50,19 +50,15 @@ bin=target/release
 out=${OUT:-out/real-stacks-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
+. scripts/lib.sh
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap stop_started EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-. scripts/lib.sh
 start() { start_server "$out" "$@"; }
 
 export TWIN_WORKERS=4 TWIN_TASK_MS=1000 TWIN_MULTI_TASKS=2

@@ -25,14 +25,10 @@ cargo build --release
 bin=target/release
 
 mkdir -p "$out"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 . scripts/lib.sh
+pids=()
+trap stop_started EXIT
+trap 'exit 130' INT TERM
 
 # twin NAME PORT KIND: start NAME on PORT, unless a twin of KIND already answers there.
 twin() {

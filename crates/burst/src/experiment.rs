@@ -166,15 +166,7 @@ pub async fn fire_plan(
         run: None,
     };
     let burst = client::fire(target, opts).await?;
-    let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
-    let summary = stats::summarize(&burst);
-    Ok(Experiment {
-        burst,
-        server: plan.server,
-        unknown: plan.unknown,
-        check,
-        summary,
-    })
+    Ok(Experiment::of(burst, plan))
 }
 
 /// Fire several plans released at the same instant (the stage's "both"), each burst's requests
@@ -202,18 +194,7 @@ pub async fn fire_together(
     plans
         .into_iter()
         .zip(fired)
-        .map(|((_, plan), burst)| {
-            let burst = burst?;
-            let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
-            let summary = stats::summarize(&burst);
-            Ok(Experiment {
-                burst,
-                server: plan.server,
-                unknown: plan.unknown,
-                check,
-                summary,
-            })
-        })
+        .map(|((_, plan), burst)| Ok(Experiment::of(burst?, plan)))
         .collect()
 }
 
@@ -224,6 +205,19 @@ pub async fn run(target: &Target, n: usize, settings: &Settings) -> Result<Exper
 }
 
 impl Experiment {
+    /// A fired burst held against its plan's model.
+    fn of(burst: Burst, plan: Plan) -> Experiment {
+        let check = plan.prediction.as_ref().map(|p| model::check(&burst, p));
+        let summary = stats::summarize(&burst);
+        Experiment {
+            burst,
+            server: plan.server,
+            unknown: plan.unknown,
+            check,
+            summary,
+        }
+    }
+
     /// How the burst went, as `burst`'s exit status says it.
     pub fn status(&self) -> Status {
         if self.summary.ok < self.burst.n {

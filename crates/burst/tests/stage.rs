@@ -35,6 +35,30 @@ fn start_event_loop(addr: SocketAddr) -> async_server::Running {
     async_server::start(listener, Config::for_tests(ServerKind::EventLoop, 4, T_MS)).expect("async")
 }
 
+/// A stage watching twins at `pool` and `event_loop` (running or not), on its own runtime.
+fn start_stage(pool: SocketAddr, event_loop: SocketAddr) -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr = rt.block_on(async {
+        let config = StageConfig {
+            pool: Target::parse(&format!("http://{pool}")).await.expect("url"),
+            event_loop: Target::parse(&format!("http://{event_loop}"))
+                .await
+                .expect("url"),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(stage::serve(listener, config, std::future::pending()));
+        addr
+    });
+    (rt, addr)
+}
+
 struct Page {
     browser: Browser,
     shots: PathBuf,
@@ -102,27 +126,8 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
     let page = Page { browser, shots };
 
     let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stage_url = rt.block_on(async {
-        let config = StageConfig {
-            pool: Target::parse(&format!("http://{pool_addr}"))
-                .await
-                .expect("url"),
-            event_loop: Target::parse(&format!("http://{loop_addr}"))
-                .await
-                .expect("url"),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(stage::serve(listener, config, std::future::pending()));
-        url
-    });
+    let (_rt, stage) = start_stage(pool_addr, loop_addr);
+    let stage_url = format!("http://{stage}");
 
     // Nothing running yet: each panel says what to start.
     page.browser.goto(&stage_url).expect("open the stage");
@@ -230,28 +235,7 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
 /// cannot fire with the limit, and keeps no file it was not asked for.
 #[test]
 fn the_stage_answers_without_twins_and_refuses_bad_bursts_with_the_limit() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    let stage = rt.block_on(async {
-        let config = StageConfig {
-            pool: Target::parse(&format!("http://{pool_addr}"))
-                .await
-                .expect("url"),
-            event_loop: Target::parse(&format!("http://{loop_addr}"))
-                .await
-                .expect("url"),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(stage::serve(listener, config, std::future::pending()));
-        addr
-    });
+    let (_rt, stage) = start_stage(free_addr(), free_addr());
     let ask = |head: &str| {
         let request = format!(
             "{head} HTTP/1.1\r\nHost: stage\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
