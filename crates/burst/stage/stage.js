@@ -9,11 +9,13 @@ const GUTTER = 112;      // px left of the time axis, for the lane labels
 const IDLE_MS = 1500;    // a request after this much quiet (a burst from a terminal) starts a new picture
 const QUEUE_H = 34, AXIS_H = 22; // px: the strip of requests not in a lane yet; the time axis
 const C = { waiting: '#f2b33d', serving: '#1f6fd6', done: '#6aa86a', cut: '#b5b5b5',
-            frozen: '#8fd3ffcc', lane: ['#f4f6f9', '#ffffff'], axis: '#666', grid: '#e2e2e2' };
+            frozen: '#8fd3ff70', lane: ['#f4f6f9', '#ffffff'], axis: '#666', grid: '#e2e2e2' };
 
-let route = '/io';
+let route = localStorage.getItem('stage.route') ?? '/io';
 let firing = false;
-let dirty = true;          // something to draw; an idle page draws nothing (and costs no CPU)
+let dirty = true;          // something to draw; an idle page asks for no frames at all
+let scheduled = false;     // a frame is asked for
+const NAMES = { pool: 'pool', 'event-loop': 'event loop' };
 const release = new Map(); // run id → earliest event time (µs) on either panel: the release
 // The time axis keeps its length from burst to burst while N stays the same, so /async-io-multi's
 // staircase is drawn half as wide as /io's, not stretched to the same width.
@@ -33,6 +35,7 @@ class Panel {
   }
 
   reset(run, predictedMs, n, what = null) {
+    kick();
     Object.assign(this, { run, predictedMs, n, what, reqs: new Map(), lanes: [], frozen: [],
                           open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0 });
     this.latencies = [];
@@ -44,21 +47,24 @@ class Panel {
     for (const r of this.reqs.values()) {
       if (r.done === null) { r.done = nowUs; r.cut = true; this.cut++; if (r.serve0 === null) r.serve0 = nowUs; }
     }
+    this.cut += this.unseen;
     this.open = 0;
-    this.n = Math.min(this.n, this.reqs.size);
+    this.n = this.reqs.size;
+    for (const f of this.frozen) if (f.to === null) f.to = nowUs;
   }
 
   get workers() { return this.info ? this.info.workers : Math.max(this.lanes.length, 1); }
   get t0() { return release.get(this.run) ?? null; }
 
   state(r) {
+    if (r.refused) return 'refused';
     if (r.done !== null) return 'done';
     if (r.serve0 !== null) return 'serving';
     return 'waiting';
   }
 
   counts() {
-    const c = { waiting: 0, serving: 0, done: 0 };
+    const c = { waiting: 0, serving: 0, done: 0, refused: 0 };
     for (const r of this.reqs.values()) c[this.state(r)]++;
     // Fired by the stage, so the page knows how many were sent: those no loop has picked up yet
     // (behind a frozen one) are waiting too, though the server has said nothing of them.
@@ -98,6 +104,8 @@ class Panel {
       if (r.done === null) this.open--;
       r.done = d.t_us;
       r.status = d.status;
+      // Answered without a worker (the drain's 503 to a queued request): turned away, in no lane.
+      if (r.lane === null && d.worker === null) { r.refused = true; return; }
       if (r.serve0 === null) r.serve0 = r.wait0 ?? d.t_us;
       if (r.lane === null) { r.lane = laneOf(d.worker); (this.lanes[r.lane] ??= []).push(r); }
     }
@@ -145,11 +153,6 @@ class Panel {
       if (this.isFrozen(k)) { g.fillStyle = C.frozen; g.fillRect(0, queueH + k * laneH, GUTTER - 4, laneH); }
     }
     this.drawAxis(g, x, spanUs, t0, h - axisH, queueH, w);
-    g.fillStyle = C.frozen;
-    for (const f of this.frozen) {
-      if (f.lane >= lanes || (f.to ?? nowUs) < t0) continue;
-      g.fillRect(x(f.from), queueH + f.lane * laneH, Math.max(2, x(f.to ?? nowUs) - x(f.from)), laneH);
-    }
     // Each lane stacks its requests in pick-up order: a staircase on the pool, a block at once on
     // the event loop; at hundreds per lane the rows are thinner than a pixel and read as density.
     let drawn = 0;
@@ -171,6 +174,12 @@ class Panel {
       });
     }
     this.drawn = Math.min(drawn, DRAW_CAP);
+    // A frozen loop, over its bars: everything on it stood still.
+    g.fillStyle = C.frozen;
+    for (const f of this.frozen) {
+      if (f.lane >= lanes || (f.to ?? nowUs) < t0) continue;
+      g.fillRect(x(f.from), queueH + f.lane * laneH, Math.max(2, x(f.to ?? nowUs) - x(f.from)), laneH);
+    }
     if (queueH) this.drawQueue(g, w, queueH);
   }
 
@@ -180,7 +189,7 @@ class Panel {
     for (const r of this.reqs.values()) if (r.lane === null && r.done === null) waiting++;
     g.fillStyle = '#333';
     g.font = '600 15px system-ui, sans-serif';
-    g.fillText(this.twin === 'pool' ? 'queue' : 'waiting', 4, 21);
+    g.fillText(this.twin === 'pool' ? 'queue' : 'no loop yet', 4, 21);
     const size = 14, step = 17, fit = Math.floor((w - GUTTER - 40) / step);
     g.fillStyle = C.waiting;
     for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(GUTTER + i * step, 9, size, size);
@@ -193,7 +202,7 @@ class Panel {
   drawAxis(g, x, spanUs, t0, y, top, w) {
     const spanS = spanUs / 1e6;
     const step = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60].find(s => spanS / s <= 8) ?? 120;
-    g.font = '13px system-ui, sans-serif';
+    g.font = '15px system-ui, sans-serif';
     g.textAlign = 'center';
     for (let s = 0; s <= spanS + 1e-9; s += step) {
       const px = x(t0 + s * 1e6);
@@ -211,7 +220,8 @@ class Panel {
     const waitNoun = this.twin === 'pool' ? 'waiting for a worker' : 'waiting';
     setHTML(el.querySelector('.counter'),
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
-      `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>`);
+      `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>` +
+      (c.refused ? ` · <span class="r"><b>${c.refused}</b> turned away</span>` : ''));
     const lanes = this.workers, area = el.querySelector('.stage-area');
     const queueH = QUEUE_H;
     const laneH = (area.clientHeight - queueH - AXIS_H) / lanes;
@@ -232,15 +242,14 @@ class Panel {
     if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before this page saw them end`);
     const w = this.what;
     setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
-      ? `showing ${this.reqs.size} × ${esc(w.route)} fired elsewhere — its verdict is printed where it was fired`
-      : `showing ${this.n} × ${esc(w.route)}`);
+      ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
+      : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     const res = this.result;
     let verdict = '', links = '';
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
     else if (res) {
       const mark = { ok: '✓', 'not-as-predicted': '✗ NOT as predicted:', failed: '✗ FAILED:' }[res.status];
-      const waves = res.waves ? ` · ${wavesText(res.waves)}` : '';
-      verdict = `${mark} ${esc(res.verdict)}${waves}`;
+      verdict = `${mark} ${esc(res.verdict)}`;
       links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
     }
     const v = el.querySelector('.verdict');
@@ -267,13 +276,6 @@ class Panel {
   }
 }
 
-// "4 waves of 4", "1 wave of 16", "3 waves (8, 4, 4)": short enough for one line.
-function wavesText(w) {
-  const plural = w.length === 1 ? 'wave' : 'waves';
-  if (w.every(n => n === w[0])) return `${w.length} ${plural} of ${w[0]}`;
-  return `${w.length} ${plural} (${w.slice(0, 5).join(', ')}${w.length > 5 ? ', …' : ''})`;
-}
-
 function bar(g, color, x0, x1, y, h) {
   g.fillStyle = color;
   g.fillRect(x0, y, Math.max(x1 - x0, 1.5), h);
@@ -291,6 +293,7 @@ const panels = Object.fromEntries(
 function onMessage(m) {
   const p = panels[m.twin];
   dirty = true;
+  kick();
   switch (m.type) {
     case 'hello':
       // A new process (restarted): nothing of the old one's picture is true of it.
@@ -310,11 +313,10 @@ function onMessage(m) {
       busy(true);
       Object.assign(frames, { count: 0, maxGapMs: 0 });
       if (m.n !== sticky.n) Object.assign(sticky, { n: m.n, us: 0 });
-      for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n, { route: m.route });
-      status(`firing ${m.n} × ${m.route} at ${m.twins.map(t => t.twin).join(' and ')} — ` +
-             m.twins.map(t => `${t.twin}: ${t.model ?? 'no model'}`).join('; ') +
+      for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n, { route: m.route, model: t.model });
+      status(`burst ${m.burst}: firing ${m.n} × ${m.route} at ${m.twins.map(t => NAMES[t.twin]).join(' and ')}` +
              (m.route.startsWith('/cpu') && m.twins.length > 1
-               ? ' (both twins share this machine\'s cores: each takes about twice as long)' : ''));
+               ? ' — both share this machine\'s cores: each takes about twice the model\'s time' : ''));
       break;
     case 'result':
       busy(false);
@@ -324,7 +326,7 @@ function onMessage(m) {
       }
       if (m.chart) {
         document.querySelector('#chart img').src = m.chart;
-        document.getElementById('chart-button').hidden = false;
+        document.getElementById('chart-button').disabled = false;
       }
       status(`burst ${m.burst}: ${m.n} × ${m.route} done`);
       break;
@@ -338,9 +340,15 @@ function onMessage(m) {
 
 function connect() {
   const feed = new EventSource('/feed');
+  let lost = false;
   feed.onmessage = e => { for (const m of JSON.parse(e.data)) onMessage(m); };
-  feed.onerror = () => status('the stage server is not answering; retrying…', true);
-  feed.onopen = () => status('watching both twins');
+  feed.onerror = () => {
+    lost = true;
+    document.body.classList.add('lost');
+    status('the stage server is not answering (is `burst stage` still running?); retrying…', true);
+  };
+  // Back after the stage restarted: start from what it knows now, not from this page's past.
+  feed.onopen = () => { if (lost) location.reload(); else status('watching both twins'); };
 }
 
 // ---- drawing: one frame per screen refresh, both panels on one time axis ---------------------
@@ -348,22 +356,29 @@ function connect() {
 // How smooth the page stayed: the longest gap between two frames since the last burst began.
 const frames = { count: 0, maxGapMs: 0, last: 0 };
 
+// Ask for a frame; frames keep coming only while something moves, so an idle page costs nothing.
+function kick() {
+  if (!scheduled) { scheduled = true; requestAnimationFrame(frame); }
+}
+
 function frame(at) {
+  scheduled = false;
   if (frames.last) frames.maxGapMs = Math.max(frames.maxGapMs, at - frames.last);
   frames.last = at;
   const all = Object.values(panels);
-  if (dirty || all.some(p => p.live)) {
-    dirty = false;
-    frames.count++;
-    const nowUs = Date.now() * 1000;
-    // Panels fired together share one axis; each keeps the axis of earlier bursts of its N.
-    const together = all[0].run !== null && all.every(p => p.run === all[0].run);
-    const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.n && p.n === sticky.n ? sticky.us : 0));
-    all.forEach((p, i) => { p.draw(together ? Math.max(...spans) : spans[i], nowUs); p.render(); });
-  }
-  requestAnimationFrame(frame);
+  const live = all.some(p => p.live);
+  if (!dirty && !live) { frames.last = 0; return; }
+  dirty = false;
+  frames.count++;
+  const nowUs = Date.now() * 1000;
+  // Both panels on one time axis when they show bursts of the same N (fired together, or one
+  // after the other); the axis keeps the length of earlier bursts of that N.
+  const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.n && p.n === sticky.n ? sticky.us : 0));
+  const same = all.every(p => p.n === all[0].n || p.reqs.size === 0);
+  all.forEach((p, i) => { p.draw(same ? Math.max(...spans) : spans[i], nowUs); p.render(); });
+  if (live) kick();
 }
-window.addEventListener('resize', () => { dirty = true; });
+window.addEventListener('resize', () => { dirty = true; kick(); });
 
 // ---- controls: the stage server fires; the page only asks -----------------------------------
 
@@ -378,16 +393,20 @@ ROUTES.forEach((r, i) => {
 });
 function pickRoute(r) {
   route = r;
+  localStorage.setItem('stage.route', r);
   for (const b of routesEl.children) b.setAttribute('aria-checked', String(b.dataset.route === r));
 }
 pickRoute(route);
 
 const nEl = document.getElementById('n');
+nEl.value = localStorage.getItem('stage.n') ?? nEl.value;
+nEl.addEventListener('change', () => { localStorage.setItem('stage.n', nEl.value); nEl.blur(); });
 const PRESETS = [1, 4, 16, 100, 1000];
 function stepN(by) {
   const n = +nEl.value || 16;
   const next = by > 0 ? PRESETS.find(p => p > n) : PRESETS.slice().reverse().find(p => p < n);
   nEl.value = next ?? n;
+  localStorage.setItem('stage.n', nEl.value);
 }
 
 function busy(on) {
@@ -402,9 +421,12 @@ async function fire(at) {
     const q = new URLSearchParams({ route, n: nEl.value, at });
     const res = await fetch(`/fire?${q}`, { method: 'POST' });
     const body = await res.json();
-    if (!res.ok) status(`${body.error}${body.parameter ? ` (${body.parameter})` : ''}${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
+    if (!res.ok) {
+      status(`${body.parameter ? `${body.parameter}: ` : ''}${body.error}` +
+             `${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
+    }
   } catch (e) {
-    status('the stage server is not answering: is `burst stage` still running?', true);
+    status('the stage server is not answering (is `burst stage` still running?)', true);
   } finally {
     busy(false);
   }
@@ -413,7 +435,7 @@ document.querySelectorAll('[data-at]').forEach(b => { b.onclick = () => fire(b.d
 
 function toggleChart(show) {
   const chart = document.getElementById('chart');
-  const none = document.getElementById('chart-button').hidden;
+  const none = document.getElementById('chart-button').disabled;
   if (none && show !== false) return status('no chart yet: fire a burst first (B)');
   chart.hidden = !(show ?? chart.hidden);
 }
@@ -424,7 +446,9 @@ document.addEventListener('keydown', e => {
   // Typing a number of requests: digits, arrows and editing keys are the field's; the letters
   // and Enter still fire.
   if (e.target === nEl && /^([0-9]|Arrow.*|Backspace|Delete|Tab|Home|End)$/.test(e.key)) return;
+  if (e.target === nEl) nEl.blur();
   dirty = true;
+  kick();
   const k = e.key.toLowerCase();
   if (k >= '1' && k <= String(ROUTES.length)) pickRoute(ROUTES[+k - 1]);
   else if (k === 'p') fire('pool');
@@ -453,4 +477,4 @@ window.stage = {
 };
 
 connect();
-requestAnimationFrame(frame);
+kick();

@@ -137,7 +137,8 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
     let says = page.text("#panel-pool .down");
     assert!(
         says.contains(&format!(
-            "cargo run --release -p pool-server -- --port {}",
+            "release{}pool-server --port {}",
+            std::path::MAIN_SEPARATOR,
             pool_addr.port()
         )),
         "{says}"
@@ -257,10 +258,7 @@ fn the_stage_answers_without_twins_and_refuses_bad_bursts_with_the_limit() {
     assert_eq!(twins.len(), 2, "{result:#}");
     for t in twins {
         let error = t["error"].as_str().unwrap_or("");
-        assert!(
-            error.contains("not running: start it with `cargo run --release -p"),
-            "{t}"
-        );
+        assert!(error.contains("not running: start it with `target"), "{t}");
     }
     let r = ask("POST /fire?route=/io&n=1001");
     assert_eq!(r.status, 400);
