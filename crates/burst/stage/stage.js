@@ -4,7 +4,7 @@
 'use strict';
 
 const ROUTES = ['/io', '/async-io', '/async-io-multi', '/async-io-blocking', '/cpu'];
-const DRAW_CAP = 2000;   // bars drawn per panel; beyond this a burst is counted, not drawn (said)
+const DRAW_CAP = 2000;   // bars drawn per panel; beyond, a sample of each lane (said on the page)
 const GUTTER = 112;      // px left of the time axis, for the lane labels
 const IDLE_MS = 1500;    // a request after this much quiet (a burst from a terminal) starts a new picture
 const QUEUE_H = 34, AXIS_H = 22; // px: the strip of requests not in a lane yet; the time axis
@@ -155,14 +155,16 @@ class Panel {
     this.drawAxis(g, x, spanUs, t0, h - axisH, queueH, w);
     // Each lane stacks its requests in pick-up order: a staircase on the pool, a block at once on
     // the event loop; at hundreds per lane the rows are thinner than a pixel and read as density.
+    // Beyond DRAW_CAP bars, every lane draws 1 request in `every`, evenly (and the page says so).
+    const every = Math.max(1, Math.ceil(this.reqs.size / DRAW_CAP));
     let drawn = 0;
-    const perLane = this.n ? Math.ceil(this.n / lanes) : 0;
+    const perLane = this.n ? Math.ceil(this.n / lanes / every) : 0;
     for (let k = 0; k < lanes; k++) {
-      const list = this.lanes[k] ?? [];
+      const list = (this.lanes[k] ?? []).filter((_, i) => i % every === 0);
       const rows = Math.max(list.length, perLane, 1), rowH = (laneH - 4) / rows;
       const gap = rowH > 6 ? 2 : 0;
       list.forEach((r, i) => {
-        if (drawn++ >= DRAW_CAP) return;
+        drawn++;
         const y = queueH + k * laneH + 2 + i * rowH, bh = Math.max(rowH - gap, 0.5);
         const serve0 = r.serve0 ?? nowUs;
         // No `queued` event (the event loop): a request picked up well after the release waited
@@ -173,7 +175,8 @@ class Panel {
         if (r.serve0 !== null) bar(g, color, x(r.serve0), x(r.done ?? nowUs), y, bh);
       });
     }
-    this.drawn = Math.min(drawn, DRAW_CAP);
+    this.drawn = drawn;
+    this.every = every;
     // A frozen loop, over its bars: everything on it stood still.
     g.fillStyle = C.frozen;
     for (const f of this.frozen) {
@@ -237,7 +240,7 @@ class Panel {
     const down = el.querySelector('.down');
     down.hidden = this.up !== false;
     let notes = [];
-    if (this.reqs.size > DRAW_CAP) notes.push(`drawing the first ${DRAW_CAP} of ${this.reqs.size} requests; all are counted`);
+    if (this.every > 1) notes.push(`drawing 1 request in ${this.every} of ${this.reqs.size}; all are counted`);
     if (this.lagged) notes.push(`this page missed ${this.lagged} events (it fell behind); counts may be short`);
     if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before this page saw them end`);
     const w = this.what;
@@ -311,7 +314,7 @@ function onMessage(m) {
       break;
     case 'firing':     // from this page, another one, or curl: no second burst meanwhile
       busy(true);
-      Object.assign(frames, { count: 0, maxGapMs: 0 });
+      Object.assign(frames, { count: 0, maxGapMs: 0, last: 0 });
       if (m.n !== sticky.n) Object.assign(sticky, { n: m.n, us: 0 });
       for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n, { route: m.route, model: t.model });
       status(`burst ${m.burst}: firing ${m.n} × ${m.route} at ${m.twins.map(t => NAMES[t.twin]).join(' and ')}` +
@@ -376,7 +379,8 @@ function frame(at) {
   const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.n && p.n === sticky.n ? sticky.us : 0));
   const same = all.every(p => p.n === all[0].n || p.reqs.size === 0);
   all.forEach((p, i) => { p.draw(same ? Math.max(...spans) : spans[i], nowUs); p.render(); });
-  if (live) kick();
+  // A gap between frames counts only while frames follow each other, not across idle time.
+  if (live) kick(); else frames.last = 0;
 }
 window.addEventListener('resize', () => { dirty = true; kick(); });
 
