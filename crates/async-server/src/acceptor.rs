@@ -53,7 +53,7 @@ impl Loops {
             beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
             epoch: Instant::now(),
-            epoch_unix_us: twin_core::events::unix_micros(std::time::SystemTime::now()),
+            epoch_unix_us: twin_core::timefmt::unix_micros(std::time::SystemTime::now()),
         }
     }
 

@@ -59,13 +59,12 @@ pub(crate) fn router(state: LoopState) -> Router {
 /// (--threadpool slots); the loop itself stays free. Beyond the slots, requests queue.
 async fn io(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<Body> {
     let queued = Instant::now();
-    let wait = job.wait;
-    let waiting = at.event.then(Kind::Queued);
-    let events = st.events.clone();
-    events.publish(|| waiting.clone());
+    let (wait, worker) = (job.wait, Some(st.worker));
+    let (events, id) = (st.events.clone(), at.id.clone());
+    events.step(Kind::Queued, &id, Route::Io.path(), worker);
     let slot = tokio::task::spawn_blocking(move || {
         let waited = queued.elapsed();
-        events.publish(|| waiting.then(Kind::Slot));
+        events.step(Kind::Slot, &id, Route::Io.path(), worker);
         work::block_for(wait);
         waited
     });
@@ -152,7 +151,7 @@ fn done(
     cpu: Option<Duration>,
 ) -> Response<Body> {
     let report = WorkReport {
-        request_id: &at.event.id,
+        request_id: &at.id,
         worker: st.worker,
         started: at.pickup.at,
         elapsed: at.pickup.elapsed(),
@@ -188,17 +187,18 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         .get("x-request-id")
         .map(HeaderValue::as_bytes);
     let (id, bad_id) = events::request_id(&st.events, config.pid, header);
-    let route = events::route_of(&target);
-    let event = Event::at(Kind::PickedUp, &id, &route, Some(st.worker), picked.at);
+    let worker = Some(st.worker);
     if picked.logged() {
-        st.events.publish(|| event.clone());
+        let at = picked.at;
+        st.events
+            .publish(|| Event::new(Kind::PickedUp, &id, &target, worker, at));
     }
     let mut response = match over_limits(&request, &target).or(bad_id) {
         Some(reply) => to_response(reply),
         None => {
             request.extensions_mut().insert(Picked {
                 pickup: picked,
-                event: event.clone(),
+                id: id.clone(),
             });
             next.run(request).await
         }
@@ -212,7 +212,7 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     if picked.logged() {
         let status = response.status().as_u16();
         st.events
-            .publish(|| event.finished(status, picked.elapsed()));
+            .finished(&id, &target, worker, status, picked.elapsed());
     }
     if !config.log_finish {
         return response;
@@ -228,11 +228,11 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
 }
 
-/// When this request was picked up, and its `picked-up` event, for its handler.
+/// When this request was picked up, and its id, for its handler.
 #[derive(Debug, Clone)]
 struct Picked {
     pickup: access_log::PickUp,
-    event: Event,
+    id: Arc<str>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Picked {

@@ -23,15 +23,12 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket
     let method = rq.method().as_str().to_owned();
     let target = rq.url().to_owned();
     let pickup = access_log::pick_up(config, worker, &method, &target);
-    let Ticket {
-        id,
-        bad_id,
-        route,
-        logged,
-    } = ticket;
-    let picked = Event::at(Kind::PickedUp, &id, &route, Some(worker), pickup.at);
+    let Ticket { id, bad_id, logged } = ticket;
     if logged {
-        shared.events.publish(|| picked.clone());
+        let at = pickup.at;
+        shared
+            .events
+            .publish(|| Event::new(Kind::PickedUp, &id, &target, Some(worker), at));
     }
     // tiny_http reads a head of any size before we see it; the limits are enforced here, so
     // the answer matches the event-loop twin's.
@@ -86,9 +83,10 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket
     send(rq, reply);
     pickup.finish(config, &method, &target, status);
     if logged {
+        let elapsed = pickup.elapsed();
         shared
             .events
-            .publish(|| picked.finished(status, pickup.elapsed()));
+            .finished(&id, &target, Some(worker), status, elapsed);
     }
 }
 

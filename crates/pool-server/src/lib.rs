@@ -28,7 +28,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use twin_core::events::{self, Event, Events, Kind};
+use twin_core::events::{self, Events, Kind};
 use twin_core::platform::stop_accepting;
 use twin_core::request::split_target;
 use twin_core::run::Twin;
@@ -48,7 +48,6 @@ pub(crate) struct Ticket {
     /// Its `X-Request-Id` (or one made for it); a bad one's 400 is answered at pick-up.
     pub(crate) id: Arc<str>,
     pub(crate) bad_id: Option<Reply>,
-    pub(crate) route: Arc<str>,
     /// In the access log, and so in `/events`.
     pub(crate) logged: bool,
 }
@@ -281,7 +280,6 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let ticket = Ticket {
         id,
         bad_id,
-        route: events::route_of(rq.url()),
         logged: access_log::logged(&shared.config, path),
     };
     let Ok(_gate) = shared.gate.lock() else {
@@ -296,22 +294,19 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
         }
     }
     if ticket.logged {
-        shared
-            .events
-            .publish(|| Event::now(Kind::Queued, &ticket.id, &ticket.route, None));
+        shared.events.step(Kind::Queued, &ticket.id, rq.url(), None);
     }
     let _ = shared.queue.send(Item::Request(rq, ticket));
 }
 
 /// A queued request the drain turns away: its 503, and its end for the watchers.
 fn turn_away(shared: &Shared, rq: tiny_http::Request, ticket: &Ticket) {
-    handler::send(rq, Reply::shutting_down());
     if ticket.logged {
-        shared.events.publish(|| {
-            Event::now(Kind::Finished, &ticket.id, &ticket.route, None)
-                .finished(503, Duration::ZERO)
-        });
+        shared
+            .events
+            .finished(&ticket.id, rq.url(), None, 503, Duration::ZERO);
     }
+    handler::send(rq, Reply::shutting_down());
 }
 
 /// Connections the kernel has completed but tiny_http has not accepted yet (a burst's, on a
@@ -334,16 +329,9 @@ fn answer_backlog(listener: &TcpListener) {
 
 /// Read a request head from `stream` (briefly), then answer it with the JSON 503 and close.
 fn refuse(mut stream: std::net::TcpStream) {
-    use std::io::{Read, Write};
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
+    use std::io::Write;
+    if twin_core::limits::skip_head(&mut stream, Duration::from_secs(1)).is_err() {
+        return;
     }
     let reply = Reply::shutting_down();
     let mut response = format!("HTTP/1.1 {} Service Unavailable\r\n", reply.status);

@@ -28,7 +28,7 @@ use tracing_subscriber::Layer;
 use crate::config::Config;
 use crate::reply::millis;
 use crate::request::{split_target, FAVICON};
-use crate::timefmt;
+use crate::timefmt::{self, unix_micros};
 
 /// The tracing target of access-log events.
 pub const TARGET: &str = "twins::access";
@@ -91,12 +91,6 @@ impl PickUp {
             );
         }
     }
-}
-
-fn unix_micros(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Keeps the access log's writer thread; dropping it writes out what is still queued.

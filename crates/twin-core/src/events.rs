@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::reply::{self, Reply};
-use crate::timefmt;
+use crate::timefmt::{self, unix_micros};
 
 /// The path of the stream.
 pub const PATH: &str = "/events";
@@ -82,23 +82,18 @@ pub struct Event {
 }
 
 impl Event {
-    /// A step of request `id` on `route`, now.
-    pub fn now(kind: Kind, id: &Arc<str>, route: &Arc<str>, worker: Option<usize>) -> Event {
-        Event::at(kind, id, route, worker, SystemTime::now())
-    }
-
-    /// A step at a known moment (the pick-up: the same instant as the log line).
-    pub fn at(
+    /// Step `kind` of request `id` for `target`, at `at`.
+    pub fn new(
         kind: Kind,
         id: &Arc<str>,
-        route: &Arc<str>,
+        target: &str,
         worker: Option<usize>,
         at: SystemTime,
     ) -> Event {
         Event {
             kind,
             id: id.clone(),
-            route: route.clone(),
+            route: route_of(target),
             worker,
             t_us: unix_micros(at),
             status: None,
@@ -106,24 +101,11 @@ impl Event {
         }
     }
 
-    /// The same request's `finished` step, now: its status and the time since pick-up.
-    pub fn finished(&self, status: u16, elapsed: Duration) -> Event {
-        Event {
-            kind: Kind::Finished,
-            t_us: unix_micros(SystemTime::now()),
-            status: Some(status),
-            elapsed_us: Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)),
-            ..self.clone()
-        }
-    }
-
-    /// The same request's next step, now (`slot`).
-    pub fn then(&self, kind: Kind) -> Event {
-        Event {
-            kind,
-            t_us: unix_micros(SystemTime::now()),
-            ..self.clone()
-        }
+    /// With the response's status and the time since pick-up (`finished`).
+    pub fn ended(mut self, status: u16, elapsed: Duration) -> Event {
+        self.status = Some(status);
+        self.elapsed_us = Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        self
     }
 
     /// The event's JSON, written directly: a watcher thread writes thousands of these a second.
@@ -156,13 +138,6 @@ impl Event {
         out.push('}');
         out
     }
-}
-
-/// µs since the Unix epoch.
-pub fn unix_micros(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Which loops are frozen now, and since when (µs since the epoch of their last tick).
@@ -231,6 +206,26 @@ impl Events {
             Err(TrySendError::Disconnected(_)) => false,
         });
         self.hub.count.store(watchers.len(), Ordering::Relaxed);
+    }
+
+    /// Step `kind` of request `id` for `target`, now. Like every publish, it builds nothing when
+    /// nobody watches: the request path pays one atomic load.
+    pub fn step(&self, kind: Kind, id: &Arc<str>, target: &str, worker: Option<usize>) {
+        self.publish(|| Event::new(kind, id, target, worker, SystemTime::now()));
+    }
+
+    /// `finished`: the response's status, `elapsed` since pick-up.
+    pub fn finished(
+        &self,
+        id: &Arc<str>,
+        target: &str,
+        worker: Option<usize>,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        self.publish(|| {
+            Event::new(Kind::Finished, id, target, worker, SystemTime::now()).ended(status, elapsed)
+        });
     }
 
     /// A new request id, for a request that came without `X-Request-Id`: unique in this process.
@@ -394,23 +389,9 @@ impl Events {
     }
 }
 
-/// Read (and drop) a request head: closing a socket with unread bytes would reset it.
+/// Read (and drop) a watcher's request head, and set the socket up for a stream.
 fn read_head(stream: &mut std::net::TcpStream) -> io::Result<()> {
-    use std::io::Read;
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > crate::limits::MAX_HEAD_BYTES {
-            return Err(io::Error::other("request head too large"));
-        }
-        match stream.read(&mut chunk)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    stream.set_read_timeout(None)?;
+    crate::limits::skip_head(stream, Duration::from_secs(5))?;
     // Little kernel memory for a watcher that stops reading: its buffer here is what counts.
     socket2::SockRef::from(&*stream).set_send_buffer_size(64 * 1024)?;
     // A watcher that stops reading for this long is let go (its thread would wait forever).

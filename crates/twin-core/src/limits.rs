@@ -68,6 +68,30 @@ pub fn check(
     }
 }
 
+/// Read a request head off `stream` and drop it, blocking up to `timeout` a read: for a connection
+/// no HTTP server has read, before answering it — closing a socket with unread bytes would reset
+/// it. Fails on a head over [`MAX_HEAD_BYTES`], a timeout, or a client that went away.
+pub fn skip_head(
+    stream: &mut std::net::TcpStream,
+    timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::io::{self, Read};
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(io::Error::other("request head too large"));
+        }
+        match stream.read(&mut chunk)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    stream.set_read_timeout(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

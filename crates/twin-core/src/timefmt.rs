@@ -73,6 +73,13 @@ pub fn rfc3339_ms(at: SystemTime) -> String {
     with_second(unix, |s| format!("{}.{ms:03}{}", s.iso, s.offset))
 }
 
+/// µs since the Unix epoch (0 before it): how the access log and `/events` carry a moment.
+pub fn unix_micros(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
