@@ -22,20 +22,12 @@ sizes=${DEMO_SIZES:-16}
 workers=${DEMO_WORKERS:-4}
 out=${DEMO_OUT:-out/demo-$(date +%Y%m%d-%H%M%S)}
 
-command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
-
-echo "== building (release; the first build takes a few minutes) =="
-# The whole workspace, as the README's `cargo build --release`: one build serves both.
-cargo build --release
+. scripts/lib.sh
+build_and_guard "$out"
 bin=target/release
 
-mkdir -p "$out"
 # start NAME: run target/release/NAME on a free port; set $url once it is listening.
 # (Not called as $(start …): a subshell would lose the PID that stop_started needs.)
-. scripts/lib.sh
-pids=()
-trap stop_started EXIT
-trap 'exit 130' INT TERM
 start() {
   start_server "$out" "$1" 's/^listening on //p' "$bin/$1" --port 0 --workers "$workers"
 }

@@ -42,3 +42,15 @@ _, tail = rest.split(end, 1)
 open(doc, "w").write(head + begin + "\n" + report + end + tail)
 PY
 }
+
+# build_and_guard OUT: the release build the README's `cargo build --release` makes (one build
+# serves every script), then OUT made, an empty `pids`, and the traps that stop what was started.
+build_and_guard() {
+  command -v cargo >/dev/null || { echo "$(basename "$0"): cargo is not installed (https://rustup.rs)" >&2; exit 2; }
+  echo "== building (release; the first build takes a few minutes) =="
+  cargo build --release
+  mkdir -p "$1"
+  pids=()
+  trap stop_started EXIT
+  trap 'exit 130' INT TERM
+}

@@ -18,17 +18,9 @@ cd "$(dirname "$0")/.."
 stage_port=${STAGE_PORT:-8080}
 out=${STAGE_OUT:-out/stage-$(date +%Y%m%d-%H%M%S)}
 
-command -v cargo >/dev/null || { echo "stage.sh: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
-
-echo "== building (release; the first build takes a few minutes) =="
-cargo build --release
-bin=target/release
-
-mkdir -p "$out"
 . scripts/lib.sh
-pids=()
-trap stop_started EXIT
-trap 'exit 130' INT TERM
+build_and_guard "$out"
+bin=target/release
 
 # twin NAME PORT KIND: start NAME on PORT, unless a twin of KIND already answers there.
 twin() {
