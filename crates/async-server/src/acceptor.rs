@@ -88,8 +88,12 @@ impl Loops {
     }
 
     /// For `/events`: each loop that holds connections and has not ticked for [`FROZEN_AFTER`],
-    /// with the time of its last tick (µs since the Unix epoch).
-    pub(crate) fn frozen(&self) -> Vec<Option<u64>> {
+    /// with the time of its last tick (µs since the Unix epoch); `None` while no loop holds a
+    /// connection (none can be frozen).
+    pub(crate) fn frozen(&self) -> Option<Vec<Option<u64>>> {
+        if self.open.iter().all(|n| n.load(Ordering::Relaxed) == 0) {
+            return None;
+        }
         let now = self.now_ms();
         let frozen_ms = u64::try_from(FROZEN_AFTER.as_millis()).unwrap_or(u64::MAX);
         (0..self.open.len())
@@ -98,7 +102,8 @@ impl Loops {
                 (self.open[k].load(Ordering::Relaxed) > 0 && now.saturating_sub(beat) > frozen_ms)
                     .then(|| self.epoch_unix_us + beat * 1000)
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     /// The responsive loop with the fewest open connections; if every loop is frozen, the one
@@ -126,6 +131,7 @@ pub(crate) fn run(
     loops: Loops,
     to_loops: Vec<mpsc::UnboundedSender<(TcpStream, Open)>>,
     stop: watch::Receiver<bool>,
+    events: twin_core::events::Events,
 ) {
     let mut last_complaint: Option<Instant> = None;
     loop {
@@ -135,7 +141,12 @@ pub(crate) fn run(
                     continue;
                 }
                 let k = loops.pick();
+                let was_idle = loops.open[k].load(Ordering::Relaxed) == 0;
                 let open = loops.opened(k);
+                if was_idle {
+                    // `/events` looks at the loops' heartbeats only while some loop is busy.
+                    events.loops_busy();
+                }
                 // A loop that has stopped takes no more; the connection is closed on drop.
                 let _ = to_loops[k].send((stream, open));
             }

@@ -21,6 +21,8 @@ use twin_core::request::{parse_params, split_target, wants_html, FAVICON};
 use twin_core::shutdown::InFlight;
 use twin_core::{access_log, limits, reply, work, Config, Job, Reply, Route, WorkReport};
 
+use crate::peer::Peer;
+
 /// What one event loop's handlers share.
 #[derive(Debug, Clone)]
 pub(crate) struct LoopState {
@@ -62,14 +64,33 @@ async fn io(st: State<LoopState>, at: Picked, Params(job): Params) -> Response<B
     let (wait, worker) = (job.wait, Some(st.worker));
     let (events, id) = (st.events.clone(), at.id.clone());
     events.step(Kind::Queued, &id, Route::Io.path(), worker);
-    let slot = tokio::task::spawn_blocking(move || {
+    let slot = OnThreadPool(tokio::task::spawn_blocking(move || {
         let waited = queued.elapsed();
         events.step(Kind::Slot, &id, Route::Io.path(), worker);
         work::block_for(wait);
         waited
-    });
+    }));
     let pool_wait = slot.await.ok();
     done(&st, &at, &job, pool_wait, None)
+}
+
+/// A job on the loop's thread pool that is dropped with its request: hyper drops a handler whose
+/// client has gone, and a job no slot has taken yet then never runs (one already running
+/// finishes: a blocking call cannot be interrupted).
+struct OnThreadPool<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for OnThreadPool<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for OnThreadPool<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// One async wait: the request is parked and the loop serves others meanwhile.
@@ -120,7 +141,10 @@ async fn favicon() -> Response<Body> {
 
 /// `GET /events` on a connection that has already carried another request: the stream is served
 /// only on a connection of its own (handed off before a loop reads it, lib.rs), so say where.
-async fn events_again() -> Response<Body> {
+async fn events_again(method: Method) -> Response<Body> {
+    if method == Method::HEAD {
+        return to_response(Reply::events_head());
+    }
     let mut reply = Reply::error(
         307,
         "open /events on a connection of its own",
@@ -167,8 +191,12 @@ fn done(
 /// one from the queue — the access-log line, the shared limits, and the drain's 503. Every
 /// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
 async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) -> Response<Body> {
-    let _in_flight = st.in_flight.enter();
     let config = &*st.config;
+    if request.extensions().get::<Skipped>().is_some() {
+        // Its client had gone when hyper handed it over: said in the log already (`skip`).
+        return to_response(Reply::client_gone());
+    }
+    let _in_flight = st.in_flight.enter();
     if let Some(limit) = config.limit_concurrency {
         // Counted before this request's own place: over the limit, turn it away untouched.
         if st.in_flight.count() > limit {
@@ -193,6 +221,15 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         st.events
             .publish(|| Event::new(Kind::PickedUp, &id, &target, worker, at));
     }
+    // hyper drops this future if the client goes away mid-request: its watchers still see it end.
+    let mut ended = Ended {
+        events: &st.events,
+        id: &id,
+        target: &target,
+        worker,
+        picked,
+        done: !picked.logged(),
+    };
     let mut response = match over_limits(&request, &target).or(bad_id) {
         Some(reply) => to_response(reply),
         None => {
@@ -214,6 +251,8 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         st.events
             .finished(&id, &target, worker, status, picked.elapsed());
     }
+    ended.done = true;
+    drop(ended);
     if !config.log_finish {
         return response;
     }
@@ -226,6 +265,52 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         status: response.status().as_u16(),
     };
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
+}
+
+/// Marks a request [`skip`] turned away.
+#[derive(Debug, Clone, Copy)]
+struct Skipped;
+
+/// Called as hyper hands this loop a request: if its client has reset the connection meanwhile
+/// (it gave up while it waited behind a frozen loop), the loop skips it — a `499` line in the log
+/// and `finished` 499 for the watchers, as the pool twin does at its pick-up — and the pick-up
+/// answers it at once (to nobody). Here rather than in [`pick_up`]: hyper reads on after the
+/// request, meets the reset and drops the request before the pick-up ever runs.
+pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &mut Request) {
+    if !peer.gone() {
+        return;
+    }
+    let config = &*st.config;
+    let target = request.uri().to_string();
+    access_log::skipped(config, st.worker, request.method().as_str(), &target);
+    if access_log::logged(config, split_target(&target).0) {
+        let header = request.headers().get("x-request-id");
+        let (id, _) = events::request_id(&st.events, config.pid, header.map(|h| h.as_bytes()));
+        let worker = Some(st.worker);
+        st.events
+            .finished(&id, &target, worker, 499, Duration::ZERO);
+    }
+    request.extensions_mut().insert(Skipped);
+}
+
+/// A picked-up request that ends without an answer (its client went away, hyper dropped it):
+/// `finished` with 499 for the watchers, as on the pool twin.
+struct Ended<'a> {
+    events: &'a Events,
+    id: &'a Arc<str>,
+    target: &'a str,
+    worker: Option<usize>,
+    picked: access_log::PickUp,
+    done: bool,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let elapsed = self.picked.elapsed();
+            (self.events).finished(self.id, self.target, self.worker, 499, elapsed);
+        }
+    }
 }
 
 /// When this request was picked up, and its id, for its handler.

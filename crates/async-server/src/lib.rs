@@ -16,6 +16,7 @@
 mod acceptor;
 mod handler;
 mod hyper_errors;
+mod peer;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -37,6 +38,7 @@ use twin_core::{limits, Config};
 
 use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
+use crate::peer::{Peer, WithPeer};
 
 pub use twin_core::config::DEFAULT_THREADPOOL;
 
@@ -63,6 +65,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let heartbeats = loops.clone();
     let events = Events::new(
         config.events_buffer,
+        config.max_watchers,
         Some(Box::new(move || heartbeats.frozen())),
     );
     let (stop, stop_rx) = watch::channel(false);
@@ -96,9 +99,10 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             })?;
     }
     let socket = listener.try_clone()?;
+    let watched = events.clone();
     thread::Builder::new()
         .name("acceptor".into())
-        .spawn(move || acceptor::run(socket, loops, to_loops, stop_rx))?;
+        .spawn(move || acceptor::run(socket, loops, to_loops, stop_rx, watched))?;
     Ok(Running {
         addr,
         config,
@@ -170,7 +174,7 @@ fn serve_connection(
     graceful: &GracefulShutdown,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
-    let (router, mut http) = (router.clone(), http.clone());
+    let (router, mut http, state) = (router.clone(), http.clone(), state.clone());
     let (k, events, config) = (state.worker, state.events.clone(), state.config.clone());
     let watcher = graceful.watcher();
     let mut stop = stop.clone();
@@ -210,8 +214,11 @@ fn serve_connection(
             return;
         }
         let draining = *stop.borrow();
-        let service = TowerToHyperService::new(router);
-        let io = hyper_errors::JsonRefusals::new(TokioIo::new(stream), k);
+        // Each request carries its connection's socket, so the pick-up can see a client that
+        // has gone (peer.rs).
+        let peer = Peer::new(stream);
+        let service = TowerToHyperService::new(WithPeer::new(router, peer.clone(), state));
+        let io = hyper_errors::JsonRefusals::new(TokioIo::new(peer), k);
         if draining {
             // Draining: the handler answers 503; hyper must read the request first, so this
             // connection is not handed to the graceful shutdown (which would close it unread).

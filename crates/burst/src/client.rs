@@ -114,6 +114,9 @@ pub enum Outcome {
     Connect(String),
     /// The connection broke after the request was sent, or the response was malformed.
     Io(String),
+    /// Given up before its answer came (Ctrl-C, the stage's Esc or `POST /cancel`): its
+    /// connection was reset, so a twin that had not picked it up yet skips it.
+    Cancelled,
 }
 
 impl Outcome {
@@ -122,6 +125,7 @@ impl Outcome {
         match self {
             Outcome::Http(_) => "ok",
             Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
             Outcome::Connect(_) | Outcome::Io(_) => "error",
         }
     }
@@ -131,7 +135,7 @@ impl Outcome {
         match self {
             Outcome::Connect(e) => Some(format!("connect: {e}")),
             Outcome::Io(e) => Some(e.clone()),
-            Outcome::Http(_) | Outcome::Timeout => None,
+            Outcome::Http(_) | Outcome::Timeout | Outcome::Cancelled => None,
         }
     }
 }
@@ -251,6 +255,46 @@ pub struct FireOptions {
     pub worker_header: Arc<str>,
     /// The run id the requests' `X-Request-Id`s begin with; `None` makes a new one.
     pub run: Option<Arc<str>>,
+    /// Becomes `true` to give up on every request still waiting for its answer.
+    pub cancel: Option<watch::Receiver<bool>>,
+}
+
+/// A way to give up on a burst under way: [`Cancel::cancel`] ends every request still waiting
+/// for its answer, as [`Outcome::Cancelled`].
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Cancel {
+        Cancel(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// What a burst watches (for [`FireOptions::cancel`]).
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
+
+/// Until `cancel` says so (never, without one).
+async fn cancelled(cancel: Option<watch::Receiver<bool>>) {
+    match cancel {
+        Some(mut rx) => {
+            if rx.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// A new run id: unique per run (a burst of a `burst` process, or a stage's press of a key), short
@@ -324,9 +368,14 @@ pub async fn fire_together(bursts: Vec<(Target, FireOptions)>) -> Vec<Result<Bur
             let (timeout, ended) = (opts.timeout, opts.ended.clone());
             let header = opts.worker_header.clone();
             let id = format!("{run}-{index}");
+            let cancel = opts.cancel.clone();
             tasks.push(tokio::spawn(async move {
-                let r =
-                    one_request(index, &id, &target, &ready, go, &connects, timeout, &header).await;
+                let exchange = Exchange {
+                    timeout,
+                    worker_header: &header,
+                    cancel,
+                };
+                let r = one_request(index, &id, &target, &ready, go, &connects, exchange).await;
                 if let Some(ended) = ended {
                     ended.fetch_add(1, Ordering::Relaxed);
                 }
@@ -410,7 +459,13 @@ fn finish(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How one request waits for its answer.
+struct Exchange<'a> {
+    timeout: Duration,
+    worker_header: &'a str,
+    cancel: Option<watch::Receiver<bool>>,
+}
+
 async fn one_request(
     index: usize,
     id: &str,
@@ -418,9 +473,13 @@ async fn one_request(
     ready: &Barrier,
     mut go: watch::Receiver<Option<Instant>>,
     connects: &Semaphore,
-    timeout: Duration,
-    worker_header: &str,
+    how: Exchange<'_>,
 ) -> RequestResult {
+    let Exchange {
+        timeout,
+        worker_header,
+        cancel,
+    } = how;
     let mut result = RequestResult::new(index);
     // Prepare: connect and handshake before the release — within a time limit of its own, so a
     // server that accepts slowly cannot hang the burst before it starts.
@@ -430,7 +489,12 @@ async fn one_request(
             .await
             .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        // Closed with a reset, not a FIN: a request given up on (Ctrl-C, a timeout, the stage's
+        // Esc) is then one a twin skips rather than serves to nobody (a FIN could be a client
+        // that only stopped sending and still waits for its answer). No TIME_WAIT is left
+        // behind either, for bursts of thousands.
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        hyper::client::conn::http1::handshake(TokioIo::new(NoFin(stream)))
             .await
             .map_err(|e| e.to_string())
     };
@@ -496,12 +560,60 @@ async fn one_request(
         result.done = Some(release.elapsed());
         Ok::<(), String>(())
     };
-    match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok(())) => result.outcome = Outcome::Http(result.status.unwrap_or_default()),
-        Ok(Err(e)) => result.outcome = Outcome::Io(e),
-        Err(_) => result.outcome = Outcome::Timeout,
-    }
+    let outcome = tokio::select! {
+        biased;
+        () = cancelled(cancel) => None,
+        answered = tokio::time::timeout_at(deadline, exchange) => Some(answered),
+    };
+    result.outcome = match outcome {
+        Some(Ok(Ok(()))) => Outcome::Http(result.status.unwrap_or_default()),
+        Some(Ok(Err(e))) => Outcome::Io(e),
+        Some(Err(_)) => Outcome::Timeout,
+        None => {
+            result.done = None;
+            Outcome::Cancelled
+        }
+    };
     result
+}
+
+/// A burst's connection, which ends with the reset its `SO_LINGER` of zero sends when it is
+/// closed — never with a FIN first, which hyper sends when it is done with a connection: after a
+/// FIN, a server sees only "the client stopped sending", and a later reset is lost on it.
+struct NoFin(TcpStream);
+
+impl tokio::io::AsyncRead for NoFin {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for NoFin {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// The `dur` of metric `name` in a `Server-Timing` value:

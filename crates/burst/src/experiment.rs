@@ -66,6 +66,8 @@ pub struct Settings {
     pub model: Option<ServerInfo>,
     /// The response header that names the worker.
     pub worker_header: Arc<str>,
+    /// Gives up on the bursts under way (Ctrl-C, the stage's Esc).
+    pub cancel: Option<client::Cancel>,
 }
 
 impl Default for Settings {
@@ -74,6 +76,7 @@ impl Default for Settings {
             timeout: None,
             model: None,
             worker_header: client::WORKER_HEADER.into(),
+            cancel: None,
         }
     }
 }
@@ -164,6 +167,7 @@ pub async fn fire_plan(
         ended,
         worker_header: settings.worker_header.clone(),
         run: None,
+        cancel: settings.cancel.as_ref().map(client::Cancel::watch),
     };
     let burst = client::fire(target, opts).await?;
     Ok(Experiment::of(burst, plan))
@@ -186,6 +190,7 @@ pub async fn fire_together(
                 ended: None,
                 worker_header: settings.worker_header.clone(),
                 run: Some(run.clone()),
+                cancel: settings.cancel.as_ref().map(client::Cancel::watch),
             };
             (target.clone(), opts)
         })
@@ -314,6 +319,9 @@ pub async fn compare(
                     n,
                     experiment,
                 });
+                if settings.cancel.as_ref().is_some_and(client::Cancel::is_cancelled) {
+                    return Ok(cells);
+                }
             }
         }
     }

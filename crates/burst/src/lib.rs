@@ -50,6 +50,7 @@ pub fn fire_blocking(url: &str, n: usize, timeout: Duration) -> Result<Burst, Fi
                 ended: None,
                 worker_header: client::WORKER_HEADER.into(),
                 run: None,
+                cancel: None,
             },
         )
         .await

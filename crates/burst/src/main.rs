@@ -10,6 +10,7 @@ use burst::model::describe;
 use burst::model::ServerInfo;
 use burst::progress::Progress;
 use burst::render::{self, WaterfallStyle};
+use burst::client::Cancel;
 use burst::{output, svg, Target};
 use clap::{Args, Parser, Subcommand};
 
@@ -350,7 +351,58 @@ fn settings(common: &CommonArgs) -> Result<Settings, Fatal> {
         timeout,
         model,
         worker_header: header.to_ascii_lowercase().into(),
+        cancel: None,
     })
+}
+
+/// The first Ctrl-C gives up on the requests still waiting (their connections are reset, so a
+/// twin skips what it had not picked up) and lets `burst` show what it saw; a second quits now.
+fn on_interrupt(cancel: &Cancel) -> Result<(), Fatal> {
+    let cancel = cancel.clone();
+    ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            eprintln!("burst: quit");
+            std::process::exit(130);
+        }
+        cancel.cancel();
+        eprintln!(
+            "\nburst: Ctrl-C: giving up on the requests still waiting; here is what came back \
+             (Ctrl-C again quits at once)"
+        );
+    })
+    .map_err(|e| Fatal(format!("cannot catch Ctrl-C: {e}"), 2))
+}
+
+/// Exit status after Ctrl-C, as a shell reports it.
+const INTERRUPTED: u8 = 130;
+
+/// Ask the server what it is; say so within a second if it keeps `burst` waiting (its workers
+/// busy with earlier requests), and give up on Ctrl-C.
+async fn plan_telling(
+    target: &Target,
+    n: usize,
+    settings: &Settings,
+) -> Result<Option<experiment::Plan>, burst::FireError> {
+    let url = target.url.clone();
+    let notice = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        eprintln!(
+            "burst: waiting for the server to answer GET / (its configuration, for the model): \
+             its workers may still be busy with earlier requests — {url}"
+        );
+    });
+    let cancel = settings.cancel.as_ref().map(Cancel::watch);
+    let planned = tokio::select! {
+        plan = experiment::plan(target, n, settings) => Some(plan),
+        () = async move {
+            match cancel {
+                Some(mut c) => { let _ = c.wait_for(|c| *c).await; }
+                None => std::future::pending().await,
+            }
+        } => None,
+    };
+    notice.abort();
+    planned.transpose()
 }
 
 fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
@@ -361,13 +413,18 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
         ));
     };
     let n = args.n as usize;
-    let settings = settings(&args.common)?;
+    let mut settings = settings(&args.common)?;
+    let cancel = Cancel::default();
+    settings.cancel = Some(cancel.clone());
     ensure_open_files(n)?;
     let rt = runtime()?;
+    on_interrupt(&cancel)?;
     let e = rt
         .block_on(async {
             let target = Target::parse(url).await?;
-            let plan = experiment::plan(&target, n, &settings).await?;
+            let Some(plan) = plan_telling(&target, n, &settings).await? else {
+                return Ok(None);
+            };
             if let (Some(p), Some(end)) = (&plan.prediction, plan.predicted_end()) {
                 if end >= Duration::from_secs(3) {
                     // CPU work: this is from T; the verdict uses the CPU time the server measures.
@@ -388,9 +445,13 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             progress.begin(&format!("{n} × {}", target.url), n, plan.predicted_end());
             let e = experiment::fire_plan(&target, plan, &settings, Some(progress.counter())).await;
             progress.end();
-            e
+            e.map(Some)
         })
         .map_err(|e| Fatal(e.0, 2))?;
+    let Some(e) = e else {
+        eprintln!("burst: interrupted before anything was fired");
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
     if let Some(path) = &args.svg {
         let route = e
             .burst
@@ -464,6 +525,20 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             }
         }
     }
+    if cancel.is_cancelled() {
+        let given_up = e
+            .burst
+            .results
+            .iter()
+            .filter(|r| r.outcome == burst::client::Outcome::Cancelled)
+            .count();
+        eprintln!(
+            "burst: interrupted: {} of {n} answered before Ctrl-C, {given_up} given up (their \
+             connections reset: a twin skips what it had not picked up yet)",
+            e.summary.ok
+        );
+        return Ok(ExitCode::from(INTERRUPTED));
+    }
     Ok(ExitCode::from(e.status().exit_code()))
 }
 
@@ -483,7 +558,10 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             }
         })
         .collect();
-    let settings = settings(&args.common)?;
+    let mut settings = settings(&args.common)?;
+    let cancel = Cancel::default();
+    settings.cancel = Some(cancel.clone());
+    on_interrupt(&cancel)?;
     let mut named: Vec<(String, String)> = Vec::new();
     for t in &args.targets {
         match t.split_once('=') {
@@ -599,6 +677,13 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
         if !args.json {
             println!("chart: {}", path.display());
         }
+    }
+    if cancel.is_cancelled() {
+        eprintln!(
+            "burst: interrupted: {} cells shown; the cell under way gave up its waiting requests",
+            cells.len()
+        );
+        return Ok(ExitCode::from(INTERRUPTED));
     }
     let status = cells
         .iter()

@@ -316,6 +316,9 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     let last = actual.last().copied().unwrap_or_default();
     let model_last = expected.last().map_or(Duration::ZERO, |w| w.first);
     let tail = last.saturating_sub(model_last + tol);
+    // The slow side is bounded too: a last wave may trail by the machine's cost per request, not
+    // by more than one more service time or 2 ms a request, whichever is more.
+    let tail_allowed = prediction.service.max(Duration::from_millis(2) * burst.n as u32);
     let shape_ok = found.len() == expected.len() && late.is_none();
     // CPU work on a busy laptop: other programs take the cores too, and the scheduler shares
     // them unevenly, so waves can smear. What the lesson claims is then checked instead: no
@@ -327,8 +330,13 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     } else {
         None
     };
-    let cpu_ok = cpu_checked && too_soon.is_none();
-    let as_predicted = failed == 0 && (shape_ok || cpu_ok);
+    // …and no later than half as long again as the model's last wave (CPU work that others share
+    // — another burst, another program — is slower than the cores this model gives it).
+    let cpu_limit = model_last.mul_f64(1.5) + tol;
+    let too_late = cpu_checked && too_soon.is_none() && last > cpu_limit;
+    let cpu_ok = cpu_checked && too_soon.is_none() && !too_late;
+    let tail_too_long = shape_ok && tail > tail_allowed;
+    let as_predicted = failed == 0 && ((shape_ok && !tail_too_long) || cpu_ok);
     let verdict = if failed > 0 {
         format!(
             "{failed} of {} requests failed (no answer, or not a 2xx); expected {shape}",
@@ -344,6 +352,14 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         )
     } else if let Some(why) = too_soon {
         format!("NOT as predicted: expected {shape}, but {why}")
+    } else if too_late {
+        format!(
+            "NOT as predicted: expected {shape}, but the last request finished at {:.2} s, more \
+             than half as long again as the model's {:.2} s: something else was computing on \
+             these cores (another burst, another program)",
+            last.as_secs_f64(),
+            model_last.as_secs_f64()
+        )
     } else if found.len() != expected.len() {
         let sizes: Vec<String> = found.iter().map(|w| w.size.to_string()).collect();
         format!(
@@ -368,6 +384,13 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
                 e.first.as_secs_f64()
             )
         }
+    } else if tail_too_long {
+        format!(
+            "NOT as predicted: expected {shape}, but the last request finished {:.2} s after \
+             the model's {:.2} s — more than this machine's cost per request explains",
+            (last - model_last).as_secs_f64(),
+            model_last.as_secs_f64()
+        )
     } else if tail > Duration::ZERO {
         let beyond = last - model_last;
         let per_request = beyond.as_secs_f64() * 1e6 / burst.n.max(1) as f64;
@@ -699,7 +722,7 @@ mod tests {
         );
         // Smeared by other programs on the machine: three waves, not two — yet each worker
         // computed one after another and nothing beat the cores: still the lesson.
-        let mut smeared = burst_done_at(&[400, 620, 410, 900, 1010, 1200, 1300, 1650]);
+        let mut smeared = burst_done_at(&[400, 520, 410, 800, 850, 900, 1000, 1150]);
         for (k, r) in smeared.results.iter_mut().enumerate() {
             r.cpu_ms = Some(200.0);
             r.worker = Some(format!("worker{}", k % 4));
@@ -719,6 +742,32 @@ mod tests {
         let c = check(&overlapped, &p);
         assert!(!c.as_predicted, "{}", c.verdict);
         assert!(c.verdict.contains("sooner than"), "{}", c.verdict);
+        // Twice as slow as the cores allow (both twins computing on the same cores at once):
+        // the slow side fails too — "nothing too early" alone would pass any slowdown.
+        let mut shared = burst_done_at(&[800, 820, 1200, 1250, 1600, 1610, 1590, 1620]);
+        for (k, r) in shared.results.iter_mut().enumerate() {
+            r.cpu_ms = Some(200.0);
+            r.worker = Some(format!("worker{}", k % 4));
+        }
+        let c = check(&shared, &p);
+        assert!(!c.as_predicted, "{}", c.verdict);
+        assert!(
+            c.verdict.contains("something else was computing"),
+            "{}",
+            c.verdict
+        );
+    }
+
+    #[test]
+    fn a_last_wave_that_trails_far_behind_the_model_fails() {
+        let p = predict(&info("event-loop"), "/async-io?ms=100").unwrap();
+        // One wave, but its last request 190 ms after the model's 100 ms: 130 ms beyond the
+        // tolerance, more than S = 100 ms and 2 ms × 6 — not a cost per request any more.
+        let b = burst_done_at(&[100, 130, 170, 210, 250, 290]);
+        let c = check(&b, &p);
+        assert!(!c.as_predicted, "{}", c.verdict);
+        let ok = burst_done_at(&[100, 101, 103, 140, 185]);
+        assert!(check(&ok, &p).as_predicted);
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn outcome_label(r: &RequestResult) -> String {
     match &r.outcome {
         Outcome::Http(status) => status.to_string(),
         Outcome::Timeout => "TIMEOUT".to_owned(),
+        Outcome::Cancelled => "CANCELLED".to_owned(),
         other => format!("ERROR {}", other.error().unwrap_or_default()),
     }
 }
@@ -183,6 +184,7 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
             Outcome::Http(_) if r.is_ok() => format!("{:.2}s", end.as_secs_f64()),
             Outcome::Http(status) => format!("✗ {status}"),
             Outcome::Timeout => "✗ timeout".to_owned(),
+            Outcome::Cancelled => "✗ cancelled".to_owned(),
             Outcome::Connect(_) | Outcome::Io(_) => "✗ error".to_owned(),
         };
         let pad = (bar_w + 1).saturating_sub(a + dots + served_len);

@@ -18,8 +18,18 @@ use crate::{Shared, Ticket};
 
 /// Serve `rq` on worker `worker`, from pick-up to the last byte of the response.
 pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket) {
-    let _in_flight = shared.in_flight.enter();
     let config = &shared.config;
+    if client_gone(&rq) {
+        // It gave up while it waited (Ctrl-C, the stage's Esc): a worker serving it would be
+        // tied up for nobody. Dropping it answers nothing: its socket is gone.
+        access_log::skipped(config, worker, rq.method().as_str(), rq.url());
+        if ticket.logged {
+            let events = &shared.events;
+            events.finished(&ticket.id, rq.url(), Some(worker), 499, Duration::ZERO);
+        }
+        return;
+    }
+    let _in_flight = shared.in_flight.enter();
     let method = rq.method().as_str().to_owned();
     let target = rq.url().to_owned();
     let pickup = access_log::pick_up(config, worker, &method, &target);
@@ -88,6 +98,16 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket
             .events
             .finished(&id, &target, Some(worker), status, elapsed);
     }
+}
+
+/// Has the client of `rq` reset its connection while the request waited for a worker?
+/// tiny_http's reader may have taken the reset from the socket already (it reads on, for the
+/// next request); otherwise a peek sees it.
+fn client_gone(rq: &Request) -> bool {
+    rq.client_reset()
+        || rq
+            .tcp_stream()
+            .is_some_and(|socket| twin_core::platform::client_gone(&socket))
 }
 
 /// The route's work, on this worker's thread. The worker can do nothing else until it returns.

@@ -95,7 +95,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let shared = Arc::new(Shared {
         config: config.clone(),
         in_flight: InFlight::default(),
-        events: Events::new(config.events_buffer, None),
+        events: Events::new(config.events_buffer, config.max_watchers, None),
         queue,
         waiting,
         gate: Mutex::new(()),
@@ -269,7 +269,13 @@ fn restart(shared: Arc<Shared>) {
 fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let path = split_target(rq.url()).0;
     if path == events::PATH && *rq.method() == tiny_http::Method::Get {
-        return shared.events.watch(&shared.config, rq.into_writer());
+        return match shared.events.subscribe(rq.tcp_stream()) {
+            Ok(watcher) => watcher.serve(&shared.config, rq.into_writer()),
+            Err(refused) => handler::send(rq, refused),
+        };
+    }
+    if path == events::PATH && *rq.method() == tiny_http::Method::Head {
+        return handler::send(rq, Reply::events_head());
     }
     let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
     let (id, bad_id) = events::request_id(
@@ -333,19 +339,7 @@ fn refuse(mut stream: std::net::TcpStream) {
     if twin_core::limits::skip_head(&mut stream, Duration::from_secs(1)).is_err() {
         return;
     }
-    let reply = Reply::shutting_down();
-    let mut response = format!("HTTP/1.1 {} Service Unavailable\r\n", reply.status);
-    for (name, value) in
-        std::iter::once(("Content-Type", reply.content_type.to_owned())).chain(reply.headers)
-    {
-        response.push_str(&format!("{name}: {value}\r\n"));
-    }
-    response.push_str(&format!(
-        "Content-Length: {}\r\n\r\n{}",
-        reply.body.len(),
-        reply.body
-    ));
-    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.write_all(Reply::shutting_down().to_http1().as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 

@@ -59,10 +59,10 @@ pub fn pick_up(config: &Config, worker: usize, method: &str, target: &str) -> Pi
     }
 }
 
-/// Is a request for `path` in the access log (and so in `/events`)? Not the browser's favicon;
-/// `/healthz` only with `--log-healthz` (scripts poll it).
+/// Is a request for `path` in the access log (and so in `/events`)? Not the browser's favicon
+/// nor the stream itself; `/healthz` only with `--log-healthz` (scripts poll it).
 pub fn logged(config: &Config, path: &str) -> bool {
-    path != FAVICON && (config.log_healthz || path != "/healthz")
+    path != FAVICON && path != crate::events::PATH && (config.log_healthz || path != "/healthz")
 }
 
 impl PickUp {
@@ -90,6 +90,23 @@ impl PickUp {
                 elapsed_us
             );
         }
+    }
+}
+
+/// A request whose client reset its connection before a worker picked it up (it gave up: Ctrl-C,
+/// Esc on the stage): not served. One line, as nginx logs a 499, so the log says where the
+/// request went: `[…] [4242-worker0] 499 GET /io client gone before pick-up: skipped`.
+pub fn skipped(config: &Config, worker: usize, method: &str, target: &str) {
+    if logged(config, split_target(target).0) {
+        tracing::info!(
+            target: TARGET,
+            at_us = unix_micros(SystemTime::now()),
+            worker,
+            method,
+            uri = target,
+            status = 499u16,
+            gone = true
+        );
     }
 }
 
@@ -172,6 +189,7 @@ struct AccessFields {
     uri: String,
     status: Option<u64>,
     elapsed_us: u64,
+    gone: bool,
 }
 
 impl Visit for AccessFields {
@@ -190,6 +208,12 @@ impl Visit for AccessFields {
             "method" => self.method = value.to_owned(),
             "uri" => self.uri = value.to_owned(),
             _ => {}
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "gone" {
+            self.gone = value;
         }
     }
 
@@ -215,6 +239,11 @@ where
         let uri = printable(&f.uri);
         match f.status {
             None => writeln!(writer, "[{stamp}] [{who}] {} {uri}", f.method),
+            Some(status) if f.gone => writeln!(
+                writer,
+                "[{stamp}] [{who}] {status} {} {uri} client gone before pick-up: skipped",
+                f.method
+            ),
             Some(status) => writeln!(
                 writer,
                 "[{stamp}] [{who}] {status} {} {uri} {:.1}ms",

@@ -63,6 +63,11 @@ pub struct ServerArgs<const DEFAULT_PORT: u16> {
     #[arg(long)]
     pub log_healthz: bool,
 
+    /// At most this many `/events` watchers at once; one more gets a JSON 503.
+    #[arg(long, default_value_t = crate::events::MAX_WATCHERS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub max_watchers: usize,
+
     /// On Ctrl-C or SIGTERM, how long to let in-flight requests finish, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub graceful_timeout: u64,
@@ -103,6 +108,8 @@ pub struct Config {
     pub log_finish: bool,
     pub log_healthz: bool,
     pub graceful_timeout_s: u64,
+    /// `/events` watchers served at once (`--max-watchers`).
+    pub max_watchers: usize,
     /// Events each `/events` watcher may fall behind by before it loses some.
     #[serde(skip)]
     pub events_buffer: usize,
@@ -165,6 +172,7 @@ impl<const P: u16> ServerArgs<P> {
             log_finish: self.log_finish,
             log_healthz: self.log_healthz,
             graceful_timeout_s: self.graceful_timeout,
+            max_watchers: self.max_watchers,
             events_buffer: crate::events::BUFFER,
         })
     }

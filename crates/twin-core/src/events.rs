@@ -15,6 +15,7 @@
 //! - with no watcher, publishing is one atomic load.
 
 use std::io::{self, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::limits;
 use crate::reply::{self, Reply};
 use crate::timefmt::{self, unix_micros};
 
@@ -140,8 +142,17 @@ impl Event {
     }
 }
 
-/// Which loops are frozen now, and since when (µs since the epoch of their last tick).
-pub type FrozenProbe = dyn Fn() -> Vec<Option<u64>> + Send + Sync;
+/// Which loops are frozen now, and since when (µs since the epoch of their last tick); `None`
+/// while no loop holds a connection (nothing can be frozen, and nothing needs looking at).
+pub type FrozenProbe = dyn Fn() -> Option<Vec<Option<u64>>> + Send + Sync;
+
+/// Watchers a twin serves at once unless `--max-watchers` says otherwise: the stage takes one,
+/// a few terminals `curl -N` more. Each costs a thread and a buffer of [`BUFFER`] events.
+pub const MAX_WATCHERS: usize = 16;
+
+/// How long one write to a watcher may take before it is let go: a watcher that stops reading
+/// must not keep its thread, buffer and place for long.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// The events of one server: where requests publish and watchers subscribe. Cheap to clone.
 #[derive(Clone)]
@@ -154,14 +165,38 @@ struct Hub {
     /// How many watchers there are: publishing with none is one load.
     count: AtomicUsize,
     buffer: usize,
+    max_watchers: usize,
     next_id: AtomicU64,
     closed: AtomicBool,
-    frozen: Option<Box<FrozenProbe>>,
+    frozen: Option<Frozen>,
+}
+
+/// The event loops' heartbeats, looked at by one thread for every watcher — every
+/// [`FROZEN_CHECK`] while some watcher watches and some loop holds a connection, never otherwise.
+struct Frozen {
+    probe: Box<FrozenProbe>,
+    /// Each loop's state as last published, for a watcher that joins mid-freeze.
+    now: Mutex<Vec<Option<u64>>>,
+    thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
 struct Subscriber {
-    tx: SyncSender<Event>,
+    tx: SyncSender<Message>,
     missed: Arc<AtomicU64>,
+    /// The watcher's connection, to see whether it is still there when the watchers are full.
+    socket: Option<Arc<TcpStream>>,
+}
+
+/// What a watcher's thread is sent.
+#[derive(Debug, Clone)]
+enum Message {
+    Step(Event),
+    /// Loop `worker` froze (`Some(since_us)`) or thawed (`None`), at `t_us`.
+    Loop {
+        worker: usize,
+        since_us: Option<u64>,
+        t_us: u64,
+    },
 }
 
 impl std::fmt::Debug for Events {
@@ -173,17 +208,22 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Events with `buffer` events of room per watcher; `frozen` tells which loops are frozen
-    /// (the event-loop twin's heartbeats).
-    pub fn new(buffer: usize, frozen: Option<Box<FrozenProbe>>) -> Events {
+    /// Events with `buffer` events of room per watcher and at most `max_watchers` watchers;
+    /// `frozen` tells which loops are frozen (the event-loop twin's heartbeats).
+    pub fn new(buffer: usize, max_watchers: usize, frozen: Option<Box<FrozenProbe>>) -> Events {
         Events {
             hub: Arc::new(Hub {
                 watchers: Mutex::new(Vec::new()),
                 count: AtomicUsize::new(0),
                 buffer: buffer.max(1),
+                max_watchers,
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
-                frozen,
+                frozen: frozen.map(|probe| Frozen {
+                    probe,
+                    now: Mutex::new(Vec::new()),
+                    thread: std::sync::OnceLock::new(),
+                }),
             }),
         }
     }
@@ -193,11 +233,14 @@ impl Events {
         if self.hub.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let event = event();
+        self.send(Message::Step(event()));
+    }
+
+    fn send(&self, message: Message) {
         let Ok(mut watchers) = self.hub.watchers.lock() else {
             return;
         };
-        watchers.retain(|w| match w.tx.try_send(event.clone()) {
+        watchers.retain(|w| match w.tx.try_send(message.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 w.missed.fetch_add(1, Ordering::Relaxed);
@@ -233,6 +276,14 @@ impl Events {
         format!("{pid}-{}", self.hub.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// A loop may have begun holding connections: the frozen-loop watch looks again (it sleeps
+    /// while every loop is idle). Costs nothing when nobody has ever watched.
+    pub fn loops_busy(&self) {
+        if let Some(thread) = self.hub.frozen.as_ref().and_then(|f| f.thread.get()) {
+            thread.unpark();
+        }
+    }
+
     /// The drain: every stream ends (after what it has already been sent), and no new one begins.
     pub fn close(&self) {
         self.hub.closed.store(true, Ordering::SeqCst);
@@ -240,51 +291,152 @@ impl Events {
             watchers.clear();
             self.hub.count.store(0, Ordering::Relaxed);
         }
+        self.loops_busy();
     }
 
-    fn subscribe(&self) -> Option<(mpsc::Receiver<Event>, Arc<AtomicU64>)> {
+    /// A place for a new watcher on `socket`, or the answer that refuses it: the JSON 503 when
+    /// `--max-watchers` are watching already (watchers whose clients have gone are let go
+    /// first), the drain's 503 once the server drains.
+    pub fn subscribe(&self, socket: Option<Arc<TcpStream>>) -> Result<Watcher, Reply> {
         let (tx, rx) = mpsc::sync_channel(self.hub.buffer);
         let missed = Arc::new(AtomicU64::new(0));
-        let mut watchers = self.hub.watchers.lock().ok()?;
+        let mut watchers = self
+            .hub
+            .watchers
+            .lock()
+            .map_err(|_| Reply::shutting_down())?;
         // Checked under the lock, so that `close` cannot miss a watcher.
         if self.hub.closed.load(Ordering::SeqCst) {
-            return None;
+            return Err(Reply::shutting_down());
+        }
+        if watchers.len() >= self.hub.max_watchers {
+            watchers.retain(|w| {
+                !w.socket
+                    .as_deref()
+                    .is_some_and(crate::platform::peer_closed)
+            });
+        }
+        if watchers.len() >= self.hub.max_watchers {
+            return Err(Reply::overloaded("--max-watchers", self.hub.max_watchers));
         }
         watchers.push(Subscriber {
             tx,
             missed: missed.clone(),
+            socket: socket.clone(),
         });
         self.hub.count.store(watchers.len(), Ordering::Relaxed);
-        Some((rx, missed))
+        drop(watchers);
+        self.start_frozen_watch();
+        Ok(Watcher {
+            events: self.clone(),
+            rx,
+            missed,
+            socket,
+        })
     }
 
-    /// Serve one watcher on a thread of its own: the response head, `hello`, then every event
-    /// until the watcher goes away or the server drains. `out` is the connection.
-    pub fn watch(&self, config: &Config, out: Box<dyn Write + Send>) {
+    /// The one thread that looks at the loops' heartbeats for every watcher (event-loop twin).
+    fn start_frozen_watch(&self) {
+        let Some(frozen) = &self.hub.frozen else {
+            return;
+        };
+        if frozen.thread.get().is_some() {
+            return self.loops_busy();
+        }
         let events = self.clone();
-        let hello = Reply::index(config).body;
         let started = std::thread::Builder::new()
-            .name("events".into())
-            .spawn(move || {
-                if let Err(e) = events.stream(&hello, out) {
-                    tracing::debug!("an events watcher went away: {e}");
-                }
-            });
-        if let Err(e) = started {
-            tracing::warn!("cannot start a thread for an events watcher: {e}");
+            .name("events-frozen".into())
+            .spawn(move || events.watch_frozen());
+        match started {
+            Ok(handle) => {
+                let _ = frozen.thread.set(handle.thread().clone());
+            }
+            Err(e) => tracing::warn!("cannot start the frozen-loop watch: {e}"),
         }
     }
 
+    fn watch_frozen(&self) {
+        let Some(frozen) = &self.hub.frozen else {
+            return;
+        };
+        loop {
+            if self.hub.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let watched = self.hub.count.load(Ordering::Relaxed) > 0;
+            let states = if watched { (frozen.probe)() } else { None };
+            // Idle, or nobody watching: loops that were frozen are not any more.
+            let busy = states.is_some();
+            let states = states.unwrap_or_else(|| {
+                let known = frozen.now.lock().map_or(0, |now| now.len());
+                vec![None; known]
+            });
+            let changed: Vec<(usize, Option<u64>)> = {
+                let Ok(mut now) = frozen.now.lock() else {
+                    return;
+                };
+                now.resize(states.len(), None);
+                let changed = states
+                    .iter()
+                    .zip(now.iter())
+                    .enumerate()
+                    .filter(|(_, (new, old))| new.is_some() != old.is_some())
+                    .map(|(k, (new, _))| (k, *new))
+                    .collect();
+                *now = states;
+                changed
+            };
+            let t_us = unix_micros(SystemTime::now());
+            for (worker, since_us) in changed {
+                self.send(Message::Loop {
+                    worker,
+                    since_us,
+                    t_us,
+                });
+            }
+            if busy {
+                std::thread::sleep(FROZEN_CHECK);
+            } else {
+                // Until `loops_busy` (a loop took a connection, a watcher came) or the drain.
+                std::thread::park();
+            }
+        }
+    }
+
+    /// Loops frozen now, as last looked at: for a watcher that joins mid-freeze.
+    fn frozen_now(&self) -> Vec<(usize, u64)> {
+        let Some(frozen) = &self.hub.frozen else {
+            return Vec::new();
+        };
+        frozen.now.lock().map_or(Vec::new(), |now| {
+            now.iter()
+                .enumerate()
+                .filter_map(|(k, since)| since.map(|s| (k, s)))
+                .collect()
+        })
+    }
+
     /// Serve a watcher on a connection no HTTP server has read yet (the event-loop twin hands
-    /// it over before a loop touches it): read its request head, then as [`Events::watch`].
-    pub fn watch_connection(&self, config: &Config, mut stream: std::net::TcpStream) {
+    /// it over before a loop touches it): on a thread of its own, read its request head, then
+    /// as [`Watcher::serve`] — or answer the 503 that refuses it.
+    pub fn watch_connection(&self, config: &Config, mut stream: TcpStream) {
         let events = self.clone();
         let hello = Reply::index(config).body;
         let started = std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
-                let read = read_head(&mut stream).and_then(|()| stream.try_clone());
-                let result = read.and_then(|out| events.stream(&hello, Box::new(out)));
+                let read = limits::skip_head(&mut stream, Duration::from_secs(5))
+                    .and_then(|()| stream.try_clone());
+                let result = read.and_then(|mut out| {
+                    let socket = Arc::new(stream);
+                    match events.subscribe(Some(socket.clone())) {
+                        Ok(watcher) => watcher.stream(&hello, Box::new(out)),
+                        Err(reply) => {
+                            out.write_all(reply.to_http1().as_bytes())?;
+                            socket.shutdown(std::net::Shutdown::Write)
+                        }
+                    }
+                });
                 if let Err(e) = result {
                     tracing::debug!("an events watcher went away: {e}");
                 }
@@ -293,116 +445,170 @@ impl Events {
             tracing::warn!("cannot start a thread for an events watcher: {e}");
         }
     }
+}
 
-    fn stream(&self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
+/// A watcher's place: its buffer of events, until its thread serves it ([`Watcher::serve`]).
+pub struct Watcher {
+    events: Events,
+    rx: mpsc::Receiver<Message>,
+    missed: Arc<AtomicU64>,
+    socket: Option<Arc<TcpStream>>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Serve this watcher on a thread of its own: the response head, `hello`, then every event
+    /// until the watcher goes away or the server drains. `out` is the connection.
+    pub fn serve(self, config: &Config, out: Box<dyn Write + Send>) {
+        let hello = Reply::index(config).body;
+        let started = std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || {
+                if let Err(e) = self.stream(&hello, out) {
+                    tracing::debug!("an events watcher went away: {e}");
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!("cannot start a thread for an events watcher: {e}");
+        }
+    }
+
+    fn stream(self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
+        if let Some(socket) = &self.socket {
+            // Little kernel memory for a watcher that stops reading: its buffer here is what
+            // counts, and WRITE_STALL lets it go.
+            let _ = socket2::SockRef::from(&**socket).set_send_buffer_size(64 * 1024);
+        }
+        let out = Stall {
+            out,
+            socket: self.socket.clone(),
+            since: None,
+        };
         let mut out = io::BufWriter::new(out);
         out.write_all(HEAD.as_bytes())?;
-        let Some((rx, missed)) = self.subscribe() else {
-            return out.flush();
-        };
         write_event(&mut out, "hello", hello.trim_end())?;
+        for (worker, since_us) in self.events.frozen_now() {
+            let t_us = unix_micros(SystemTime::now());
+            let message = Message::Loop {
+                worker,
+                since_us: Some(since_us),
+                t_us,
+            };
+            write_message(&mut out, &message)?;
+        }
         out.flush()?;
-        let tick = if self.hub.frozen.is_some() {
-            FROZEN_CHECK
-        } else {
-            LAGGED_CHECK
-        };
-        let mut frozen: Vec<Option<u64>> = Vec::new();
         let mut quiet_since = Instant::now();
         loop {
-            match rx.recv_timeout(tick) {
-                Ok(event) => {
-                    self.lagged(&mut out, &missed)?;
-                    write_event(&mut out, event.kind.as_str(), &event.data())?;
+            // Asleep while nothing happens: woken by an event, to tell a loss, or to say it is
+            // still here (which also finds out that a watcher has gone).
+            let behind = self.missed.load(Ordering::Relaxed) > 0;
+            let wait = if behind {
+                LAGGED_CHECK
+            } else {
+                KEEP_ALIVE.saturating_sub(quiet_since.elapsed())
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(message) => {
+                    lagged(&mut out, &self.missed)?;
+                    write_message(&mut out, &message)?;
                     // Whatever else has queued goes out in the same write.
-                    for event in rx.try_iter().take(256) {
-                        write_event(&mut out, event.kind.as_str(), &event.data())?;
+                    for message in self.rx.try_iter().take(256) {
+                        write_message(&mut out, &message)?;
                     }
                     out.flush()?;
                     quiet_since = Instant::now();
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     // What it lost with nothing after it is told too, not only before the next.
-                    if missed.load(Ordering::Relaxed) > 0 {
-                        self.lagged(&mut out, &missed)?;
-                        out.flush()?;
-                    }
+                    lagged(&mut out, &self.missed)?;
                     if quiet_since.elapsed() >= KEEP_ALIVE {
                         out.write_all(b": still here\n\n")?;
-                        out.flush()?;
                         quiet_since = Instant::now();
                     }
+                    out.flush()?;
                 }
                 Err(RecvTimeoutError::Disconnected) => return out.flush(),
             }
-            if let Some(probe) = &self.hub.frozen {
-                self.report_frozen(&mut out, probe(), &mut frozen)?;
-            }
         }
-    }
-
-    fn lagged(&self, out: &mut impl Write, missed: &AtomicU64) -> io::Result<()> {
-        let n = missed.swap(0, Ordering::Relaxed);
-        if n > 0 {
-            let data = json!({ "missed": n, "t_us": unix_micros(SystemTime::now()) });
-            write_event(out, "lagged", &data.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// `frozen` / `thawed` for each loop whose state changed since this watcher last looked.
-    fn report_frozen(
-        &self,
-        out: &mut impl Write,
-        now: Vec<Option<u64>>,
-        seen: &mut Vec<Option<u64>>,
-    ) -> io::Result<()> {
-        seen.resize(now.len(), None);
-        let mut wrote = false;
-        for (k, (now, seen)) in now.iter().zip(seen.iter_mut()).enumerate() {
-            match (*seen, *now) {
-                (None, Some(since_us)) => {
-                    let data = json!({
-                        "worker": reply::worker_name(k),
-                        "since_us": since_us,
-                        "t_us": unix_micros(SystemTime::now()),
-                    });
-                    write_event(out, "frozen", &data.to_string())?;
-                    wrote = true;
-                }
-                (Some(_), None) => {
-                    let data = json!({
-                        "worker": reply::worker_name(k),
-                        "t_us": unix_micros(SystemTime::now()),
-                    });
-                    write_event(out, "thawed", &data.to_string())?;
-                    wrote = true;
-                }
-                _ => {}
-            }
-            *seen = *now;
-        }
-        if wrote {
-            out.flush()?;
-        }
-        Ok(())
     }
 }
 
-/// Read (and drop) a watcher's request head, and set the socket up for a stream.
-fn read_head(stream: &mut std::net::TcpStream) -> io::Result<()> {
-    crate::limits::skip_head(stream, Duration::from_secs(5))?;
-    // Little kernel memory for a watcher that stops reading: its buffer here is what counts.
-    socket2::SockRef::from(&*stream).set_send_buffer_size(64 * 1024)?;
-    // A watcher that stops reading for this long is let go (its thread would wait forever).
-    stream.set_write_timeout(Some(Duration::from_secs(30)))
+fn lagged(out: &mut impl Write, missed: &AtomicU64) -> io::Result<()> {
+    let n = missed.swap(0, Ordering::Relaxed);
+    if n > 0 {
+        let data = json!({ "missed": n, "t_us": unix_micros(SystemTime::now()) });
+        write_event(out, "lagged", &data.to_string())?;
+    }
+    Ok(())
+}
+
+fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
+    match message {
+        Message::Step(event) => write_event(out, event.kind.as_str(), &event.data()),
+        Message::Loop {
+            worker,
+            since_us: Some(since_us),
+            t_us,
+        } => {
+            let data = json!({
+                "worker": reply::worker_name(*worker),
+                "since_us": since_us,
+                "t_us": t_us,
+            });
+            write_event(out, "frozen", &data.to_string())
+        }
+        Message::Loop {
+            worker,
+            since_us: None,
+            t_us,
+        } => {
+            let data = json!({ "worker": reply::worker_name(*worker), "t_us": t_us });
+            write_event(out, "thawed", &data.to_string())
+        }
+    }
+}
+
+/// A watcher's connection, where one write may take at most [`WRITE_STALL`]: each write gets
+/// what is left of that time (a watcher that reads a little now and then does not reset it);
+/// a flush that completes starts it again.
+struct Stall {
+    out: Box<dyn Write + Send>,
+    socket: Option<Arc<TcpStream>>,
+    since: Option<Instant>,
+}
+
+impl Write for Stall {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let left = WRITE_STALL.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the watcher stopped reading",
+            ));
+        }
+        if let Some(socket) = &self.socket {
+            socket.set_write_timeout(Some(left))?;
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.since = None;
+        Ok(())
+    }
 }
 
 /// The response head: the stream ends when the connection closes.
 const HEAD: &str = "HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-store\r\n\
-Access-Control-Allow-Origin: *\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n\
 retry: 1000\n\n";
@@ -473,34 +679,50 @@ mod tests {
         });
     }
 
+    fn times(w: &Watcher) -> Vec<u64> {
+        w.rx.try_iter()
+            .filter_map(|m| match m {
+                Message::Step(e) => Some(e.t_us),
+                Message::Loop { .. } => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_watcher_behind_loses_events_counted_and_publishing_never_blocks() {
-        let events = Events::new(4, None);
-        let (rx, missed) = events.subscribe().expect("open");
+        let events = Events::new(4, 8, None);
+        let w = events.subscribe(None).expect("open");
         for n in 0..10 {
             ev(&events, n);
         }
-        assert_eq!(missed.load(Ordering::Relaxed), 6);
-        let kept: Vec<u64> = rx.try_iter().map(|e| e.t_us).collect();
-        assert_eq!(kept, [0, 1, 2, 3]);
+        assert_eq!(w.missed.load(Ordering::Relaxed), 6);
+        assert_eq!(times(&w), [0, 1, 2, 3]);
     }
 
     #[test]
     fn a_watcher_that_left_is_forgotten_and_a_drain_ends_every_stream() {
-        let events = Events::new(4, None);
-        let (rx, _) = events.subscribe().expect("open");
-        drop(rx);
+        let events = Events::new(4, 8, None);
+        drop(events.subscribe(None).expect("open"));
         ev(&events, 1);
         assert_eq!(events.hub.count.load(Ordering::Relaxed), 0);
-        let (rx, _) = events.subscribe().expect("open");
+        let w = events.subscribe(None).expect("open");
         events.close();
-        assert!(rx.recv().is_err());
-        assert!(events.subscribe().is_none());
+        assert!(w.rx.recv().is_err());
+        assert_eq!(events.subscribe(None).map_err(|r| r.status).err(), Some(503));
+    }
+
+    #[test]
+    fn watchers_beyond_the_cap_get_the_503_that_says_it() {
+        let events = Events::new(4, 2, None);
+        let _held = (events.subscribe(None), events.subscribe(None));
+        let refused = events.subscribe(None).expect_err("over the cap");
+        assert_eq!(refused.status, 503);
+        assert!(refused.body.contains("--max-watchers 2"), "{}", refused.body);
     }
 
     #[test]
     fn ids_are_kept_made_or_refused() {
-        let events = Events::new(4, None);
+        let events = Events::new(4, 8, None);
         assert_eq!(&*request_id(&events, 7, Some(b"run1-3")).0, "run1-3");
         let (made, bad) = request_id(&events, 7, None);
         assert!(made.starts_with("7-") && bad.is_none());

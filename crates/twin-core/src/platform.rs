@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | open-files limit | raised to the hard limit at start | raised to the hard limit | none to raise |
 //! | a drain stops accepting | the listening socket is shut down: new connections are refused at once | new connections get a JSON 503 | new connections get a JSON 503 |
+//! | is the client still there? ([`client_gone`]) | a non-blocking peek (`MSG_DONTWAIT`) | the same | the socket made non-blocking for the peek |
 
 use std::io;
 use std::net::TcpListener;
@@ -50,4 +51,68 @@ pub fn drain_note() -> &'static str {
     } else {
         "new connections get a 503 (this system cannot refuse them)"
     }
+}
+
+/// Has the client reset its connection — abandoned its request and closed without waiting for the
+/// answer (`burst` and the stage do so on Ctrl-C, Esc or `POST /cancel`)? A look at the socket
+/// that never waits and never takes a byte. Only a reset counts: a client that merely shut its
+/// sending side (`nc -N`, RFC 9112 §9.6) still waits for its answer.
+/// This is for a blocking socket (the pool's); [`client_gone_async`] for the event loop's.
+pub fn client_gone(stream: &std::net::TcpStream) -> bool {
+    gone(socket2::SockRef::from(stream), true)
+}
+
+/// [`client_gone`] for a tokio socket (non-blocking already).
+pub fn client_gone_async(stream: &tokio::net::TcpStream) -> bool {
+    gone(socket2::SockRef::from(stream), false)
+}
+
+/// Shut the sending side of a tokio socket shared behind an `Arc` (the event loop's, whose
+/// pick-up looks at it too): what `AsyncWrite::poll_shutdown` does.
+pub fn shutdown_write(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)
+}
+
+/// Has the other end closed this connection (or reset it)? A look that never waits: for an
+/// `/events` watcher, which sends nothing after its request, any end of its sending side is
+/// the end of the watcher.
+pub fn peer_closed(stream: &std::net::TcpStream) -> bool {
+    match peek_now(socket2::SockRef::from(stream), true) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
+/// `blocking`: whether the socket is in blocking mode, which Windows cannot tell.
+fn gone(socket: socket2::SockRef<'_>, blocking: bool) -> bool {
+    match peek_now(socket, blocking) {
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::NotConnected
+        ),
+    }
+}
+
+#[cfg(unix)]
+fn peek_now(socket: socket2::SockRef<'_>, _blocking: bool) -> io::Result<usize> {
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    socket.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+}
+
+/// Windows has no per-call `MSG_DONTWAIT`: the socket is non-blocking for the peek. (Nothing else
+/// reads or writes it at pick-up: its request is read, its answer not begun.)
+#[cfg(not(unix))]
+fn peek_now(socket: socket2::SockRef<'_>, blocking: bool) -> io::Result<usize> {
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    socket.set_nonblocking(true)?;
+    let peeked = socket.peek(&mut byte);
+    if blocking {
+        socket.set_nonblocking(false)?;
+    }
+    peeked
 }

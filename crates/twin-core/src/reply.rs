@@ -273,6 +273,18 @@ impl Reply {
         reply
     }
 
+    /// A request whose client reset its connection before a worker picked it up: skipped, as
+    /// nginx's 499. Nobody reads it (the socket is gone); the log and `/events` say 499.
+    pub fn client_gone() -> Reply {
+        Reply::json(
+            499,
+            &json!({
+                "error": "client gone",
+                "detail": "the client closed its connection before a worker picked the request up",
+            }),
+        )
+    }
+
     /// Every answer a worker gives names it, so `burst` can line it up with the log.
     pub fn with_worker(mut self, worker: usize) -> Reply {
         self.headers.push(("X-Worker", worker_name(worker)));
@@ -292,6 +304,43 @@ impl Reply {
         );
         reply.headers.push(("Retry-After", "1".to_owned()));
         reply
+    }
+
+    /// The answer to `HEAD /events` on both twins: the stream's head, and no stream.
+    pub fn events_head() -> Reply {
+        let mut reply = Reply::json(200, &json!({}));
+        reply.content_type = "text/event-stream";
+        reply.headers.push(("Cache-Control", "no-store".to_owned()));
+        reply.body.clear();
+        reply
+    }
+
+    /// This reply as HTTP/1.1 bytes on a connection no HTTP server holds (a refused watcher, a
+    /// connection the drain answers), closed after it.
+    pub fn to_http1(&self) -> String {
+        use std::fmt::Write as _;
+        let reason = match self.status {
+            200 => "OK",
+            499 => "Client Closed Request",
+            503 => "Service Unavailable",
+            _ => "",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\n",
+            self.status, self.content_type
+        );
+        for (name, value) in &self.headers {
+            if !name.eq_ignore_ascii_case("connection") {
+                let _ = write!(out, "{name}: {value}\r\n");
+            }
+        }
+        let _ = write!(
+            out,
+            "Connection: close\r\nContent-Length: {}\r\n\r\n{}",
+            self.body.len(),
+            self.body
+        );
+        out
     }
 
     /// A request over one of the [`crate::limits`]; the connection is closed after it.

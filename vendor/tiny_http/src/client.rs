@@ -34,6 +34,11 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // PATCH (twins): the socket, shared, for `Request::tcp_stream`; set once reading it failed
+    // with a reset, for `Request::client_reset`
+    tcp: Option<std::sync::Arc<std::net::TcpStream>>,
+    reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -54,6 +59,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let tcp = read_socket.tcp();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -65,6 +71,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            tcp,
+            reset: Default::default(),
         }
     }
 
@@ -153,6 +161,8 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.tcp.clone(),
+            self.reset.clone(),
         )
         .map_err(|e| {
             use crate::request;
@@ -220,7 +230,14 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::ReadIoError(err)) => {
+                    // PATCH (twins): the client reset the connection (it gave up): the requests
+                    // it already sent say so, through `Request::client_reset`.
+                    if err.kind() == ErrorKind::ConnectionReset {
+                        self.reset.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return None;
+                }
 
                 Ok(rq) => rq,
             };

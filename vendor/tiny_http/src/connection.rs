@@ -3,8 +3,10 @@
 #[cfg(unix)]
 use std::os::unix::net as unix_net;
 use std::{
+    io::{Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
     path::PathBuf,
+    sync::Arc,
 };
 
 /// Unified listener. Either a [`TcpListener`] or [`std::os::unix::net::UnixListener`]
@@ -45,16 +47,20 @@ impl From<unix_net::UnixListener> for Listener {
 }
 
 /// Unified connection. Either a [`TcpStream`] or [`std::os::unix::net::UnixStream`].
+///
+/// PATCH (twins): a TCP connection's read and write halves share one socket (`Arc`) instead of
+/// each holding a descriptor of its own (`try_clone`, a `dup`): half the descriptors, a clone
+/// that cannot fail, and a handle a request can keep to look at its client (`Request::tcp_stream`).
 #[derive(Debug)]
 pub(crate) enum Connection {
-    Tcp(TcpStream),
+    Tcp(Arc<TcpStream>),
     #[cfg(unix)]
     Unix(unix_net::UnixStream),
 }
 impl std::io::Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.read(buf),
+            Self::Tcp(s) => (&**s).read(buf),
             #[cfg(unix)]
             Self::Unix(s) => s.read(buf),
         }
@@ -63,7 +69,7 @@ impl std::io::Read for Connection {
 impl std::io::Write for Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.write(buf),
+            Self::Tcp(s) => (&**s).write(buf),
             #[cfg(unix)]
             Self::Unix(s) => s.write(buf),
         }
@@ -71,7 +77,7 @@ impl std::io::Write for Connection {
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Self::Tcp(s) => s.flush(),
+            Self::Tcp(s) => (&**s).flush(),
             #[cfg(unix)]
             Self::Unix(s) => s.flush(),
         }
@@ -95,9 +101,18 @@ impl Connection {
         }
     }
 
+    /// The TCP socket, shared (PATCH, twins).
+    pub(crate) fn tcp(&self) -> Option<Arc<TcpStream>> {
+        match self {
+            Self::Tcp(s) => Some(s.clone()),
+            #[cfg(unix)]
+            Self::Unix(_) => None,
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
-            Self::Tcp(s) => s.try_clone().map(Self::from),
+            Self::Tcp(s) => Ok(Self::Tcp(s.clone())),
             #[cfg(unix)]
             Self::Unix(s) => s.try_clone().map(Self::from),
         }
@@ -105,7 +120,7 @@ impl Connection {
 }
 impl From<TcpStream> for Connection {
     fn from(s: TcpStream) -> Self {
-        Self::Tcp(s)
+        Self::Tcp(Arc::new(s))
     }
 }
 #[cfg(unix)]

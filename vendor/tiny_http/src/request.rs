@@ -74,6 +74,11 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // PATCH (twins): the connection's socket, shared, for `tcp_stream`, and whether reading it
+    // failed with a reset, for `client_reset`
+    tcp: Option<std::sync::Arc<std::net::TcpStream>>,
+    reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -135,6 +140,8 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    tcp: Option<std::sync::Arc<std::net::TcpStream>>,
+    reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -238,6 +245,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        tcp,
+        reset,
     })
 }
 
@@ -278,6 +287,20 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// The connection's TCP socket (PATCH, twins), to look at the client — e.g. a non-blocking
+    /// `peek` to see whether it has gone — or to set its timeouts. `None` over TLS or a Unix
+    /// socket. Reading from or writing to it would corrupt the HTTP stream: use the request.
+    pub fn tcp_stream(&self) -> Option<std::sync::Arc<std::net::TcpStream>> {
+        self.tcp.clone()
+    }
+
+    /// Whether the connection's reader has seen the client reset it (PATCH, twins): the client
+    /// gave up on this request. The reader thread takes the reset from the socket as it reads
+    /// on, so a `peek` at `tcp_stream` may no longer see it; this does.
+    pub fn client_reset(&self) -> bool {
+        self.reset.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns the address of the client that sent this request.

@@ -1,0 +1,166 @@
+//! A connection's socket, shared by hyper (which reads and writes it) and the pick-up (which only
+//! looks: has the client gone?).
+//!
+//! A client that gives up — `burst` on Ctrl-C, the stage's Esc or `POST /cancel` — resets its
+//! connections. A request it left waiting behind a frozen loop must not tie that loop up for
+//! nobody when the loop comes back: the pick-up asks [`Peer::gone`] first and skips it, with a
+//! `499` line in the log, as the pool twin does at its pick-up. hyper owns the connection, so the
+//! socket is shared through an `Arc` and hyper gets it through [`Peer`]'s `AsyncRead` and
+//! `AsyncWrite`, built on tokio's `&self` readiness calls.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use axum::extract::Request;
+
+use crate::handler::{self, LoopState};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// One connection's socket; clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer(Arc<Socket>);
+
+#[derive(Debug)]
+pub(crate) struct Socket {
+    stream: TcpStream,
+    /// A read met the client's reset (which the socket then no longer shows).
+    reset: AtomicBool,
+}
+
+impl std::ops::Deref for Socket {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl Peer {
+    pub(crate) fn new(stream: TcpStream) -> Peer {
+        Peer(Arc::new(Socket {
+            stream,
+            reset: AtomicBool::new(false),
+        }))
+    }
+
+    /// Has the client reset the connection (given up on its request)?
+    pub(crate) fn gone(&self) -> bool {
+        self.0.reset.load(Ordering::Relaxed) || twin_core::platform::client_gone_async(&self.0)
+    }
+}
+
+impl AsyncRead for Peer {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // hyper reads on right after a request's head, before it hands the request over:
+                // a reset met there would drop the request unseen. Said once as "nothing yet",
+                // so that the request reaches `handler::skip` (which then sees the reset here)
+                // and is logged as skipped; the next read returns the error.
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionReset
+                        && !self.0.reset.swap(true, Ordering::Relaxed) =>
+                {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Peer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(twin_core::platform::shutdown_write(&self.0))
+    }
+}
+
+/// The app, for one connection: each request is first checked for a client that has gone
+/// ([`handler::skip`]).
+#[derive(Debug, Clone)]
+pub(crate) struct WithPeer {
+    router: axum::Router,
+    peer: Peer,
+    state: LoopState,
+}
+
+impl WithPeer {
+    pub(crate) fn new(router: axum::Router, peer: Peer, state: LoopState) -> WithPeer {
+        WithPeer {
+            router,
+            peer,
+            state,
+        }
+    }
+}
+
+impl<B> tower_service::Service<hyper::Request<B>> for WithPeer
+where
+    axum::Router: tower_service::Service<Request>,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = <axum::Router as tower_service::Service<Request>>::Response;
+    type Error = <axum::Router as tower_service::Service<Request>>::Error;
+    type Future = <axum::Router as tower_service::Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
+        let mut request = request.map(axum::body::Body::new);
+        handler::skip(&self.state, &self.peer, &mut request);
+        self.router.call(request)
+    }
+}
