@@ -297,6 +297,13 @@ async fn cancelled(cancel: Option<watch::Receiver<bool>>) {
     }
 }
 
+/// Now, in µs since the Unix epoch: the clock the twins' events use.
+pub fn unix_us_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A new run id: unique per run (a burst of a `burst` process, or a stage's press of a key), short
 /// enough to read in a log: the process id and the clock, in base 36.
 pub fn run_id() -> String {

@@ -174,22 +174,20 @@ pub async fn fire_plan(
 }
 
 /// Fire several plans released at the same instant (the stage's "both"), each burst's requests
-/// with `X-Request-Id: {run}-{i}`, and check each against its model.
-pub async fn fire_together(
-    plans: Vec<(Target, Plan)>,
+/// with `X-Request-Id: {run}-{i}` for its own `run`, and check each against its model.
+pub async fn fire_each(
+    plans: Vec<(Target, Plan, String)>,
     settings: &Settings,
-    run: &str,
 ) -> Vec<Result<Experiment, FireError>> {
-    let run: Arc<str> = run.into();
     let bursts = plans
         .iter()
-        .map(|(target, plan)| {
+        .map(|(target, plan, run)| {
             let opts = FireOptions {
                 n: plan.n,
                 timeout: plan.timeout,
                 ended: None,
                 worker_header: settings.worker_header.clone(),
-                run: Some(run.clone()),
+                run: Some(run.as_str().into()),
                 cancel: settings.cancel.as_ref().map(client::Cancel::watch),
             };
             (target.clone(), opts)
@@ -199,7 +197,7 @@ pub async fn fire_together(
     plans
         .into_iter()
         .zip(fired)
-        .map(|((_, plan), burst)| Ok(Experiment::of(burst?, plan)))
+        .map(|((_, plan, _), burst)| Ok(Experiment::of(burst?, plan)))
         .collect()
 }
 

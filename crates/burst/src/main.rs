@@ -55,9 +55,16 @@ struct StageArgs {
     #[arg(long, default_value_t = 8080)]
     port: u16,
 
-    /// The address the page is served on (loopback: only this machine's browser sees it).
+    /// The address the page is served on. Loopback: only this machine's browser sees it; a
+    /// room's network (0.0.0.0, or this machine's address): the room watches, and only this
+    /// machine fires.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
+
+    /// Play recorded bursts instead of watching twins (a burst's "replay" link saves one):
+    /// a rehearsal with no twins running. Repeat for several.
+    #[arg(long, value_name = "FILE")]
+    replay: Vec<PathBuf>,
 
     /// Base URL of the pool twin to watch.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000")]
@@ -256,22 +263,55 @@ fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             };
             Fatal(format!("cannot listen on {addr}: {e}{hint}"), 2)
         })?;
-        let url = listener
+        let bound = listener
             .local_addr()
-            .map(|a| format!("http://{a}"))
             .map_err(|e| Fatal(format!("cannot read the bound address: {e}"), 2))?;
-        eprintln!(
-            "burst stage: watching the pool twin at {} and the event-loop twin at {}",
-            pool.url, event_loop.url
-        );
+        let recordings = args
+            .replay
+            .iter()
+            .map(|path| burst::stage::Recording::load(path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Fatal(e, 2))?;
+        let port = bound.port();
+        // A URL a browser can open: 0.0.0.0 is where the stage listens, not an address.
+        let presenter = if bound.ip().is_unspecified() {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            format!("http://{bound}")
+        };
+        if recordings.is_empty() {
+            eprintln!(
+                "burst stage: watching the pool twin at {} and the event-loop twin at {}",
+                pool.url, event_loop.url
+            );
+        } else {
+            eprintln!(
+                "burst stage: REPLAY of {} recorded burst(s), no twins watched: {}",
+                recordings.len(),
+                recordings
+                    .iter()
+                    .map(|r| format!("{} × {} at {}", r.n, r.route, r.at.join(" and ")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         eprintln!(
             "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B or Space both · \
-             C chart (Ctrl-C stops the stage)"
+             Esc stop the burst · C chart · S save the panels · R reset (Ctrl-C stops the stage)"
         );
-        eprintln!("burst stage: open {url} in a browser (the projector's)");
+        eprintln!("burst stage: the presenter opens {presenter} (only this machine fires)");
+        if bound.ip().is_unspecified() {
+            eprintln!(
+                "burst stage: the room watches at http://<this machine's address>:{port} \
+                 (`hostname -I` on Linux, `ipconfig getifaddr en0` on macOS, `ipconfig` on Windows)"
+            );
+        } else if !bound.ip().is_loopback() {
+            eprintln!("burst stage: the room watches at http://{bound}");
+        }
         // The same last line as the twins' banners: scripts wait for it.
-        eprintln!("listening on {url}");
-        // Nothing to drain: a burst in flight is the stage's own, and the twins answer it anyway.
+        eprintln!("listening on {presenter}");
+        // Nothing to drain: a burst in flight is the stage's own, and the twins skip what it
+        // gave up.
         let quit = ctrlc::set_handler(|| {
             eprintln!("burst stage: stopped");
             std::process::exit(0);
@@ -279,7 +319,8 @@ fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
         if let Err(e) = quit {
             return Err(Fatal(format!("cannot catch Ctrl-C: {e}"), 2));
         }
-        let config = burst::stage::StageConfig { pool, event_loop };
+        let mut config = burst::stage::StageConfig::watching(pool, event_loop);
+        config.recordings = recordings;
         burst::stage::serve(listener, config, std::future::pending())
             .await
             .map_err(|e| Fatal(format!("the stage stopped: {e}"), 1))?;

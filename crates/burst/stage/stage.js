@@ -1,6 +1,7 @@
 // The live stage. This page only *watches*: it reads the stage server's /feed (each twin's
-// /events, batched) and asks the stage server to fire (POST /fire). It never fires a burst itself:
-// a browser sends about 6 requests at a time to one host and would fake the waves.
+// /events, batched) and asks the stage server to fire (POST /fire) or to give a burst up
+// (POST /cancel). It never fires a burst itself: a browser sends about 6 requests at a time to
+// one host and would fake the waves.
 'use strict';
 
 const ROUTES = ['/io', '/async-io', '/async-io-multi', '/async-io-blocking', '/cpu'];
@@ -8,18 +9,26 @@ const DRAW_CAP = 2000;   // bars drawn per panel; beyond, a sample of each lane 
 const GUTTER = 112;      // px left of the time axis, for the lane labels
 const IDLE_MS = 1500;    // a request after this much quiet (a burst from a terminal) starts a new picture
 const QUEUE_H = 34, AXIS_H = 22; // px: the strip of requests not in a lane yet; the time axis
+const FROZEN_H = 5;      // px: the strip along a lane's top while its loop is frozen
+const N_COMMIT_MS = 1500; // a typed N is taken after this much quiet, so 1–5 pick routes again
 const C = { waiting: '#f2b33d', serving: '#1f6fd6', done: '#6aa86a', cut: '#b5b5b5',
-            frozen: '#8fd3ff70', lane: ['#f4f6f9', '#ffffff'], axis: '#666', grid: '#e2e2e2' };
+            frozen: '#3aa7e8', model: '#222', lane: ['#f4f6f9', '#ffffff'], axis: '#666',
+            grid: '#e2e2e2' };
+const DEFAULTS = { route: '/io', n: '16' };
 
-let route = localStorage.getItem('stage.route') ?? '/io';
-let firing = false;
+let route = localStorage.getItem('stage.route') ?? DEFAULTS.route;
+let firing = false;        // a burst runs (from this page, another one, or curl)
+let canFire = true;        // this page's machine is the presenter's
 let dirty = true;          // something to draw; an idle page asks for no frames at all
 let scheduled = false;     // a frame is asked for
+let plan = null;           // what the model predicts for the route and N picked (GET /plan)
+let pending = null;        // a long burst waiting for a second press: { at, until }
 const NAMES = { pool: 'pool', 'event-loop': 'event loop' };
-const release = new Map(); // run id → earliest event time (µs) on either panel: the release
-// The time axis keeps its length from burst to burst while N stays the same, so /async-io-multi's
-// staircase is drawn half as wide as /io's, not stretched to the same width.
-const sticky = { n: null, us: 0 };
+const release = new Map(); // run id → earliest event time (µs) of that run: its release
+// The time axis keeps its length from burst to burst while N and the route stay the same, so a
+// panel is not stretched by whatever came last; the length is measured from the requests' own
+// end times, never from the clock (a page loaded later draws what a page that watched drew).
+const sticky = { key: null, us: 0 };
 
 // ---- one panel per twin ---------------------------------------------------------------------
 
@@ -37,7 +46,7 @@ class Panel {
   reset(run, predictedMs, n, what = null) {
     kick();
     Object.assign(this, { run, predictedMs, n, what, reqs: new Map(), lanes: [], frozen: [],
-                          open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0 });
+                          open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0, waitingTurn: false });
     this.latencies = [];
   }
 
@@ -55,20 +64,23 @@ class Panel {
 
   get workers() { return this.info ? this.info.workers : Math.max(this.lanes.length, 1); }
   get t0() { return release.get(this.run) ?? null; }
+  get key() { return this.what && !this.what.elsewhere ? `${this.n} ${this.what.route}` : null; }
 
   state(r) {
-    if (r.refused) return 'refused';
+    if (r.cut) return 'cut';
+    if (r.cancelled) return 'cancelled';
     if (r.done !== null) return 'done';
     if (r.serve0 !== null) return 'serving';
     return 'waiting';
   }
 
   counts() {
-    const c = { waiting: 0, serving: 0, done: 0, refused: 0 };
+    const c = { waiting: 0, serving: 0, done: 0, cut: 0, cancelled: 0 };
     for (const r of this.reqs.values()) c[this.state(r)]++;
     // Fired by the stage, so the page knows how many were sent: those no loop has picked up yet
     // (behind a frozen one) are waiting too, though the server has said nothing of them.
-    if (this.n > this.reqs.size && this.result === null) c.waiting += this.n - this.reqs.size;
+    c.waiting += this.unseen;
+    if (this.result && this.result.status === 'cancelled') c.cancelled += this.unseen0;
     return c;
   }
 
@@ -76,13 +88,15 @@ class Panel {
     const now = Date.now();
     if (d.t_us) this.latencies.push(now - d.t_us / 1000);
     if (type === 'frozen' || type === 'thawed') return this.onFrozen(type, d);
+    if (typeof d.id !== 'string') return;
     const run = d.id.includes('-') ? d.id.slice(0, d.id.lastIndexOf('-')) : d.id;
     // A burst fired from a terminal (or curl) while the stage watches: a new picture once the
     // last one is over — at once for a new run of `burst`, after a pause for anything else.
     const over = this.reqs.size > 0 && (run !== this.run || now - this.lastEvent > IDLE_MS);
-    if (this.open === 0 && (this.run === null || over)) {
+    if (this.open === 0 && !firing && (this.run === null || over)) {
       this.reset(run, null, 0, { route: d.route, elsewhere: true });
     }
+    if (run !== this.run && !this.what?.elsewhere) return; // another run's stragglers
     this.lastEvent = now;
     if (!release.has(this.run) || release.get(this.run) > d.t_us) release.set(this.run, d.t_us);
     let r = this.reqs.get(d.id);
@@ -104,8 +118,10 @@ class Panel {
       if (r.done === null) this.open--;
       r.done = d.t_us;
       r.status = d.status;
-      // Answered without a worker (the drain's 503 to a queued request): turned away, in no lane.
-      if (r.lane === null && d.worker === null) { r.refused = true; return; }
+      // 499: its client gave up (Esc, Ctrl-C) and the twin skipped it or let it go.
+      if (d.status === 499) r.cancelled = true;
+      // Answered without a worker (the drain's 503 to a queued request): the twin stopped.
+      if (r.lane === null && d.worker === null) { r.cut = true; return; }
       if (r.serve0 === null) r.serve0 = r.wait0 ?? d.t_us;
       if (r.lane === null) { r.lane = laneOf(d.worker); (this.lanes[r.lane] ??= []).push(r); }
     }
@@ -119,17 +135,28 @@ class Panel {
 
   isFrozen(lane) { return this.frozen.some(f => f.lane === lane && f.to === null); }
 
+  // Where an unfinished request's bar ends: now while the burst runs; at the burst's end once
+  // its result is in (a request whose end this page never saw does not grow with the clock).
+  endUs(nowUs) {
+    if (this.result && this.t0 !== null && this.result.wall_ms !== undefined) {
+      return this.t0 + this.result.wall_ms * 1000;
+    }
+    return nowUs;
+  }
+
   // The time this panel's picture needs, µs from its release.
   span(nowUs) {
     if (this.t0 === null) return 0;
+    const end = this.endUs(nowUs);
     let last = this.t0;
-    for (const r of this.reqs.values()) last = Math.max(last, r.done ?? nowUs);
+    for (const r of this.reqs.values()) last = Math.max(last, r.done ?? end);
     return Math.max(last - this.t0, (this.predictedMs ?? 0) * 1000) * 1.08;
   }
 
   // Requests sent (the stage knows how many) that no event has named yet: waiting in a listen
   // queue or behind a frozen loop.
-  get unseen() { return this.result === null && this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
+  get unseen() { return this.result === null && !this.waitingTurn && this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
+  get unseen0() { return this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
 
   // Live: something still moves, so the page draws every frame.
   get live() { return this.open > 0 || this.unseen > 0 || this.frozen.some(f => f.to === null); }
@@ -145,12 +172,11 @@ class Panel {
     g.clearRect(0, 0, w, h);
     const lanes = this.workers, queueH = QUEUE_H, axisH = AXIS_H;
     const laneH = (h - queueH - axisH) / lanes, left = GUTTER, right = w - 8;
-    const t0 = this.t0 ?? nowUs;
+    const t0 = this.t0 ?? nowUs, end = this.endUs(nowUs);
     const x = t => left + Math.max(0, t - t0) / spanUs * (right - left);
     for (let k = 0; k < lanes; k++) {
       g.fillStyle = C.lane[k % 2];
       g.fillRect(0, queueH + k * laneH, w, laneH);
-      if (this.isFrozen(k)) { g.fillStyle = C.frozen; g.fillRect(0, queueH + k * laneH, GUTTER - 4, laneH); }
     }
     this.drawAxis(g, x, spanUs, t0, h - axisH, queueH, w);
     // Each lane stacks its requests in pick-up order: a staircase on the pool, a block at once on
@@ -161,27 +187,41 @@ class Panel {
     const perLane = this.n ? Math.ceil(this.n / lanes / every) : 0;
     for (let k = 0; k < lanes; k++) {
       const list = (this.lanes[k] ?? []).filter((_, i) => i % every === 0);
-      const rows = Math.max(list.length, perLane, 1), rowH = (laneH - 4) / rows;
+      const rows = Math.max(list.length, perLane, 1), rowH = (laneH - 4 - FROZEN_H) / rows;
       const gap = rowH > 6 ? 2 : 0;
       list.forEach((r, i) => {
         drawn++;
-        const y = queueH + k * laneH + 2 + i * rowH, bh = Math.max(rowH - gap, 0.5);
-        const serve0 = r.serve0 ?? nowUs;
+        const y = queueH + k * laneH + 2 + FROZEN_H + i * rowH, bh = Math.max(rowH - gap, 0.5);
+        const serve0 = r.serve0 ?? end;
         // No `queued` event (the event loop): a request picked up well after the release waited
         // for its loop since then.
         const wait0 = r.wait0 ?? (serve0 - t0 > 15e3 ? t0 : null);
         if (wait0 !== null && wait0 < serve0) bar(g, C.waiting, x(wait0), x(serve0), y, bh);
-        const color = r.cut ? C.cut : r.done !== null ? C.done : C.serving;
-        if (r.serve0 !== null) bar(g, color, x(r.serve0), x(r.done ?? nowUs), y, bh);
+        const color = r.cut || r.cancelled ? C.cut : r.done !== null ? C.done : C.serving;
+        if (r.serve0 !== null) bar(g, color, x(r.serve0), x(r.done ?? end), y, bh);
       });
     }
     this.drawn = drawn;
     this.every = every;
-    // A frozen loop, over its bars: everything on it stood still.
+    // A frozen loop: a strip along the top of its lane for as long as it stood still — beside
+    // the bars, never over them, so they keep the legend's colours.
     g.fillStyle = C.frozen;
     for (const f of this.frozen) {
-      if (f.lane >= lanes || (f.to ?? nowUs) < t0) continue;
-      g.fillRect(x(f.from), queueH + f.lane * laneH, Math.max(2, x(f.to ?? nowUs) - x(f.from)), laneH);
+      if (f.lane >= lanes || (f.to ?? end) < t0) continue;
+      g.fillRect(x(f.from), queueH + f.lane * laneH + 1, Math.max(2, x(f.to ?? end) - x(f.from)), FROZEN_H);
+    }
+    // The model's line: where it says the last request ends.
+    if (this.predictedMs && this.t0 !== null) {
+      const px = x(t0 + this.predictedMs * 1000);
+      g.save();
+      g.strokeStyle = C.model; g.lineWidth = 2; g.setLineDash([6, 5]);
+      g.beginPath(); g.moveTo(px, queueH); g.lineTo(px, h - axisH); g.stroke();
+      g.restore();
+      g.fillStyle = C.model;
+      g.font = '600 13px system-ui, sans-serif';
+      g.textAlign = px > w - 70 ? 'right' : 'left';
+      g.fillText('model', px + (px > w - 70 ? -4 : 4), queueH + 12);
+      g.textAlign = 'start';
     }
     if (queueH) this.drawQueue(g, w, queueH);
   }
@@ -192,7 +232,7 @@ class Panel {
     for (const r of this.reqs.values()) if (r.lane === null && r.done === null) waiting++;
     g.fillStyle = '#333';
     g.font = '600 15px system-ui, sans-serif';
-    g.fillText(this.twin === 'pool' ? 'queue' : 'no loop yet', 4, 21);
+    g.fillText(this.twin === 'pool' ? 'queue' : 'not picked up', 4, 21);
     const size = 14, step = 17, fit = Math.floor((w - GUTTER - 40) / step);
     g.fillStyle = C.waiting;
     for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(GUTTER + i * step, 9, size, size);
@@ -224,14 +264,16 @@ class Panel {
     setHTML(el.querySelector('.counter'),
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
       `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>` +
-      (c.refused ? ` · <span class="r"><b>${c.refused}</b> turned away</span>` : ''));
+      (c.cut ? ` · <span class="r"><b>${c.cut}</b> cut off</span>` : '') +
+      (c.cancelled ? ` · <span class="x"><b>${c.cancelled}</b> cancelled</span>` : ''));
     const lanes = this.workers, area = el.querySelector('.stage-area');
     const queueH = QUEUE_H;
     const laneH = (area.clientHeight - queueH - AXIS_H) / lanes;
     let labels = '';
     for (let k = 0; k < lanes; k++) {
       const list = this.lanes[k] ?? [];
-      const served = list.filter(r => r.done !== null).length, frozen = this.isFrozen(k);
+      const served = list.filter(r => r.done !== null && !r.cut && !r.cancelled).length;
+      const frozen = this.isFrozen(k);
       labels += `<div class="lane-label${frozen ? ' frozen' : ''}" data-worker="${k}" data-served="${served}"` +
         ` style="top:${queueH + k * laneH + 2}px">worker${k}<small>${frozen ? '❄ FROZEN' : `${served} served`}</small></div>`;
     }
@@ -242,21 +284,24 @@ class Panel {
     let notes = [];
     if (this.every > 1) notes.push(`drawing 1 request in ${this.every} of ${this.reqs.size}; all are counted`);
     if (this.lagged) notes.push(`this page missed ${this.lagged} events (it fell behind); counts may be short`);
-    if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before this page saw them end`);
+    if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before they were answered`);
     const w = this.what;
     setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
+      : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, once the pool's burst is done (${esc(w.note ?? '')})`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     const res = this.result;
     let verdict = '', links = '';
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
     else if (res) {
-      const mark = { ok: '✓', 'not-as-predicted': '✗ NOT as predicted:', failed: '✗ FAILED:' }[res.status];
+      const mark = { ok: '✓', 'not-as-predicted': '✗ NOT as predicted:', failed: '✗ FAILED:',
+                     cancelled: '■' }[res.status] ?? '';
       verdict = `${mark} ${esc(res.verdict)}`;
-      links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
+      if (res.json) links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
+      if (res.replay) links += `<a href="${res.replay}" download>replay file</a>`;
     }
     const v = el.querySelector('.verdict');
-    v.className = 'verdict' + (res ? (res.status === 'ok' ? ' ok' : ' bad') : '');
+    v.className = 'verdict' + (res ? (res.status === 'ok' ? ' ok' : res.status === 'cancelled' ? ' off' : ' bad') : '');
     v.title = res ? (res.verdict ?? res.error ?? '') : '';
     setHTML(v, verdict);
     setHTML(el.querySelector('.links'), links + notes.map(n => `<span class="note">${esc(n)}</span>`).join(' · '));
@@ -268,10 +313,10 @@ class Panel {
     return {
       up: this.up, info: this.info, run: this.run, ...c, lagged: this.lagged, drawn: this.drawn ?? 0,
       lanes: Array.from({ length: this.workers }, (_, k) => ({
-        worker: `worker${k}`, served: (this.lanes[k] ?? []).filter(r => r.done !== null).length,
+        worker: `worker${k}`, served: (this.lanes[k] ?? []).filter(r => r.done !== null && !r.cut && !r.cancelled).length,
         frozen: this.isFrozen(k) })),
       frozenSpans: this.frozen.length, frozenLanes: new Set(this.frozen.map(f => f.lane)).size,
-      result: this.result,
+      result: this.result, spanUs: this.drawnSpanUs ?? 0, predictedMs: this.predictedMs,
       latency_ms: lat.length ? { n: lat.length, p50: lat[Math.floor(lat.length * 0.5)],
                                   p99: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))],
                                   max: lat[lat.length - 1] } : null,
@@ -284,9 +329,15 @@ function bar(g, color, x0, x1, y, h) {
   g.fillRect(x0, y, Math.max(x1 - x0, 1.5), h);
 }
 
-function laneOf(worker) { return worker ? parseInt(worker.replace(/\D+/g, ''), 10) || 0 : 0; }
-function esc(s) { return String(s).replace(/[&<>"]/g, ch => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch]); }
+function laneOf(worker) { return typeof worker === 'string' ? parseInt(worker.replace(/\D+/g, ''), 10) || 0 : 0; }
+function esc(s) { return String(s).replace(/[&<>"']/g, ch => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]); }
 function setHTML(el, html) { if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; } }
+function seconds(ms) {
+  if (ms === null || ms === undefined) return '';
+  const s = ms / 1000;
+  if (s >= 90) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return s >= 10 ? `${Math.round(s)} s` : `${+s.toFixed(1)} s`;
+}
 
 const panels = Object.fromEntries(
   [...document.querySelectorAll('.panel')].map(el => [el.dataset.twin, new Panel(el)]));
@@ -298,46 +349,70 @@ function onMessage(m) {
   dirty = true;
   kick();
   switch (m.type) {
+    case 'mode':
+      canFire = m.can_fire;
+      document.body.classList.toggle('replay', !!m.replay);
+      document.body.classList.toggle('watch-only', !canFire);
+      if (!canFire) status('watching — only the presenter\'s machine fires');
+      busy(firing);
+      break;
     case 'hello':
       // A new process (restarted): nothing of the old one's picture is true of it.
       if (p.info && p.info.pid !== m.data.pid) p.reset(null, null, 0);
       if (p.result && p.result.error) p.result = null;
       p.info = m.data; p.up = true;
+      askPlan();
       break;
     case 'down':
       if (p.up) p.stopped(Date.now() * 1000);
       p.up = false;
       p.el.querySelector('.down').innerHTML =
-        `<b>The ${m.twin} twin is not running</b><span>at ${esc(m.url)}</span>` +
+        `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is not running</b><span>at ${esc(m.url)}</span>` +
         `<span>start it with</span><code>${esc(m.start)}</code>` +
         `<span>this panel comes alive by itself when it starts</span>`;
+      askPlan();
       break;
     case 'firing':     // from this page, another one, or curl: no second burst meanwhile
       busy(true);
       Object.assign(frames, { count: 0, maxGapMs: 0, last: 0 });
-      if (m.n !== sticky.n) Object.assign(sticky, { n: m.n, us: 0 });
-      for (const t of m.twins) panels[t.twin].reset(m.run, t.predicted_ms, m.n, { route: m.route, model: t.model });
+      m.twins.forEach((t, i) => {
+        panels[t.twin].reset(t.run ?? m.run, t.predicted_ms, m.n, { route: m.route, model: t.model, note: m.note });
+        panels[t.twin].waitingTurn = m.sequential && i > 0;
+      });
       status(`burst ${m.burst}: firing ${m.n} × ${m.route} at ${m.twins.map(t => NAMES[t.twin]).join(' and ')}` +
-             (m.route.startsWith('/cpu') && m.twins.length > 1
-               ? ' — both share this machine\'s cores: each takes about twice the model\'s time' : ''));
+             (m.sequential ? ' — one after the other: CPU-bound, and at once both would share the cores' : ''));
+      break;
+    case 'cancelling':
+      status(`burst ${m.burst}: stopping — the twins skip what they have not picked up`);
       break;
     case 'result':
-      busy(false);
       for (const t of m.twins) {
-        panels[t.twin].result = t;
-        if (m.n === sticky.n) sticky.us = Math.max(sticky.us, panels[t.twin].span(Date.now() * 1000));
+        const q = panels[t.twin];
+        if (!q) continue;
+        q.result = Object.assign({}, t, { replay: m.recording ?? null });
+        q.waitingTurn = false;
+        const key = q.key;
+        if (key !== null && t.wall_ms !== undefined) {
+          if (sticky.key !== key) Object.assign(sticky, { key, us: 0 });
+          sticky.us = Math.max(sticky.us, q.span(Date.now() * 1000));
+        }
+      }
+      // The next panel of a burst fired one after the other begins now.
+      for (const q of Object.values(panels)) if (q.waitingTurn && !m.final) q.waitingTurn = false;
+      if (m.final) {
+        busy(false);
+        status(`burst ${m.burst}: ${m.n} × ${m.route} done` + (m.replay ? ' (replayed)' : ''));
       }
       if (m.chart) {
         document.querySelector('#chart img').src = m.chart;
         document.getElementById('chart-button').disabled = false;
       }
-      status(`burst ${m.burst}: ${m.n} × ${m.route} done`);
       break;
     case 'lagged':   // from a twin (its watcher fell behind) or from the stage (this page did)
       for (const q of p ? [p] : Object.values(panels)) q.lagged += m.data.missed;
       break;
     default:
-      if (p) p.onEvent(m.type, m.data);
+      if (p && m.data && typeof m.data === 'object') p.onEvent(m.type, m.data);
   }
 }
 
@@ -351,10 +426,10 @@ function connect() {
     status('the stage server is not answering (is `burst stage` still running?); retrying…', true);
   };
   // Back after the stage restarted: start from what it knows now, not from this page's past.
-  feed.onopen = () => { if (lost) location.reload(); else status('watching both twins'); };
+  feed.onopen = () => { if (lost) location.reload(); else if (canFire) status('watching both twins'); };
 }
 
-// ---- drawing: one frame per screen refresh, both panels on one time axis ---------------------
+// ---- drawing: one frame per screen refresh ---------------------------------------------------
 
 // How smooth the page stayed: the longest gap between two frames since the last burst began.
 const frames = { count: 0, maxGapMs: 0, last: 0 };
@@ -374,11 +449,20 @@ function frame(at) {
   dirty = false;
   frames.count++;
   const nowUs = Date.now() * 1000;
-  // Both panels on one time axis when they show bursts of the same N (fired together, or one
-  // after the other); the axis keeps the length of earlier bursts of that N.
-  const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.n && p.n === sticky.n ? sticky.us : 0));
-  const same = all.every(p => p.n === all[0].n || p.reqs.size === 0);
-  all.forEach((p, i) => { p.draw(same ? Math.max(...spans) : spans[i], nowUs); p.render(); });
+  // One time scale for both panels when they show the same N and route (fired together, or one
+  // after the other); it keeps the length of earlier bursts of that N and route. Otherwise each
+  // panel has its own, and the page says so.
+  const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.key !== null && p.key === sticky.key ? sticky.us : 0));
+  const shown = all.filter(p => p.reqs.size > 0 || p.n > 0);
+  const same = shown.length < 2 || shown.every(p => p.key !== null && p.key === shown[0].key);
+  all.forEach((p, i) => {
+    p.drawnSpanUs = same ? Math.max(...spans) : spans[i];
+    p.draw(p.drawnSpanUs, nowUs);
+    p.render();
+  });
+  const note = same ? '' : 'each panel has its own time scale: ' +
+    shown.map(p => `${NAMES[p.twin]} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
+  setHTML(document.getElementById('scale-note'), esc(note));
   // A gap between frames counts only while frames follow each other, not across idle time.
   if (live) kick(); else frames.last = 0;
 }
@@ -389,7 +473,7 @@ window.addEventListener('resize', () => { dirty = true; kick(); });
 const routesEl = document.getElementById('routes');
 ROUTES.forEach((r, i) => {
   const b = document.createElement('button');
-  b.textContent = r; b.dataset.route = r; b.title = `key ${i + 1}`;
+  b.dataset.route = r; b.title = `key ${i + 1}`;
   b.setAttribute('role', 'radio');
   b.innerHTML = `${r} <kbd>${i + 1}</kbd>`;
   b.onclick = () => pickRoute(r);
@@ -399,27 +483,89 @@ function pickRoute(r) {
   route = r;
   localStorage.setItem('stage.route', r);
   for (const b of routesEl.children) b.setAttribute('aria-checked', String(b.dataset.route === r));
+  askPlan();
 }
-pickRoute(route);
 
 const nEl = document.getElementById('n');
-nEl.value = localStorage.getItem('stage.n') ?? nEl.value;
-nEl.addEventListener('change', () => { localStorage.setItem('stage.n', nEl.value); nEl.blur(); });
+nEl.value = localStorage.getItem('stage.n') ?? DEFAULTS.n;
+let nTimer = null;
+// A typed N is taken on Enter, Tab, a click elsewhere, or after a moment's quiet — then digits
+// pick routes again: "8, then 5" is N = 8 and /cpu, not N = 85.
+function commitN() {
+  clearTimeout(nTimer);
+  const n = Math.round(+nEl.value);
+  nEl.value = n >= 1 && n <= 1000 ? String(n) : (localStorage.getItem('stage.n') ?? DEFAULTS.n);
+  localStorage.setItem('stage.n', nEl.value);
+  nEl.classList.remove('editing');
+  if (document.activeElement === nEl) nEl.blur();
+  askPlan();
+}
+nEl.addEventListener('input', () => {
+  nEl.classList.add('editing');
+  clearTimeout(nTimer);
+  nTimer = setTimeout(commitN, N_COMMIT_MS);
+});
+nEl.addEventListener('focus', () => nEl.classList.add('editing'));
+nEl.addEventListener('blur', () => { if (nEl.classList.contains('editing')) commitN(); });
 const PRESETS = [1, 4, 16, 100, 1000];
 function stepN(by) {
   const n = +nEl.value || 16;
   const next = by > 0 ? PRESETS.find(p => p > n) : PRESETS.slice().reverse().find(p => p < n);
   nEl.value = next ?? n;
-  localStorage.setItem('stage.n', nEl.value);
+  commitN();
 }
 
 function busy(on) {
   firing = on;
-  document.querySelectorAll('[data-at]').forEach(b => { b.disabled = on; });
+  document.querySelectorAll('[data-at]').forEach(b => { b.disabled = on || !canFire; });
+  document.getElementById('stop').disabled = !on || !canFire;
+  if (!on) pending = null;
+  showPending();
 }
 
-async function fire(at) {
+// What the model predicts for this route and N: on the buttons, and the question before a long
+// burst. Asked of the stage server, which holds each twin's model.
+let planAsked = 0;
+async function askPlan() {
+  const asked = ++planAsked;
+  try {
+    const res = await fetch(`/plan?${new URLSearchParams({ route, n: nEl.value, at: 'both' })}`);
+    if (asked !== planAsked) return;
+    plan = res.ok ? await res.json() : null;
+  } catch (e) { plan = null; }
+  const each = Object.fromEntries((plan?.twins ?? []).map(t => [t.twin, t.predicted_ms]));
+  const label = (at, ms) => { document.querySelector(`[data-at="${at}"] .eta`).textContent = ms ? `~${seconds(ms)}` : ''; };
+  label('pool', each.pool);
+  label('event-loop', each['event-loop']);
+  label('both', plan?.predicted_ms);
+}
+
+function predictedFor(at) {
+  if (!plan) return null;
+  if (at === 'both') return plan.predicted_ms;
+  return (plan.twins ?? []).find(t => t.twin === at)?.predicted_ms ?? null;
+}
+
+function showPending() {
+  const el = document.getElementById('confirm');
+  el.hidden = !pending;
+  if (pending) {
+    el.innerHTML = `This burst is predicted to take <b>${esc(seconds(pending.ms))}</b>. ` +
+      `Press <kbd>${esc(pending.key)}</kbd> again to fire, <kbd>Esc</kbd> to leave it.`;
+  }
+}
+
+async function fire(at, key) {
   if (firing) return;
+  if (!canFire) return status('watching — only the presenter\'s machine fires', true);
+  commitN();
+  const ms = predictedFor(at);
+  if (ms > 30000 && !(pending && pending.at === at && Date.now() < pending.until)) {
+    pending = { at, key, ms, until: Date.now() + 10000 };
+    return showPending();
+  }
+  pending = null;
+  showPending();
   busy(true);
   try {
     const q = new URLSearchParams({ route, n: nEl.value, at });
@@ -435,7 +581,22 @@ async function fire(at) {
     busy(false);
   }
 }
-document.querySelectorAll('[data-at]').forEach(b => { b.onclick = () => fire(b.dataset.at); });
+document.querySelectorAll('[data-at]').forEach(b => {
+  b.onclick = () => fire(b.dataset.at, { pool: 'P', 'event-loop': 'A', both: 'B' }[b.dataset.at]);
+});
+
+async function stop() {
+  if (!firing) return false;
+  status('stopping the burst…');
+  try {
+    const res = await fetch('/cancel', { method: 'POST' });
+    if (!res.ok) status((await res.json()).error ?? 'could not stop the burst', true);
+  } catch (e) {
+    status('the stage server is not answering', true);
+  }
+  return true;
+}
+document.getElementById('stop').onclick = stop;
 
 function toggleChart(show) {
   const chart = document.getElementById('chart');
@@ -445,25 +606,89 @@ function toggleChart(show) {
 }
 document.getElementById('chart-button').onclick = () => toggleChart();
 
+// R: back to a clean page — route /io, N 16, fresh axes, empty panels.
+function resetPage() {
+  pending = null;
+  showPending();
+  localStorage.removeItem('stage.route');
+  localStorage.removeItem('stage.n');
+  nEl.value = DEFAULTS.n;
+  commitN();
+  pickRoute(DEFAULTS.route);
+  Object.assign(sticky, { key: null, us: 0 });
+  release.clear();
+  toggleChart(false);
+  if (!firing) for (const p of Object.values(panels)) p.reset(null, null, 0);
+  dirty = true;
+  status('reset: /io, N = 16, fresh axes');
+}
+
+// S: both panels as one PNG, for a slide.
+function savePicture() {
+  const all = Object.values(panels), dpr = window.devicePixelRatio || 1;
+  const head = 70, pad = 12;
+  const w = all.reduce((s, p) => s + p.canvas.width, 0) + pad * dpr * (all.length + 1);
+  const h = Math.max(...all.map(p => p.canvas.height)) + (head + 60) * dpr;
+  const out = document.createElement('canvas');
+  out.width = w; out.height = h;
+  const g = out.getContext('2d');
+  g.fillStyle = '#fff'; g.fillRect(0, 0, w, h);
+  g.scale(dpr, dpr);
+  let x = pad;
+  for (const p of all) {
+    g.fillStyle = '#111';
+    g.font = '600 22px system-ui, sans-serif';
+    g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 28);
+    g.font = '16px system-ui, sans-serif';
+    g.fillText(p.el.querySelector('.counter').innerText, x, 52);
+    g.drawImage(p.canvas, x, head, p.canvas.width / dpr, p.canvas.height / dpr);
+    const laneH = (p.canvas.height / dpr - QUEUE_H - AXIS_H) / p.workers;
+    g.font = '600 15px system-ui, sans-serif';
+    for (let k = 0; k < p.workers; k++) g.fillText(`worker${k}`, x + 4, head + QUEUE_H + k * laneH + 20);
+    g.font = '15px system-ui, sans-serif';
+    g.fillStyle = p.result?.status === 'ok' ? '#2e7d32' : '#c62828';
+    const verdict = p.el.querySelector('.verdict').innerText;
+    g.fillText(verdict.length > 110 ? verdict.slice(0, 107) + '…' : verdict, x, head + p.canvas.height / dpr + 24);
+    x += p.canvas.width / dpr + pad;
+  }
+  const link = document.createElement('a');
+  link.download = `stage-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
+  link.href = out.toDataURL('image/png');
+  link.click();
+  status(`saved the panels as ${link.download}`);
+}
+
 document.addEventListener('keydown', e => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
-  // Typing a number of requests: digits, arrows and editing keys are the field's; the letters
-  // and Enter still fire.
-  if (e.target === nEl && /^([0-9]|Arrow.*|Backspace|Delete|Tab|Home|End)$/.test(e.key)) return;
-  if (e.target === nEl) nEl.blur();
+  // Typing a number of requests: digits, arrows and editing keys are the field's; Enter takes it
+  // (without firing), Esc leaves it.
+  if (e.target === nEl) {
+    if (/^([0-9]|Arrow(Left|Right)|Backspace|Delete|Home|End)$/.test(e.key)) return;
+    if (e.key === 'Enter' || e.key === 'Escape' || e.key === 'Tab') {
+      commitN();
+      e.preventDefault();
+      return;
+    }
+    commitN();
+  }
   dirty = true;
   kick();
   const k = e.key.toLowerCase();
   if (k >= '1' && k <= String(ROUTES.length)) pickRoute(ROUTES[+k - 1]);
-  else if (k === 'p') fire('pool');
-  else if (k === 'a') fire('event-loop');
+  else if (k === 'p') fire('pool', 'P');
+  else if (k === 'a') fire('event-loop', 'A');
   // A presenter's clicker sends PageDown / → / Space: each fires both.
-  else if (['b', ' ', 'enter', 'pagedown', 'arrowright'].includes(k)) fire('both');
+  else if (['b', ' ', 'enter', 'pagedown', 'arrowright'].includes(k)) fire('both', e.key === ' ' ? 'Space' : 'B');
   else if (k === 'arrowup') stepN(1);
   else if (k === 'arrowdown') stepN(-1);
   else if (k === 'c') toggleChart();
-  else if (k === 'escape') toggleChart(false);
-  else return;
+  else if (k === 's') savePicture();
+  else if (k === 'r') resetPage();
+  else if (k === 'escape') {
+    if (pending) { pending = null; showPending(); status('left it: nothing fired'); }
+    else if (!document.getElementById('chart').hidden) toggleChart(false);
+    else stop();
+  } else return;
   e.preventDefault();
 });
 
@@ -478,7 +703,12 @@ function status(text, bad) {
 window.stage = {
   summary: () => Object.fromEntries(Object.entries(panels).map(([k, p]) => [k, p.summary()])),
   frames: () => ({ count: frames.count, maxGapMs: frames.maxGapMs }),
+  n: () => nEl.value,
+  route: () => route,
+  plan: () => plan,
+  scaleNote: () => document.getElementById('scale-note').textContent,
 };
 
+pickRoute(route);
 connect();
 kick();

@@ -43,12 +43,12 @@ fn start_stage(pool: SocketAddr, event_loop: SocketAddr) -> (tokio::runtime::Run
         .build()
         .expect("runtime");
     let addr = rt.block_on(async {
-        let config = StageConfig {
-            pool: Target::parse(&format!("http://{pool}")).await.expect("url"),
-            event_loop: Target::parse(&format!("http://{event_loop}"))
+        let config = StageConfig::watching(
+            Target::parse(&format!("http://{pool}")).await.expect("url"),
+            Target::parse(&format!("http://{event_loop}"))
                 .await
                 .expect("url"),
-        };
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -262,7 +262,8 @@ fn the_stage_answers_without_twins_and_refuses_bad_bursts_with_the_limit() {
     }
     let r = ask("POST /fire?route=/io&n=1001");
     assert_eq!(r.status, 400);
-    assert!(r.body.contains("\"allowed\":\"1 to 1000\""), "{}", r.body);
+    let refused: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(refused["allowed"], "1 to 1000", "{}", r.body);
     assert_eq!(ask("POST /fire?route=/nope").status, 400);
     assert_eq!(
         ask("GET /fire?route=/io").status,

@@ -1,0 +1,596 @@
+//! Firing from the stage: `POST /fire`, `POST /cancel`, `GET /plan`.
+//!
+//! A burst is fired with burst's own client — every connection opened first, then every request
+//! released at the same instant — at one twin or both, and each burst is checked against the
+//! model read from that twin's `hello`. CPU-bound bursts at both twins go one after the other:
+//! fired together they would share this machine's cores, and each would take about twice what
+//! its model (which gives it the cores) says. A burst can be given up at any time: its
+//! connections are reset, and each twin skips what it has not picked up yet.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{json_response, lock, refused, relay, replay, Keep, Stage, Stored, KEEP};
+use crate::client::{self, Cancel, Outcome};
+use crate::experiment::{self, Cell, Experiment, Plan, Settings, Status};
+use crate::model;
+use crate::output;
+use crate::Target;
+
+/// The routes the page offers (the lesson's, and its two failure modes).
+pub const ROUTES: [&str; 5] = [
+    "/io",
+    "/async-io",
+    "/async-io-multi",
+    "/async-io-blocking",
+    "/cpu",
+];
+/// The largest burst the stage fires.
+pub const MAX_N: usize = 1000;
+/// A burst the model says takes longer than this is one the page asks about first.
+const ASK_FIRST: Duration = Duration::from_secs(30);
+/// How long a `result` waits for the twins' last `finished` events to arrive.
+const ENDS_GRACE: Duration = Duration::from_secs(1);
+
+/// What `POST /fire` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireRequest {
+    pub route: String,
+    /// `?ms=` for each request (the twin's T when not given; the twin's limits apply).
+    pub ms: Option<u64>,
+    pub n: usize,
+    /// `pool`, `event-loop`, or both.
+    pub at: Vec<&'static str>,
+}
+
+impl FireRequest {
+    /// The path each request asks for.
+    pub(super) fn path(&self) -> String {
+        match self.ms {
+            Some(ms) => format!("{}?ms={ms}", self.route),
+            None => self.route.clone(),
+        }
+    }
+}
+
+/// Read `route=/io&n=16&at=both` (and `ms=`); a bad value is said with what is allowed.
+pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
+    let (mut route, mut n, mut at, mut ms) = (None, None, None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "route" => route = Some(value.into_owned()),
+            "n" => n = Some(value.into_owned()),
+            "at" => at = Some(value.into_owned()),
+            "ms" => ms = Some(value.into_owned()),
+            other => {
+                return Err(json!({"error": "unknown parameter", "parameter": other,
+                                  "allowed": ["route", "n", "at", "ms"]}))
+            }
+        }
+    }
+    let ms = match ms {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(ms) => Some(ms),
+            Err(_) => {
+                return Err(json!({"error": "not a number", "parameter": "ms", "received": text,
+                    "allowed": "a whole number of milliseconds, within the twin's --max-ms"}))
+            }
+        },
+    };
+    let route = route.unwrap_or_else(|| "/io".to_owned());
+    if !ROUTES.contains(&route.as_str()) {
+        return Err(json!({"error": "unknown route", "parameter": "route", "received": route,
+                          "allowed": ROUTES}));
+    }
+    let n_text = n.unwrap_or_else(|| "16".to_owned());
+    let n = match n_text.parse::<usize>() {
+        Ok(n) if (1..=MAX_N).contains(&n) => n,
+        _ => {
+            return Err(json!({"error": "out of range", "parameter": "n", "received": n_text,
+                              "allowed": format!("1 to {MAX_N}")}))
+        }
+    };
+    let at = match at.as_deref().unwrap_or("both") {
+        "pool" => vec!["pool"],
+        "event-loop" | "async" => vec!["event-loop"],
+        "both" => vec!["pool", "event-loop"],
+        other => {
+            return Err(json!({"error": "unknown target", "parameter": "at", "received": other,
+                              "allowed": ["pool", "event-loop", "both"]}))
+        }
+    };
+    Ok(FireRequest { route, ms, n, at })
+}
+
+/// A burst ready to fire at one twin.
+struct Planned {
+    twin: &'static str,
+    target: Target,
+    plan: Plan,
+}
+
+/// What each twin would be fired with, or why not: the model's plan from the twin's `hello`,
+/// refusing what the twin would refuse (a `?ms=` over its `--max-ms`).
+fn plans(stage: &Stage, request: &FireRequest) -> Result<(Vec<Planned>, Vec<Value>), Value> {
+    let (mut planned, mut refused) = (Vec::new(), Vec::new());
+    let path = request.path();
+    for &name in &request.at {
+        let Some(twin) = stage.twin(name) else {
+            continue;
+        };
+        let Some(info) = stage.state(twin).info else {
+            refused.push(json!({"twin": name, "error":
+                format!("not running: start it with `{}`", twin.start)}));
+            continue;
+        };
+        if let Some(ms) = request.ms {
+            if ms > info.max_ms {
+                return Err(json!({"error": "out of range", "parameter": "ms", "received": ms,
+                    "allowed": format!("0 to {} (the {name} twin's --max-ms)", info.max_ms)}));
+            }
+        }
+        let settings = Settings::default();
+        let made = twin.base.with_path(&path).and_then(|target| {
+            experiment::plan_for(&target, request.n, &settings, Some(info))
+                .map(|plan| (target, plan))
+        });
+        match made {
+            Ok((target, plan)) => planned.push(Planned {
+                twin: name,
+                target,
+                plan,
+            }),
+            Err(e) => refused.push(json!({"twin": name, "error": e.0})),
+        }
+    }
+    Ok((planned, refused))
+}
+
+/// CPU-bound work at both twins at once would share the cores: one after the other instead.
+fn one_after_the_other(planned: &[Planned]) -> bool {
+    planned.len() > 1
+        && planned
+            .iter()
+            .any(|p| p.plan.prediction.as_ref().is_some_and(|m| m.cpu_bound))
+}
+
+/// How long the model says the whole press takes: the longest burst, or their sum when they go
+/// one after the other.
+fn predicted_total(planned: &[Planned]) -> Option<Duration> {
+    let each: Option<Vec<Duration>> = planned.iter().map(|p| p.plan.predicted_end()).collect();
+    let each = each?;
+    Some(if one_after_the_other(planned) {
+        each.iter().sum()
+    } else {
+        each.into_iter().max().unwrap_or_default()
+    })
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `GET /plan?route=/io&n=16&at=both`: what the model predicts before anything is fired, for the
+/// page's buttons ("~4.0 s") and its question before a long burst.
+pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) -> Response<Body> {
+    let request = match parse_fire(query.as_deref().unwrap_or("")) {
+        Ok(r) => r,
+        Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
+    };
+    if replay::offered(&stage) {
+        return json_response(StatusCode::OK, &replay::plan(&stage, &request));
+    }
+    let (planned, refused) = match plans(&stage, &request) {
+        Ok(p) => p,
+        Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
+    };
+    let total = predicted_total(&planned);
+    let twins: Vec<Value> = planned
+        .iter()
+        .map(|p| {
+            json!({"twin": p.twin,
+                   "predicted_ms": p.plan.predicted_end().map(ms),
+                   "model": p.plan.prediction.as_ref().map(|m| model::describe(m, p.plan.n))})
+        })
+        .chain(refused)
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "route": request.path(), "n": request.n,
+            "predicted_ms": total.map(ms),
+            "one_after_the_other": one_after_the_other(&planned),
+            "ask_first": total.is_some_and(|t| t > ASK_FIRST),
+            "twins": twins,
+        }),
+    )
+}
+
+/// `POST /fire`: fire, check, keep the files, tell the pages; answer with the same result.
+pub(super) async fn fire(
+    State(stage): State<Stage>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    if let Some(refusal) = refused(&stage, peer, &headers) {
+        return refusal;
+    }
+    let request = match parse_fire(query.as_deref().unwrap_or("")) {
+        Ok(r) => r,
+        Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
+    };
+    let Ok(one_at_a_time) = stage.firing.clone().try_lock_owned() else {
+        return json_response(
+            StatusCode::CONFLICT,
+            &json!({"error": "a burst is running",
+                    "detail": "wait for its result, or give it up: Esc on the page, or \
+                               curl -s -X POST http://127.0.0.1:8080/cancel"}),
+        );
+    };
+    if replay::offered(&stage) {
+        return replay::play(&stage, &request, one_at_a_time).await;
+    }
+    let (planned, refused) = match plans(&stage, &request) {
+        Ok(p) => p,
+        Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
+    };
+    let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
+    let cancel = Cancel::default();
+    *lock(&stage.cancel) = Some((k, cancel.clone()));
+    // The burst runs to its end even if the page that asked is closed meanwhile: every page
+    // watching gets its result.
+    let burst = tokio::spawn({
+        let stage = stage.clone();
+        async move {
+            let _one_at_a_time = one_at_a_time;
+            let result = fire_burst(&stage, k, &request, planned, refused, &cancel).await;
+            *lock(&stage.cancel) = None;
+            result
+        }
+    });
+    match burst.await {
+        Ok(result) => json_response(StatusCode::OK, &result),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "the burst failed", "detail": e.to_string()}),
+        ),
+    }
+}
+
+/// `POST /cancel`: give the running burst up (Esc on the page). Its connections are reset, so
+/// each twin skips the requests it has not picked up: both are free again within about T.
+pub(super) async fn cancel(
+    State(stage): State<Stage>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    if let Some(refusal) = refused(&stage, peer, &headers) {
+        return refusal;
+    }
+    let running = lock(&stage.cancel).clone();
+    match running {
+        Some((k, cancel)) => {
+            cancel.cancel();
+            stage.say(&json!({"type": "cancelling", "burst": k}), Keep::Keep);
+            json_response(
+                StatusCode::ACCEPTED,
+                &json!({"cancelling": k,
+                        "detail": "its connections are reset: each twin skips what it had not \
+                                   picked up, and finishes what it had"}),
+            )
+        }
+        None => json_response(
+            StatusCode::CONFLICT,
+            &json!({"error": "no burst is running", "detail": "nothing to cancel"}),
+        ),
+    }
+}
+
+/// `GET /fire`: a link or a curl without `-X POST` fires nothing, and says so.
+pub(super) async fn fire_is_a_post() -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method not allowed", "allowed": "POST",
+                "detail": "fire with POST, e.g. curl -s -X POST \
+                           'http://127.0.0.1:8080/fire?route=/io&n=16&at=both'"}),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
+}
+
+async fn fire_burst(
+    stage: &Stage,
+    k: usize,
+    request: &FireRequest,
+    planned: Vec<Planned>,
+    mut twins: Vec<Value>,
+    cancel: &Cancel,
+) -> Value {
+    let path = request.path();
+    let sequential = one_after_the_other(&planned);
+    // Each twin's requests carry a run id of their own: the page lines each panel up with its
+    // own release, together or one after the other.
+    let runs: Vec<String> = planned.iter().map(|_| client::run_id()).collect();
+    let firing: Vec<Value> = planned
+        .iter()
+        .zip(&runs)
+        .map(|(p, run)| {
+            json!({
+                "twin": p.twin,
+                "run": run,
+                "predicted_ms": p.plan.predicted_end().map(ms),
+                "model": p.plan.prediction.as_ref().map(|m| model::describe(m, p.plan.n)),
+            })
+        })
+        .collect();
+    let note = sequential.then_some(
+        "CPU-bound: the pool first, then the event loop — at once, both would share this \
+         machine's cores and each take about twice its model's time",
+    );
+    if !firing.is_empty() {
+        stage.say(
+            &json!({"type": "firing", "burst": k, "route": path, "n": request.n,
+                    "sequential": sequential, "note": note, "twins": firing}),
+            Keep::Restart,
+        );
+    }
+    let settings = Settings {
+        cancel: Some(cancel.clone()),
+        ..Settings::default()
+    };
+    let groups: Vec<Vec<(Planned, String)>> = {
+        let pairs = planned.into_iter().zip(runs);
+        if sequential {
+            pairs.map(|pair| vec![pair]).collect()
+        } else {
+            vec![pairs.collect()]
+        }
+    };
+    let last_group = groups.len().saturating_sub(1);
+    let mut cells = Vec::new();
+    let mut files = Vec::new();
+    for (g, group) in groups.into_iter().enumerate() {
+        if cancel.is_cancelled() {
+            let left: Vec<Value> = group
+                .iter()
+                .map(|(p, _)| json!({"twin": p.twin, "status": "cancelled",
+                                     "verdict": "cancelled before it was fired"}))
+                .collect();
+            twins.extend(left.iter().cloned());
+            stage.say(
+                &json!({"type": "result", "burst": k, "route": path, "n": request.n,
+                        "final": g == last_group, "twins": left, "chart": null}),
+                Keep::Keep,
+            );
+            continue;
+        }
+        for (_, run) in &group {
+            relay::count_ends(stage, run);
+        }
+        let names: Vec<(&'static str, String)> =
+            group.iter().map(|(p, run)| (p.twin, run.clone())).collect();
+        let fired = experiment::fire_each(
+            group
+                .into_iter()
+                .map(|(p, run)| (p.target, p.plan, run))
+                .collect(),
+            &settings,
+        )
+        .await;
+        let mut step = Vec::new();
+        for ((name, run), outcome) in names.into_iter().zip(fired) {
+            match outcome {
+                Ok(e) => {
+                    // Its result follows its requests' ends, as on a page that watched.
+                    let answered = e
+                        .burst
+                        .results
+                        .iter()
+                        .filter(|r| matches!(r.outcome, Outcome::Http(_)))
+                        .count();
+                    relay::wait_for_ends(stage, &run, answered, ENDS_GRACE).await;
+                    files.push((format!("{name}.json"), "application/json", report_json(&e)));
+                    let rows = output::rows(&e.burst, e.check.as_ref());
+                    files.push((
+                        format!("{name}.csv"),
+                        "text/csv; charset=utf-8",
+                        output::csv(&rows),
+                    ));
+                    step.push(twin_result(k, name, &e));
+                    cells.push(Cell {
+                        server: name.to_owned(),
+                        kind: e.server.as_ref().map(|s| s.kind.clone()),
+                        route: path.clone(),
+                        n: request.n,
+                        experiment: e,
+                    });
+                }
+                Err(e) => step.push(json!({"twin": name, "error": e.0})),
+            }
+        }
+        let chart = (g == last_group)
+            .then(|| chart(stage, k, request, &cells, &mut files))
+            .flatten();
+        let recording = (g == last_group && !cells.is_empty())
+            .then(|| format!("/bursts/{k}/replay.json"));
+        stage.say(
+            &json!({"type": "result", "burst": k, "route": path, "n": request.n,
+                    "final": g == last_group, "twins": step, "chart": chart,
+                    "recording": recording}),
+            Keep::Keep,
+        );
+        twins.extend(step);
+    }
+    if !cells.is_empty() {
+        files.push((
+            "replay.json".to_owned(),
+            "application/json",
+            replay::record(stage, request),
+        ));
+    }
+    {
+        let mut kept = lock(&stage.bursts);
+        kept.push_back(Stored { k, files });
+        while kept.len() > KEEP {
+            kept.pop_front();
+        }
+    }
+    let chart_url = lock(&stage.bursts)
+        .back()
+        .filter(|s| s.k == k && s.files.iter().any(|(f, _, _)| f == "chart.svg"))
+        .map(|_| format!("/bursts/{k}/chart.svg"));
+    json!({"type": "result", "burst": k, "route": path, "n": request.n, "final": true,
+           "sequential": sequential, "twins": twins, "chart": chart_url,
+           "recording": (!cells.is_empty()).then(|| format!("/bursts/{k}/replay.json"))})
+}
+
+/// The completion chart: every twin × route kept for this N (the latest of each), so that /io,
+/// /async-io and /async-io-multi fired one after another make the reference chart.
+fn chart(
+    stage: &Stage,
+    k: usize,
+    request: &FireRequest,
+    cells: &[Cell],
+    files: &mut Vec<(String, &'static str, String)>,
+) -> Option<String> {
+    if cells.is_empty() {
+        return None;
+    }
+    let io_bound = |c: &Cell| {
+        let path = c.route.split('?').next().unwrap_or("");
+        ["/io", "/async-io", "/async-io-multi"].contains(&path)
+    };
+    let mut kept = lock(&stage.cells);
+    // Earlier bursts stay only as the reference chart has them: IO-bound, every request ok.
+    kept.retain(|old| {
+        io_bound(old)
+            && old.experiment.status() != Status::Failed
+            && !cells
+                .iter()
+                .any(|c| c.server == old.server && c.route == old.route && c.n == old.n)
+    });
+    kept.extend(cells.iter().cloned());
+    while kept.len() > 4 * ROUTES.len() {
+        kept.remove(0);
+    }
+    let mut shown: Vec<Cell> = kept.iter().filter(|c| c.n == request.n).cloned().collect();
+    drop(kept);
+    let rank = |c: &Cell| {
+        let path = c.route.split('?').next().unwrap_or("");
+        (c.server != "pool", ROUTES.iter().position(|r| *r == path))
+    };
+    shown.sort_by_key(rank);
+    let pool = shown.iter().any(|c| c.server == "pool");
+    let event_loop = shown.iter().any(|c| c.server != "pool");
+    let title = match (shown.iter().all(io_bound), pool, event_loop) {
+        (true, true, true) => "IO-bound bursts: a pool of blocking workers vs event loops",
+        (false, true, true) => "Bursts at the stage: a pool of blocking workers vs event loops",
+        (_, true, false) => "Bursts at the stage: a pool of blocking workers",
+        _ => "Bursts at the stage: event loops",
+    };
+    let subtitle = format!(
+        "{} at once; the latest burst of each route, fired by the stage",
+        request.n
+    );
+    files.push((
+        "chart.svg".to_owned(),
+        "image/svg+xml",
+        experiment::completion_svg(&shown, title, &subtitle),
+    ));
+    Some(format!("/bursts/{k}/chart.svg"))
+}
+
+fn twin_result(k: usize, name: &str, e: &Experiment) -> Value {
+    let given_up = e
+        .burst
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .count();
+    let (status, verdict) = if given_up > 0 {
+        (
+            "cancelled",
+            format!(
+                "cancelled after {:.1} s: {} answered, {given_up} given up — the twin skips \
+                 those it had not picked up yet",
+                e.summary.wall_ms / 1000.0,
+                e.summary.ok
+            ),
+        )
+    } else {
+        let status = match e.status() {
+            Status::Ok => "ok",
+            Status::NotAsPredicted => "not-as-predicted",
+            Status::Failed => "failed",
+        };
+        // The model's verdict already says how many failed.
+        let verdict = match &e.check {
+            Some(c) => c.verdict.clone(),
+            None => format!(
+                "{} of {} answered; no model to check",
+                e.summary.ok, e.burst.n
+            ),
+        };
+        (status, verdict)
+    };
+    json!({
+        "twin": name,
+        "status": status,
+        "verdict": verdict,
+        "waves": e.check.as_ref().map(|c| c.waves.iter().map(|w| w.size).collect::<Vec<_>>()),
+        "expected_waves": e.check.as_ref().map(|c| c.expected_wave_sizes.clone()),
+        "predicted_last_ms": e.check.as_ref().map(|c| ms(c.predicted_last)),
+        "wall_ms": e.summary.wall_ms,
+        "ok": e.summary.ok,
+        "json": format!("/bursts/{k}/{name}.json"),
+        "csv": format!("/bursts/{k}/{name}.csv"),
+    })
+}
+
+fn report_json(e: &Experiment) -> String {
+    let report = output::Report {
+        url: &e.burst.url,
+        n: e.burst.n,
+        release_spread_ms: e.summary.release_spread_ms,
+        wall_ms: e.summary.wall_ms,
+        server: e.server.as_ref(),
+        model: e.check.as_ref(),
+        summary: &e.summary,
+        requests: output::rows(&e.burst, e.check.as_ref()),
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fire_requests_are_read_or_refused_with_the_limit() {
+        let ok = parse_fire("route=/async-io&n=100&at=event-loop").expect("valid");
+        assert_eq!(
+            (ok.route.as_str(), ok.n, ok.at),
+            ("/async-io", 100, vec!["event-loop"])
+        );
+        assert_eq!(parse_fire("").expect("defaults").at, ["pool", "event-loop"]);
+        let e = parse_fire("n=1001").expect_err("over");
+        assert_eq!(e["allowed"], "1 to 1000");
+        assert_eq!(
+            parse_fire("route=/nope").expect_err("route")["error"],
+            "unknown route"
+        );
+        assert_eq!(
+            parse_fire("at=mars").expect_err("at")["error"],
+            "unknown target"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Following each twin's `GET /events`, and relaying what it says to the pages.
+//!
+//! A twin is a process on this machine, but its bytes are not trusted: every event is read with
+//! a bounded line length, must be one the stage knows, and must carry a JSON object; the stage
+//! writes it again (escaped by serde) before any page sees it. A twin that says something else
+//! is not a twin: the panel says so.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::{lock, Keep, Stage, Twin, TwinState};
+use crate::model::ServerInfo;
+
+/// How often a twin that is down is looked for again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The longest line of an event stream the stage reads: a twin's `hello` is a few KiB.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// The events a twin sends, by name.
+const KNOWN: [&str; 8] = [
+    "hello",
+    "queued",
+    "picked-up",
+    "slot",
+    "finished",
+    "frozen",
+    "thawed",
+    "lagged",
+];
+
+/// Follow twin `i` for as long as the stage runs: connect, relay, and when it goes away, say so
+/// and look for it again.
+pub(super) async fn follow_twin(stage: Stage, i: usize) {
+    loop {
+        let why = match follow(&stage, i).await {
+            Ok(()) => "it closed the stream (stopped or restarting)".to_owned(),
+            Err(e) => e,
+        };
+        let twin = &stage.twins[i];
+        let newly_down = {
+            let mut st = lock(&twin.state);
+            let newly = !st.down;
+            *st = TwinState {
+                down: true,
+                ..TwinState::default()
+            };
+            newly
+        };
+        if newly_down {
+            stage.say(&down_message(twin, &why), Keep::Skip);
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+pub(super) fn down_message(twin: &Twin, why: &str) -> Value {
+    json!({
+        "type": "down",
+        "twin": twin.name,
+        "url": twin.base.url,
+        "why": why,
+        "start": twin.start,
+    })
+}
+
+/// One connection to a twin's `/events`, relayed until it ends.
+async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
+    let twin = &stage.twins[i];
+    let mut stream = TcpStream::connect(twin.base.addr)
+        .await
+        .map_err(|e| format!("not running ({e})"))?;
+    // `Connection: close`: the stream is this connection's only request, and on a drain the
+    // pool twin (tiny_http) then closes it rather than wait for a next request.
+    let request = format!(
+        "GET /events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
+         Connection: close\r\nUser-Agent: burst-stage\r\n\r\n",
+        twin.base.host_header
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = Lines::new(stream);
+    let status = lines.next().await?.unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200") {
+        let shown: String = status.chars().take(80).collect();
+        return Err(format!(
+            "it answered /events with {shown:?}: not a twin, an older build, or its watchers \
+             are full (--max-watchers)"
+        ));
+    }
+    // The head: nothing in it the stage needs.
+    while let Some(line) = lines.next().await? {
+        if line.is_empty() {
+            break;
+        }
+    }
+    let (mut event, mut data) = (String::new(), String::new());
+    while let Some(line) = lines.next().await? {
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            data = d.to_owned();
+        } else if line.is_empty() && !event.is_empty() {
+            relay(stage, twin, &event, &data)?;
+            event.clear();
+            data.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Lines of an event stream, none longer than [`MAX_LINE`].
+struct Lines {
+    reader: BufReader<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn new(stream: TcpStream) -> Lines {
+        Lines {
+            reader: BufReader::new(stream),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<String>, String> {
+        self.buf.clear();
+        let read = (&mut self.reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut self.buf)
+            .await
+            .map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if self.buf.last() != Some(&b'\n') {
+            return Err(format!(
+                "it sent a line over {} KiB: not a twin's event stream",
+                MAX_LINE / 1024
+            ));
+        }
+        let line = String::from_utf8_lossy(&self.buf);
+        Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+    }
+}
+
+/// One event from a twin, checked, to the pages.
+fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), String> {
+    if !KNOWN.contains(&event) {
+        // A newer twin's event, say: not for this page.
+        return Ok(());
+    }
+    let data: Map<String, Value> = serde_json::from_str(data)
+        .map_err(|_| format!("its {event:?} event carried no JSON object: not a twin"))?;
+    if event == "hello" {
+        let info = serde_json::from_value::<ServerInfo>(Value::Object(data.clone())).ok();
+        *lock(&twin.state) = TwinState {
+            hello: Some(Value::Object(data.clone())),
+            info,
+            down: false,
+        };
+    }
+    if event == "finished" {
+        if let Some(id) = data.get("id").and_then(Value::as_str) {
+            ended(stage, id);
+        }
+    }
+    let keep = if event == "hello" {
+        Keep::Skip
+    } else {
+        Keep::Keep
+    };
+    stage.say(
+        &json!({"type": event, "twin": twin.name, "data": data}),
+        keep,
+    );
+    Ok(())
+}
+
+/// A request of a run the stage fires has ended (`{run}-{i}`): counted for [`wait_for_ends`].
+fn ended(stage: &Stage, id: &str) {
+    let Some((run, _)) = id.rsplit_once('-') else {
+        return;
+    };
+    let mut ends = lock(&stage.ends);
+    if let Some((_, n)) = ends.iter_mut().find(|(r, _)| r == run) {
+        *n += 1;
+        stage.ended.notify_waiters();
+    }
+}
+
+/// Count the ends of `run`'s requests from now on.
+pub(super) fn count_ends(stage: &Stage, run: &str) {
+    lock(&stage.ends).push((run.to_owned(), 0));
+}
+
+/// Wait (at most `limit`) until the twin has said `expected` of `run`'s requests ended, then
+/// stop counting them: a burst's `result` then comes after its requests' ends on every page.
+pub(super) async fn wait_for_ends(stage: &Stage, run: &str, expected: usize, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let notified = stage.ended.notified();
+        let seen = lock(&stage.ends)
+            .iter()
+            .find(|(r, _)| r == run)
+            .map_or(expected, |(_, n)| *n);
+        if seen >= expected
+            || tokio::time::timeout_at(deadline, notified).await.is_err()
+        {
+            break;
+        }
+    }
+    lock(&stage.ends).retain(|(r, _)| r != run);
+}

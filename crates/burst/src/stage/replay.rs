@@ -1,0 +1,275 @@
+//! Bursts kept as recordings, and played back on the stage with no twins running.
+//!
+//! Every burst the stage fires is kept as a recording (`/bursts/{k}/replay.json`, linked under
+//! the panels): each message the pages were sent, with its time since the burst began, and each
+//! twin's `hello`. `burst stage --replay FILE` (repeatable) serves those instead of watching
+//! twins: a key fires the recording of that route and N, played at its own pace, with its times
+//! moved to now — a rehearsal without the twins, or a backup for a projector laptop too slow to
+//! run them. The panels say it is a replay.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{json_response, lock, FireRequest, Keep, Stage, TwinState};
+use crate::client::{self, Cancel};
+
+/// What a recording file says it is.
+const FORMAT: &str = "twins-stage-replay/1";
+
+/// One burst as the pages saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recording {
+    pub format: String,
+    /// The path fired (`/io`, `/io?ms=500`) and how many at once.
+    pub route: String,
+    pub n: usize,
+    /// The twins it was fired at.
+    pub at: Vec<String>,
+    /// When it began, µs since the Unix epoch.
+    pub recorded_unix_us: u64,
+    /// Each twin's `hello`, as it was.
+    pub hellos: Map<String, Value>,
+    /// Each message with its time since the burst began, in ms.
+    pub messages: Vec<(u64, Value)>,
+}
+
+impl Recording {
+    /// Read a recording the stage wrote; a file that is not one says so in a line.
+    pub fn load(path: &std::path::Path) -> Result<Recording, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let r: Recording = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a stage recording ({e}); save one from a burst's \"replay\" link",
+                path.display()
+            )
+        })?;
+        if r.format != FORMAT {
+            return Err(format!(
+                "{} is a recording of another kind ({:?}, this stage reads {FORMAT:?})",
+                path.display(),
+                r.format
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The path without its query: what the page's route keys name.
+    fn route_path(&self) -> &str {
+        self.route.split('?').next().unwrap_or("")
+    }
+
+    /// How long it lasted.
+    fn duration(&self) -> Duration {
+        Duration::from_millis(self.messages.last().map_or(0, |(t, _)| *t))
+    }
+
+    fn label(&self) -> Value {
+        json!({"route": self.route, "n": self.n, "at": self.at,
+               "seconds": self.duration().as_secs_f64()})
+    }
+}
+
+/// Is this stage playing recordings rather than watching twins?
+pub(super) fn offered(stage: &Stage) -> bool {
+    !stage.recordings.is_empty()
+}
+
+/// The recording of the burst that just ended, as a file.
+pub(super) fn record(stage: &Stage, request: &FireRequest) -> String {
+    let (recorded_unix_us, messages) = {
+        let kept = lock(&stage.kept);
+        let messages = kept
+            .messages
+            .iter()
+            .filter_map(|(t, m)| serde_json::from_str::<Value>(m).ok().map(|m| (*t, m)))
+            .collect();
+        (kept.began.map_or(0, |(_, us)| us), messages)
+    };
+    let hellos = stage
+        .twins
+        .iter()
+        .filter_map(|t| stage.state(t).hello.map(|h| (t.name.to_owned(), h)))
+        .collect();
+    let recording = Recording {
+        format: FORMAT.to_owned(),
+        route: request.path(),
+        n: request.n,
+        at: request.at.iter().map(|s| (*s).to_owned()).collect(),
+        recorded_unix_us,
+        hellos,
+        messages,
+    };
+    serde_json::to_string(&recording).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The twins as recorded: each panel shows the configuration its recording was made with.
+pub(super) fn as_recorded(stage: &Stage) {
+    for twin in &stage.twins {
+        let hello = stage
+            .recordings
+            .iter()
+            .find_map(|r| r.hellos.get(twin.name).cloned());
+        let info = hello
+            .clone()
+            .and_then(|h| serde_json::from_value(h).ok());
+        let known = hello.is_some();
+        *lock(&twin.state) = TwinState {
+            hello,
+            info,
+            down: !known,
+        };
+    }
+}
+
+/// The recording that answers a press of a key: the same route, N and twins — or the nearest.
+fn pick<'a>(stage: &'a Stage, request: &FireRequest) -> Option<&'a Recording> {
+    let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
+    let same_route = |r: &&Recording| r.route_path() == request.route;
+    let all = stage.recordings.iter();
+    all.clone()
+        .filter(same_route)
+        .find(|r| r.n == request.n && r.at == at)
+        .or_else(|| all.clone().filter(same_route).find(|r| r.n == request.n))
+        .or_else(|| all.clone().find(same_route))
+}
+
+/// `GET /plan` while replaying: how long the recording that a press would play lasts.
+pub(super) fn plan(stage: &Stage, request: &FireRequest) -> Value {
+    match pick(stage, request) {
+        Some(r) => json!({"route": r.route, "n": r.n, "replay": true,
+                          "predicted_ms": r.duration().as_millis() as u64,
+                          "ask_first": false, "twins": []}),
+        None => json!({"route": request.route, "n": request.n, "replay": true,
+                       "predicted_ms": null, "ask_first": false, "twins": [],
+                       "recorded": stage.recordings.iter().map(Recording::label).collect::<Vec<_>>()}),
+    }
+}
+
+/// Play the recording a press asks for, at its own pace, with its times moved to now.
+pub(super) async fn play(
+    stage: &Stage,
+    request: &FireRequest,
+    one_at_a_time: tokio::sync::OwnedMutexGuard<()>,
+) -> Response<Body> {
+    let Some(recording) = pick(stage, request).cloned() else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no recording of that route",
+                    "detail": format!("this stage replays recordings; none of {}", request.route),
+                    "recorded": stage.recordings.iter().map(Recording::label).collect::<Vec<_>>()}),
+        );
+    };
+    let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
+    let cancel = Cancel::default();
+    *lock(&stage.cancel) = Some((k, cancel.clone()));
+    let player = tokio::spawn({
+        let stage = stage.clone();
+        async move {
+            let _one_at_a_time = one_at_a_time;
+            let last = replay_messages(&stage, &recording, k, &cancel).await;
+            *lock(&stage.cancel) = None;
+            last
+        }
+    });
+    match player.await {
+        Ok(last) => json_response(StatusCode::OK, &last),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "the replay failed", "detail": e.to_string()}),
+        ),
+    }
+}
+
+async fn replay_messages(stage: &Stage, recording: &Recording, k: usize, cancel: &Cancel) -> Value {
+    let start = Instant::now();
+    let shift = client::unix_us_now().saturating_sub(recording.recorded_unix_us);
+    // Fresh run ids, so that a page lines this playing up with its own release.
+    let suffix = format!("r{k}");
+    let mut last = json!({"type": "result", "burst": k, "final": true, "twins": []});
+    for (first, (t_ms, message)) in recording.messages.iter().enumerate() {
+        let at = start + Duration::from_millis(*t_ms);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        if cancel.is_cancelled() {
+            last = json!({"type": "result", "burst": k, "route": recording.route,
+                          "n": recording.n, "final": true, "replay": true,
+                          "twins": recording.at.iter().map(|t| json!({"twin": t,
+                              "status": "cancelled", "verdict": "replay cancelled"}))
+                              .collect::<Vec<_>>()});
+            stage.say(&last, Keep::Keep);
+            return last;
+        }
+        let message = moved(message, shift, &suffix, k);
+        let keep = if first == 0 { Keep::Restart } else { Keep::Keep };
+        if message["type"] == "result" {
+            last = message.clone();
+        }
+        stage.say(&message, keep);
+    }
+    last
+}
+
+/// A recorded message as if it happened now: times shifted, runs renamed, the burst renumbered.
+fn moved(message: &Value, shift_us: u64, suffix: &str, k: usize) -> Value {
+    let mut m = message.clone();
+    let Some(obj) = m.as_object_mut() else {
+        return m;
+    };
+    if obj.contains_key("burst") {
+        obj.insert("burst".into(), json!(k));
+        obj.insert("replay".into(), json!(true));
+    }
+    if let Some(twins) = obj.get_mut("twins").and_then(Value::as_array_mut) {
+        for t in twins {
+            if let Some(run) = t.get("run").and_then(Value::as_str) {
+                let renamed = format!("{run}{suffix}");
+                t["run"] = json!(renamed);
+            }
+            // The recorded files belong to a stage that is not running.
+            if let Some(t) = t.as_object_mut() {
+                t.remove("json");
+                t.remove("csv");
+            }
+        }
+        obj.insert("chart".into(), Value::Null);
+        obj.remove("recording");
+    }
+    if let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut) {
+        for field in ["t_us", "since_us"] {
+            if let Some(t) = data.get(field).and_then(Value::as_u64) {
+                data.insert(field.into(), json!(t + shift_us));
+            }
+        }
+        if let Some((run, i)) = data
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.rsplit_once('-'))
+        {
+            let renamed = format!("{run}{suffix}-{i}");
+            data.insert("id".into(), json!(renamed));
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_played_message_happens_now_under_a_run_of_its_own() {
+        let event = json!({"type": "finished", "twin": "pool",
+                           "data": {"id": "abc-7", "t_us": 1000, "worker": "worker1"}});
+        let m = moved(&event, 500, "r3", 3);
+        assert_eq!(m["data"]["t_us"], 1500);
+        assert_eq!(m["data"]["id"], "abcr3-7");
+        let firing = json!({"type": "firing", "burst": 1, "twins": [{"twin": "pool", "run": "abc"}]});
+        let m = moved(&firing, 500, "r3", 3);
+        assert_eq!((m["burst"].clone(), m["twins"][0]["run"].clone()), (json!(3), json!("abcr3")));
+    }
+}
