@@ -22,6 +22,16 @@ command -v curl >/dev/null || { echo "burst.sh: curl is not installed" >&2; exit
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Ctrl-C: the curls stop, and so does this script — quietly (no half-written results), 130.
+interrupted() {
+  trap - EXIT INT TERM
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+  echo "burst.sh: interrupted" >&2
+  exit 130
+}
+trap interrupted INT TERM
 
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 
@@ -32,8 +42,8 @@ for ((i = 0; i < n; i++)); do
     # %header{} needs curl >= 7.84; 000 as the code means no response at all.
     out=$(curl -s -o /dev/null --max-time "$timeout" -w '%{http_code} %header{x-worker}' "$url" 2>/dev/null) || true
     e=$(now_ms)
-    echo "$i $((s - t0)) $((e - t0)) ${out:-000}" >"$tmp/$i"
-  ) &
+    echo "$i $((s - t0)) $((e - t0)) ${out:-000}" 2>/dev/null >"$tmp/$i" || true
+  ) 2>/dev/null &
 done
 wait
 t1=$(now_ms)

@@ -63,11 +63,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let in_flight = InFlight::default();
     let loops = Loops::new(usize::from(config.workers));
     let heartbeats = loops.clone();
-    let events = Events::new(
-        config.events_buffer,
-        config.max_watchers,
-        Some(Box::new(move || heartbeats.frozen())),
-    );
+    let events = Events::new(&config, Some(Box::new(move || heartbeats.frozen())));
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel();
     let mut to_loops = Vec::new();

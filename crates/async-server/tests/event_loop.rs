@@ -400,3 +400,81 @@ fn a_stalled_watcher_loses_events_counted_and_holds_no_more_than_its_buffer() {
         2,
     );
 }
+
+#[test]
+fn watchers_beyond_the_cap_get_a_503_and_a_closed_one_s_place_is_given_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::EventLoop, 2, T);
+    config.max_watchers = 3;
+    let server = async_server::start(listener, config).unwrap();
+    testkit::watchers::assert_watchers_are_capped(server.addr(), 3);
+}
+
+#[test]
+fn a_stalled_watcher_is_let_go_after_the_write_stall() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::EventLoop, 4, T);
+    config.max_watchers = 1;
+    config.events_stall = Duration::from_millis(300);
+    let server = async_server::start(listener, config).unwrap();
+    let addr = server.addr();
+    testkit::watchers::assert_a_stalled_watcher_is_let_go(addr, Duration::from_millis(300), || {
+        fire_ok(addr, "/async-io?ms=0", 200);
+    });
+}
+
+#[test]
+fn head_events_is_the_stream_s_head_and_no_page_may_read_the_stream() {
+    let server = start(2, 40);
+    testkit::watchers::assert_head_events_and_no_wildcard_cors(server.addr());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_event_loops_with_their_watchers_sleep() {
+    let server = ServerProcess::start(BIN, &["--workers", "4"]);
+    testkit::watchers::assert_idle_watchers_sleep(&server, 16);
+}
+
+#[test]
+fn requests_whose_client_gave_up_behind_a_frozen_loop_are_skipped_not_served() {
+    let t = Duration::from_millis(T);
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "300"]);
+    testkit::watchers::assert_abandoned_requests_are_skipped(&server, "/async-io-blocking", 2, t);
+}
+
+#[test]
+fn io_whose_client_gave_up_never_takes_a_thread_pool_slot() {
+    // One loop, one slot: four /io, three of them waiting for the slot when their client goes.
+    let server = ServerProcess::start(BIN, &["--workers", "1", "--threadpool", "1"]);
+    let addr = server.addr;
+    let clients: Vec<std::net::TcpStream> = (0..4)
+        .map(|i| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )
+            .unwrap();
+            socket.set_linger(Some(Duration::ZERO)).unwrap();
+            socket.connect(&addr.into()).unwrap();
+            let mut s: std::net::TcpStream = socket.into();
+            let request = format!("GET /io?ms={T} HTTP/1.1\r\nHost: t\r\nX-Request-Id: g-{i}\r\n\r\n");
+            std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    for _ in 0..4 {
+        server.log_line(Duration::from_secs(5)).expect("picked up by the loop");
+    }
+    let gave_up = Instant::now();
+    drop(clients);
+    // The slot is free once the one that had it is done: the three that waited never ran.
+    let r = get(addr, "/io?ms=0");
+    assert_eq!(r.status, 200);
+    let free = gave_up.elapsed();
+    assert!(
+        free < Duration::from_millis(T + 700),
+        "the slot was busy for {free:?} after the clients gave up"
+    );
+}

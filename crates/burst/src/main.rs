@@ -546,9 +546,9 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
                             format!("{who}: {}, {} {workers}", s.kind, s.workers)
                         });
                 println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
-                print!("{}", render::table(&e.burst, check));
-                println!();
                 let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
+                print!("{}", render::table_fit(&e.burst, check, width));
+                println!();
                 let style = WaterfallStyle {
                     width,
                     max_rows: args.rows,

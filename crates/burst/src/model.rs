@@ -525,17 +525,26 @@ fn plural_waves(n: usize) -> String {
 
 /// "waves of 4 every 1.00 s (4 waves)" / "all 16 at once after 1.00 s" / "one at a time…".
 pub fn describe(prediction: &Prediction, n: usize) -> String {
-    let s = prediction.service.as_secs_f64();
+    if prediction.service.is_zero() {
+        return format!("no wait: each of the {n} answered at once");
+    }
+    let s = duration_text(prediction.service);
     match prediction.parallel {
-        _ if n == 1 => format!("1 request, done after {s:.2} s"),
-        Some(1) => format!("one at a time, every {s:.2} s ({n} waves)"),
+        _ if n == 1 => format!("1 request, done after {s}"),
+        Some(1) => format!("one at a time, every {s} ({n} waves)"),
         Some(p) if usize::try_from(p).is_ok_and(|p| p < n) => {
-            format!(
-                "waves of {p} every {s:.2} s ({} waves)",
-                prediction.waves(n)
-            )
+            format!("waves of {p} every {s} ({} waves)", prediction.waves(n))
         }
-        _ => format!("all {n} at once after {s:.2} s"),
+        _ => format!("all {n} at once after {s}"),
+    }
+}
+
+/// "1.00 s", or "40 ms" for what seconds would show as 0.04.
+fn duration_text(d: Duration) -> String {
+    if d >= Duration::from_millis(100) {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.0} ms", ms(d))
     }
 }
 

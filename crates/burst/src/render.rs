@@ -29,31 +29,59 @@ fn outcome_label(r: &RequestResult) -> String {
 
 /// The per-request table, in completion order.
 pub fn table(burst: &Burst, check: Option<&Check>) -> String {
+    table_fit(burst, check, usize::MAX)
+}
+
+/// The per-request table, no wider than `width` columns (a terminal on a projector is narrow):
+/// the columns the others add up to go first — latency (= served + waiting), then the model's
+/// time, then waiting — so what is left still lines up with the server's log.
+pub fn table_fit(burst: &Burst, check: Option<&Check>, width: usize) -> String {
+    // The full table is 90 columns and a status; each step leaves one column out.
+    let (latency, model, waiting) = match width {
+        w if w >= 100 => (true, true, true),
+        w if w >= 88 => (false, true, true),
+        w if w >= 77 => (false, false, true),
+        _ => (false, false, false),
+    };
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:>5}  {:<9} {:>9} {:>11} {:>10} {:>11} {:>10}  status",
-        "#", "worker", "done(s)", "latency(ms)", "served(ms)", "waiting(ms)", "model(s)"
-    );
+    let mut head = format!("{:>5}  {:<9} {:>9}", "#", "worker", "done(s)");
+    if latency {
+        head.push_str(&format!(" {:>11}", "latency(ms)"));
+    }
+    head.push_str(&format!(" {:>10}", "served(ms)"));
+    if waiting {
+        head.push_str(&format!(" {:>11}", "waiting(ms)"));
+    }
+    if model {
+        head.push_str(&format!(" {:>10}", "model(s)"));
+    }
+    let _ = writeln!(s, "{head}  status");
     for i in completion_order(burst) {
         let r = &burst.results[i];
         let predicted = check
             .and_then(|c| c.predicted.get(i).copied().flatten())
             .map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.as_secs_f64()));
-        let _ = writeln!(
-            s,
-            "{:>5}  {:<9} {:>9} {:>11} {:>10} {:>11} {:>10}  {}",
+        let done = r
+            .done
+            .map_or_else(|| "-".to_owned(), |d| format!("{:.3}", d.as_secs_f64()));
+        let mut line = format!(
+            "{:>5}  {:<9} {:>9}",
             r.index,
             r.worker.as_deref().unwrap_or("-"),
-            r.done
-                .map_or_else(|| "-".to_owned(), |d| format!("{:.3}", d.as_secs_f64())),
-            opt_ms(r.latency()),
-            // Served + waiting = latency: a wait for a thread-pool slot counts as waiting.
-            opt_ms(r.served()),
-            opt_ms(r.waiting()),
-            predicted,
-            outcome_label(r)
+            done
         );
+        if latency {
+            line.push_str(&format!(" {:>11}", opt_ms(r.latency())));
+        }
+        // Served + waiting = latency: a wait for a thread-pool slot counts as waiting.
+        line.push_str(&format!(" {:>10}", opt_ms(r.served())));
+        if waiting {
+            line.push_str(&format!(" {:>11}", opt_ms(r.waiting())));
+        }
+        if model {
+            line.push_str(&format!(" {:>10}", predicted));
+        }
+        let _ = writeln!(s, "{line}  {}", outcome_label(r));
     }
     s
 }
@@ -361,6 +389,19 @@ mod tests {
             w.lines().nth(1).unwrap().contains("2.0s"),
             "axis has ticks: {w}"
         );
+    }
+
+    #[test]
+    fn the_table_narrows_to_the_terminal_by_leaving_out_what_adds_up() {
+        let b = two_waves();
+        let wide = table_fit(&b, None, 120);
+        assert!(wide.contains("latency(ms)") && wide.contains("model(s)"), "{wide}");
+        let narrow = table_fit(&b, None, 64);
+        assert!(!narrow.contains("latency(ms)") && !narrow.contains("model(s)"), "{narrow}");
+        assert!(narrow.contains("served(ms)") && narrow.contains("done(s)"), "{narrow}");
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 64, "{line:?} is wider than 64");
+        }
     }
 
     #[test]

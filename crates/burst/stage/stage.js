@@ -232,13 +232,15 @@ class Panel {
     for (const r of this.reqs.values()) if (r.lane === null && r.done === null) waiting++;
     g.fillStyle = '#333';
     g.font = '600 15px system-ui, sans-serif';
-    g.fillText(this.twin === 'pool' ? 'queue' : 'not picked up', 4, 21);
-    const size = 14, step = 17, fit = Math.floor((w - GUTTER - 40) / step);
+    const label = this.twin === 'pool' ? 'queue' : 'not picked up';
+    g.fillText(label, 4, 21);
+    const from = Math.max(GUTTER, g.measureText(label).width + 14);
+    const size = 14, step = 17, fit = Math.floor((w - from - 40) / step);
     g.fillStyle = C.waiting;
-    for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(GUTTER + i * step, 9, size, size);
+    for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(from + i * step, 9, size, size);
     if (waiting > fit) {
       g.fillStyle = '#333';
-      g.fillText(`+${waiting - fit}`, GUTTER + fit * step + 2, 21);
+      g.fillText(`+${waiting - fit}`, from + fit * step + 2, 21);
     }
   }
 

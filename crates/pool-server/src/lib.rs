@@ -95,7 +95,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let shared = Arc::new(Shared {
         config: config.clone(),
         in_flight: InFlight::default(),
-        events: Events::new(config.events_buffer, config.max_watchers, None),
+        events: Events::new(&config, None),
         queue,
         waiting,
         gate: Mutex::new(()),

@@ -520,3 +520,45 @@ fn a_stalled_watcher_loses_events_counted_and_holds_no_more_than_its_buffer() {
     let server = pool_server::start(listener, config).unwrap();
     testkit::assert_a_stalled_watcher_is_told_what_it_missed(server.addr(), "/io?ms=0", 200, 4, 3);
 }
+
+#[test]
+fn watchers_beyond_the_cap_get_a_503_and_a_closed_one_s_place_is_given_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::Pool, 2, T);
+    config.max_watchers = 3;
+    let server = pool_server::start(listener, config).unwrap();
+    testkit::watchers::assert_watchers_are_capped(server.addr(), 3);
+}
+
+#[test]
+fn a_stalled_watcher_is_let_go_after_the_write_stall() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::Pool, 4, T);
+    config.max_watchers = 1;
+    config.events_stall = Duration::from_millis(300);
+    let server = pool_server::start(listener, config).unwrap();
+    let addr = server.addr();
+    testkit::watchers::assert_a_stalled_watcher_is_let_go(addr, Duration::from_millis(300), || {
+        fire_ok(addr, "/io?ms=0", 200);
+    });
+}
+
+#[test]
+fn head_events_is_the_stream_s_head_and_no_page_may_read_the_stream() {
+    let server = start(2);
+    testkit::watchers::assert_head_events_and_no_wildcard_cors(server.addr());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_pool_with_its_watchers_sleeps() {
+    let server = ServerProcess::start(BIN, &["--workers", "4"]);
+    testkit::watchers::assert_idle_watchers_sleep(&server, 16);
+}
+
+#[test]
+fn requests_whose_client_gave_up_are_skipped_not_served() {
+    let t = Duration::from_millis(T);
+    let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "300"]);
+    testkit::watchers::assert_abandoned_requests_are_skipped(&server, "/io", 2, t);
+}

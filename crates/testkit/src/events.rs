@@ -1,6 +1,6 @@
 //! Watching a twin's `GET /events` from a test: a reader that keeps up, and one that never reads.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -36,6 +36,14 @@ pub struct Watcher {
     events: Receiver<Seen>,
     /// The response head, once read.
     pub head: String,
+    /// Its connection, closed when the watcher is dropped (its reader thread may be asleep).
+    stream: TcpStream,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Watcher {
@@ -43,6 +51,7 @@ impl Watcher {
     pub fn open(addr: SocketAddr) -> (Watcher, Seen) {
         let mut stream = TcpStream::connect(addr).expect("connect for /events");
         stream.write_all(REQUEST).expect("ask for /events");
+        let kept = stream.try_clone().expect("a handle on the connection");
         let (tx, events) = mpsc::channel();
         let (head_tx, head_rx) = mpsc::channel();
         thread::spawn(move || {
@@ -70,7 +79,11 @@ impl Watcher {
         let head = head_rx
             .recv_timeout(Duration::from_secs(5))
             .expect("a response head from /events");
-        let watcher = Watcher { events, head };
+        let watcher = Watcher {
+            events,
+            head,
+            stream: kept,
+        };
         let hello = watcher.next(Duration::from_secs(5)).expect("a hello");
         assert_eq!(hello.name, "hello", "{hello:?}");
         (watcher, hello)
@@ -123,6 +136,12 @@ impl Stalled {
         socket.connect(&addr.into()).expect("connect for /events");
         let mut stream: TcpStream = socket.into();
         stream.write_all(REQUEST).expect("ask for /events");
+        // Its status line, and no more: the server has given it a place.
+        let mut status = [0u8; 12];
+        stream
+            .read_exact(&mut status)
+            .expect("a status line from /events");
+        assert_eq!(&status, b"HTTP/1.1 200", "a stalled watcher was refused");
         Stalled(stream)
     }
 

@@ -15,6 +15,8 @@
 //! - [`events::Watcher`] / [`events::Stalled`]: a `GET /events` watcher that keeps up, and one
 //!   that never reads; [`assert_a_request_s_life_is_published`] and
 //!   [`assert_watchers_do_not_perturb`] hold for both twins.
+//! - [`watchers`]: what watching and giving up cost, the same on both twins (the cap, a stalled
+//!   watcher let go, no idle wake-ups, `HEAD /events`, abandoned requests skipped).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,6 +31,7 @@ use regex::Regex;
 
 pub mod browser;
 pub mod events;
+pub mod watchers;
 
 /// A server binary running for a test.
 #[derive(Debug)]
@@ -885,9 +888,9 @@ pub fn assert_a_request_s_life_is_published(server: &ServerProcess, steps: &[&st
     );
 }
 
-/// Watching does not perturb the experiment: with ten watchers that read and one that never
-/// does, `n` at `path` still come in waves of `per_wave` every `period` — and each reading
-/// watcher saw every one of them finish.
+/// Watching does not perturb the experiment: with the default cap's worth of watchers (16),
+/// twelve that read and four that never do, `n` at `path` still come in waves of `per_wave`
+/// every `period` — and each reading watcher saw every one of them finish.
 pub fn assert_watchers_do_not_perturb(
     addr: SocketAddr,
     path: &str,
@@ -895,8 +898,8 @@ pub fn assert_watchers_do_not_perturb(
     per_wave: usize,
     period: Duration,
 ) {
-    let stalled = events::Stalled::open(addr);
-    let watchers: Vec<events::Watcher> = (0..10).map(|_| events::Watcher::open(addr).0).collect();
+    let stalled: Vec<events::Stalled> = (0..4).map(|_| events::Stalled::open(addr)).collect();
+    let watchers: Vec<events::Watcher> = (0..12).map(|_| events::Watcher::open(addr).0).collect();
     let b = fire_ok(addr, path, n);
     assert_waves(&done_times(&b), per_wave, period);
     let prefix = format!("{}-", b.run);

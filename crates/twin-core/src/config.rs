@@ -113,6 +113,9 @@ pub struct Config {
     /// Events each `/events` watcher may fall behind by before it loses some.
     #[serde(skip)]
     pub events_buffer: usize,
+    /// How long one write to an `/events` watcher may take before it is let go.
+    #[serde(skip)]
+    pub events_stall: Duration,
 }
 
 /// A configuration that cannot work, said in one line.
@@ -174,6 +177,7 @@ impl<const P: u16> ServerArgs<P> {
             graceful_timeout_s: self.graceful_timeout,
             max_watchers: self.max_watchers,
             events_buffer: crate::events::BUFFER,
+            events_stall: crate::events::WRITE_STALL,
         })
     }
 }

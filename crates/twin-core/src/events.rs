@@ -166,6 +166,8 @@ struct Hub {
     count: AtomicUsize,
     buffer: usize,
     max_watchers: usize,
+    /// How long one write to a watcher may take ([`WRITE_STALL`]).
+    stall: Duration,
     next_id: AtomicU64,
     closed: AtomicBool,
     frozen: Option<Frozen>,
@@ -208,15 +210,26 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Events with `buffer` events of room per watcher and at most `max_watchers` watchers;
-    /// `frozen` tells which loops are frozen (the event-loop twin's heartbeats).
-    pub fn new(buffer: usize, max_watchers: usize, frozen: Option<Box<FrozenProbe>>) -> Events {
+    /// The events of a server configured by `config` (`--max-watchers`, and each watcher's
+    /// buffer and write stall); `frozen` tells which loops are frozen (the event-loop twin's
+    /// heartbeats).
+    pub fn new(config: &Config, frozen: Option<Box<FrozenProbe>>) -> Events {
+        Events::with(config.events_buffer, config.max_watchers, config.events_stall, frozen)
+    }
+
+    fn with(
+        buffer: usize,
+        max_watchers: usize,
+        stall: Duration,
+        frozen: Option<Box<FrozenProbe>>,
+    ) -> Events {
         Events {
             hub: Arc::new(Hub {
                 watchers: Mutex::new(Vec::new()),
                 count: AtomicUsize::new(0),
                 buffer: buffer.max(1),
                 max_watchers,
+                stall,
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 frozen: frozen.map(|probe| Frozen {
@@ -487,6 +500,7 @@ impl Watcher {
         let out = Stall {
             out,
             socket: self.socket.clone(),
+            limit: self.events.hub.stall,
             since: None,
         };
         let mut out = io::BufWriter::new(out);
@@ -573,19 +587,20 @@ fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
     }
 }
 
-/// A watcher's connection, where one write may take at most [`WRITE_STALL`]: each write gets
+/// A watcher's connection, where one write may take at most [`WRITE_STALL`] (or the test's): each write gets
 /// what is left of that time (a watcher that reads a little now and then does not reset it);
 /// a flush that completes starts it again.
 struct Stall {
     out: Box<dyn Write + Send>,
     socket: Option<Arc<TcpStream>>,
+    limit: Duration,
     since: Option<Instant>,
 }
 
 impl Write for Stall {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let since = *self.since.get_or_insert_with(Instant::now);
-        let left = WRITE_STALL.saturating_sub(since.elapsed());
+        let left = self.limit.saturating_sub(since.elapsed());
         if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -690,7 +705,7 @@ mod tests {
 
     #[test]
     fn a_watcher_behind_loses_events_counted_and_publishing_never_blocks() {
-        let events = Events::new(4, 8, None);
+        let events = Events::with(4, 8, WRITE_STALL, None);
         let w = events.subscribe(None).expect("open");
         for n in 0..10 {
             ev(&events, n);
@@ -701,7 +716,7 @@ mod tests {
 
     #[test]
     fn a_watcher_that_left_is_forgotten_and_a_drain_ends_every_stream() {
-        let events = Events::new(4, 8, None);
+        let events = Events::with(4, 8, WRITE_STALL, None);
         drop(events.subscribe(None).expect("open"));
         ev(&events, 1);
         assert_eq!(events.hub.count.load(Ordering::Relaxed), 0);
@@ -713,7 +728,7 @@ mod tests {
 
     #[test]
     fn watchers_beyond_the_cap_get_the_503_that_says_it() {
-        let events = Events::new(4, 2, None);
+        let events = Events::with(4, 2, WRITE_STALL, None);
         let _held = (events.subscribe(None), events.subscribe(None));
         let refused = events.subscribe(None).expect_err("over the cap");
         assert_eq!(refused.status, 503);
@@ -722,7 +737,7 @@ mod tests {
 
     #[test]
     fn ids_are_kept_made_or_refused() {
-        let events = Events::new(4, 8, None);
+        let events = Events::with(4, 8, WRITE_STALL, None);
         assert_eq!(&*request_id(&events, 7, Some(b"run1-3")).0, "run1-3");
         let (made, bad) = request_id(&events, 7, None);
         assert!(made.starts_with("7-") && bad.is_none());

@@ -134,7 +134,10 @@ impl RefinedTcpStream {
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
-        if self.close_read {
+        // PATCH (twins): a TCP connection's halves share one socket, which closes when the last
+        // handle goes; shutting its reading side when the reader is done would hide from the
+        // request (`Request::tcp_stream`) whether the client is still there.
+        if self.close_read && self.tcp().is_none() {
             self.stream.shutdown(Shutdown::Read).ok();
         }
 
