@@ -31,6 +31,9 @@ scratch="$root/target/workshop-check"
 mkdir -p "$scratch"
 ln -sfn "$root/scripts" "$scratch/scripts"
 
+# The workshop's commands name the stage's default port: a STAGE_PORT set for rehearsals
+# elsewhere would move `burst stage` away from the curl lines that follow it.
+unset STAGE_PORT
 for port in 8000 8001 8002 8080; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "check-workshop.sh: port $port is in use; the workshop needs 8000-8002 and 8080 free" >&2

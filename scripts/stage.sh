@@ -40,6 +40,8 @@ echo
 echo "   the live stage:  $url"
 echo
 echo "   Open it in a browser and press B (both twins, /io × 16). Keys: 1–5 pick the route,"
-echo "   ↑/↓ change N, P fires at the pool, A at the event loop, C shows the completion chart."
-echo "   Ctrl-C here stops the stage and the twins this script started."
+echo "   ↑/↓ change N, P fires at the pool, A at the event loop, Esc stops a burst, C shows the"
+echo "   completion chart, S saves the panels as a picture, R resets the page. Under each panel,"
+echo "   \"replay file\" keeps the burst: \`target/release/burst stage --replay FILE\` plays it"
+echo "   with no twins running. Ctrl-C here stops the stage and the twins this script started."
 wait "$stage_pid"

@@ -459,13 +459,16 @@ fn io_whose_client_gave_up_never_takes_a_thread_pool_slot() {
             socket.set_linger(Some(Duration::ZERO)).unwrap();
             socket.connect(&addr.into()).unwrap();
             let mut s: std::net::TcpStream = socket.into();
-            let request = format!("GET /io?ms={T} HTTP/1.1\r\nHost: t\r\nX-Request-Id: g-{i}\r\n\r\n");
+            let request =
+                format!("GET /io?ms={T} HTTP/1.1\r\nHost: t\r\nX-Request-Id: g-{i}\r\n\r\n");
             std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
             s
         })
         .collect();
     for _ in 0..4 {
-        server.log_line(Duration::from_secs(5)).expect("picked up by the loop");
+        server
+            .log_line(Duration::from_secs(5))
+            .expect("picked up by the loop");
     }
     let gave_up = Instant::now();
     drop(clients);

@@ -317,7 +317,11 @@ pub async fn compare(
                     n,
                     experiment,
                 });
-                if settings.cancel.as_ref().is_some_and(client::Cancel::is_cancelled) {
+                if settings
+                    .cancel
+                    .as_ref()
+                    .is_some_and(client::Cancel::is_cancelled)
+                {
                     return Ok(cells);
                 }
             }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use burst::client::Cancel;
 use burst::experiment::{self, Settings, Status, Step};
 use burst::model::describe;
 use burst::model::ServerInfo;
 use burst::progress::Progress;
 use burst::render::{self, WaterfallStyle};
-use burst::client::Cancel;
 use burst::{output, svg, Target};
 use clap::{Args, Parser, Subcommand};
 
@@ -51,8 +51,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct StageArgs {
-    /// The port the page is served on (0: any free port; the real one is printed).
-    #[arg(long, default_value_t = 8080)]
+    /// The port the page is served on (0: any free port; the real one is printed). The
+    /// scripts take it from STAGE_PORT too.
+    #[arg(long, env = "STAGE_PORT", default_value_t = 8080)]
     port: u16,
 
     /// The address the page is served on. Loopback: only this machine's browser sees it; a

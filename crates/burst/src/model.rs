@@ -318,7 +318,9 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     let tail = last.saturating_sub(model_last + tol);
     // The slow side is bounded too: a last wave may trail by the machine's cost per request, not
     // by more than one more service time or 2 ms a request, whichever is more.
-    let tail_allowed = prediction.service.max(Duration::from_millis(2) * burst.n as u32);
+    let tail_allowed = prediction
+        .service
+        .max(Duration::from_millis(2) * burst.n as u32);
     let shape_ok = found.len() == expected.len() && late.is_none();
     // CPU work on a busy laptop: other programs take the cores too, and the scheduler shares
     // them unevenly, so waves can smear. What the lesson claims is then checked instead: no

@@ -395,10 +395,19 @@ mod tests {
     fn the_table_narrows_to_the_terminal_by_leaving_out_what_adds_up() {
         let b = two_waves();
         let wide = table_fit(&b, None, 120);
-        assert!(wide.contains("latency(ms)") && wide.contains("model(s)"), "{wide}");
+        assert!(
+            wide.contains("latency(ms)") && wide.contains("model(s)"),
+            "{wide}"
+        );
         let narrow = table_fit(&b, None, 64);
-        assert!(!narrow.contains("latency(ms)") && !narrow.contains("model(s)"), "{narrow}");
-        assert!(narrow.contains("served(ms)") && narrow.contains("done(s)"), "{narrow}");
+        assert!(
+            !narrow.contains("latency(ms)") && !narrow.contains("model(s)"),
+            "{narrow}"
+        );
+        assert!(
+            narrow.contains("served(ms)") && narrow.contains("done(s)"),
+            "{narrow}"
+        );
         for line in narrow.lines() {
             assert!(line.chars().count() <= 64, "{line:?} is wider than 64");
         }

@@ -319,6 +319,7 @@ class Panel {
         frozen: this.isFrozen(k) })),
       frozenSpans: this.frozen.length, frozenLanes: new Set(this.frozen.map(f => f.lane)).size,
       result: this.result, spanUs: this.drawnSpanUs ?? 0, predictedMs: this.predictedMs,
+      t0: this.t0, lastDoneUs: Math.max(0, ...[...this.reqs.values()].map(r => r.done ?? 0)),
       latency_ms: lat.length ? { n: lat.length, p50: lat[Math.floor(lat.length * 0.5)],
                                   p99: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))],
                                   max: lat[lat.length - 1] } : null,
@@ -393,6 +394,11 @@ function onMessage(m) {
         if (!q) continue;
         q.result = Object.assign({}, t, { replay: m.recording ?? null });
         q.waitingTurn = false;
+        // The model the verdict was judged by (CPU work: from the CPU time the server measured).
+        if (t.predicted_last_ms) q.predictedMs = t.predicted_last_ms;
+        // Given up: what the model said of the whole burst no longer applies.
+        if (t.status === 'cancelled') q.predictedMs = null;
+        if (t.model && q.what) q.what = Object.assign({}, q.what, { model: t.model });
         const key = q.key;
         if (key !== null && t.wall_ms !== undefined) {
           if (sticky.key !== key) Object.assign(sticky, { key, us: 0 });

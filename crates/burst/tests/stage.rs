@@ -175,6 +175,157 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
         "{verdict}"
     );
 
+    // A reload later draws what the page that watched drew: the same axis, not one stretched
+    // to the time since the burst.
+    let watched_span = s["pool"]["spanUs"].as_f64().expect("a span");
+    std::thread::sleep(Duration::from_millis(1500)); // the presenter reloads a while later
+    page.browser.goto(&stage_url).expect("reload");
+    let s = page.wait("the pool's result after the reload", |s| {
+        s["pool"]["result"].is_object() && s["pool"]["spanUs"].as_f64().is_some_and(|x| x > 0.0)
+    });
+    let reloaded_span = s["pool"]["spanUs"].as_f64().expect("a span");
+    assert!(
+        (reloaded_span - watched_span).abs() <= watched_span * 0.05,
+        "the axis was {watched_span} µs as watched, {reloaded_span} µs after a reload"
+    );
+    assert_eq!(served(&s, "pool"), [4, 4, 4, 4], "{s:#}");
+    page.shot("4b-pool-done-after-reload");
+
+    // Typing N, then a route key: N is what was typed, the route what the key says.
+    page.browser
+        .eval("const n = document.getElementById('n'); n.focus(); n.select(); return null;")
+        .expect("focus N");
+    page.browser.press("8").expect("type 8");
+    let end = Instant::now() + Duration::from_secs(5);
+    while page
+        .browser
+        .eval("return document.getElementById('n').classList.contains('editing');")
+        .expect("read N")
+        == Value::Bool(true)
+    {
+        assert!(Instant::now() < end, "a typed N was never taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    page.browser.press("5").expect("press 5");
+    let (n, route) = (
+        page.browser.eval("return window.stage.n();").expect("n"),
+        page.browser
+            .eval("return window.stage.route();")
+            .expect("route"),
+    );
+    assert_eq!((n, route), (Value::from("8"), Value::from("/cpu")));
+
+    // /cpu at both: one twin after the other (together they would share the cores), and a ✓
+    // only beside a verdict that held.
+    page.browser.press("b").expect("press B");
+    let s = page.wait("both /cpu results", |s| {
+        s["pool"]["result"]["status"].is_string()
+            && s["event-loop"]["result"]["status"].is_string()
+            && s["event-loop"]["result"]["wall_ms"].is_number()
+    });
+    page.shot("4c-cpu-one-after-the-other");
+    let pool_end = s["pool"]["lastDoneUs"].as_f64().unwrap_or(0.0);
+    let loop_start = s["event-loop"]["t0"].as_f64().unwrap_or(0.0);
+    assert!(
+        loop_start >= pool_end - 5_000.0,
+        "the event loop's /cpu began {} ms before the pool's ended",
+        (pool_end - loop_start) / 1000.0
+    );
+    for twin in ["pool", "event-loop"] {
+        let verdict = page.text(&format!("#panel-{twin} .verdict"));
+        let ok = s[twin]["result"]["status"] == "ok";
+        assert_eq!(verdict.starts_with('✓'), ok, "{twin}: {verdict}");
+    }
+
+    // A burst the model says takes long is asked about first; Esc leaves it unfired.
+    page.browser.press("1").expect("press 1");
+    page.browser
+        .eval("const n = document.getElementById('n'); n.value = '1000'; n.dispatchEvent(new Event('input')); n.blur(); return null;")
+        .expect("N = 1000");
+    let end = Instant::now() + Duration::from_secs(5);
+    while page
+        .browser
+        .eval("return window.stage.plan()?.predicted_ms ?? 0;")
+        .expect("plan")
+        .as_f64()
+        .unwrap_or(0.0)
+        < 30_000.0
+    {
+        assert!(Instant::now() < end, "no prediction for 1000 × /io");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    page.browser.press("p").expect("press P");
+    let asked = page
+        .browser
+        .eval("return !document.getElementById('confirm').hidden;")
+        .expect("read the question");
+    assert_eq!(
+        asked,
+        Value::Bool(true),
+        "a 1000-request burst fired unasked"
+    );
+    page.shot("4d-asks-before-a-long-burst");
+    page.browser.press("\u{E00C}").expect("press Esc");
+    let s = page.summary();
+    assert_eq!(s["pool"]["serving"], 0, "{s:#}");
+
+    // Esc during a long burst: it ends, and the twin is free again within about T.
+    page.browser.press("\u{E015}").expect("press ↓: 100");
+    page.browser.press("p").expect("press P");
+    page.wait("the pool busy with 100", |s| s["pool"]["serving"] == 4);
+    let stopped = Instant::now();
+    page.browser.press("\u{E00C}").expect("press Esc");
+    page.wait("the burst cancelled", |s| {
+        s["pool"]["result"]["status"] == "cancelled"
+    });
+    assert_eq!(testkit::get(pool_addr, "/io?ms=0").status, 200);
+    let free = stopped.elapsed();
+    assert!(
+        free < Duration::from_millis(T_MS + 1500),
+        "the pool was busy {free:?} after Esc (T = {T_MS} ms)"
+    );
+    page.shot("4e-cancelled");
+
+    // Another origin's page cannot fire: a no-cors fetch from the pool twin's own page. Bursts
+    // are numbered: one fired from a terminal before and one after must follow each other.
+    let from_terminal = || {
+        let r = testkit::raw_exchange(
+            stage,
+            b"POST /fire?route=/io&n=4&at=pool HTTP/1.1\r\nHost: stage\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .expect("a burst fired from a terminal");
+        let fired: Value = serde_json::from_str(&r.body).expect("JSON");
+        fired["burst"].as_u64().expect("a burst number")
+    };
+    let before = from_terminal();
+    page.browser
+        .goto(&format!("http://{pool_addr}/"))
+        .expect("another origin");
+    let attempt = format!(
+        "fetch('http://{stage}/fire?route=/io&n=4&at=pool', {{method: 'POST', mode: 'no-cors'}})\
+         .catch(() => null); return null;"
+    );
+    page.browser
+        .eval(&attempt)
+        .expect("try to fire from another origin");
+    std::thread::sleep(Duration::from_millis(300)); // the fetch's time to arrive, if it would
+    assert_eq!(
+        from_terminal(),
+        before + 1,
+        "a burst was fired from another origin's page"
+    );
+    page.browser.goto(&stage_url).expect("back to the stage");
+    page.browser.press("\u{E013}").expect("press ↑: 1000");
+    page.browser.press("r").expect("press R: reset");
+    let (n, route) = (
+        page.browser.eval("return window.stage.n();").expect("n"),
+        page.browser
+            .eval("return window.stage.route();")
+            .expect("route"),
+    );
+    assert_eq!((n, route), (Value::from("16"), Value::from("/io")));
+
     // /async-io × 16 at the event loop: all 16 served at once, one wave.
     page.browser.press("2").expect("press 2");
     page.browser.press("a").expect("press A");
@@ -273,4 +424,170 @@ fn the_stage_answers_without_twins_and_refuses_bad_bursts_with_the_limit() {
     let r = ask("GET /bursts/99/pool.json");
     assert_eq!(r.status, 404);
     assert!(r.body.contains("keeps the last 20"), "{}", r.body);
+}
+
+fn ask_stage(stage: SocketAddr, head: &str, extra: &str) -> testkit::RawResponse {
+    let request = format!(
+        "{head} HTTP/1.1\r\nHost: {stage}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    testkit::raw_exchange(stage, request.as_bytes(), Duration::from_secs(30)).expect("an answer")
+}
+
+/// Wait until the stage knows both twins (their `hello`): its plan then has a model for each.
+fn wait_for_twins(stage: SocketAddr) {
+    testkit::wait_for("the stage to see both twins", || {
+        let r = ask_stage(stage, "GET /plan?route=/io&n=16&at=both", "");
+        let plan: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        let modelled = plan["twins"].as_array().map_or(0, |twins| {
+            twins.iter().filter(|t| t["predicted_ms"].is_u64()).count()
+        });
+        modelled == 2
+    });
+}
+
+/// Only the stage's own page (or curl) fires: another origin's page — a form, a no-cors fetch, a
+/// file:// page — gets a JSON 403, and so does a burst the twin would refuse (`ms` over its
+/// `--max-ms`) get a 400 before anything is fired.
+#[test]
+fn the_stage_fires_only_for_its_own_page_and_only_what_the_twins_accept() {
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    let (_pool, _event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
+    let (_rt, stage) = start_stage(pool_addr, loop_addr);
+    wait_for_twins(stage);
+    let fire = "POST /fire?route=/io&n=4&at=pool&ms=10";
+    for foreign in [
+        "Origin: http://evil.example\r\n",
+        "Origin: null\r\n",
+        "Sec-Fetch-Site: cross-site\r\n",
+        "Origin: http://localhost:1\r\nSec-Fetch-Site: same-site\r\n",
+    ] {
+        for what in [fire, "POST /cancel"] {
+            let r = ask_stage(stage, what, foreign);
+            assert_eq!(r.status, 403, "{what} with {foreign:?}: {}", r.body);
+            let body: Value = serde_json::from_str(&r.body).expect("JSON");
+            assert_eq!(body["error"], "forbidden", "{body}");
+        }
+    }
+    // The stage's own page: same origin.
+    let own = format!("Origin: http://{stage}\r\nSec-Fetch-Site: same-origin\r\n");
+    let r = ask_stage(stage, fire, &own);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let result: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(result["twins"][0]["status"], "ok", "{result:#}");
+    // What the twin would refuse is refused here, with the twin's limit.
+    let r = ask_stage(stage, "POST /fire?route=/io&n=4&at=pool&ms=60001", "");
+    assert_eq!(r.status, 400, "{}", r.body);
+    let refused: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(refused["parameter"], "ms");
+    assert!(
+        refused["allowed"]
+            .as_str()
+            .is_some_and(|a| a.contains("60000") && a.contains("--max-ms")),
+        "{refused}"
+    );
+    // Nothing to cancel: said so.
+    assert_eq!(ask_stage(stage, "POST /cancel", "").status, 409);
+}
+
+/// A long burst given up with `POST /cancel` (Esc on the page) ends at once as cancelled, and
+/// both twins are free again within about T: each skips the requests it had not picked up.
+#[test]
+fn a_cancelled_burst_frees_both_twins_within_about_t() {
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    let (pool, event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
+    let (_rt, stage) = start_stage(pool_addr, loop_addr);
+    wait_for_twins(stage);
+    // 100 × /async-io-blocking: 25 waves of T on each twin (5 s).
+    let firing = std::thread::spawn(move || {
+        ask_stage(
+            stage,
+            "POST /fire?route=/async-io-blocking&n=100&at=both",
+            "",
+        )
+    });
+    testkit::wait_for("both twins busy", || {
+        pool.in_flight() >= 4 && event_loop.in_flight() >= 1
+    });
+    let cancelled = Instant::now();
+    let r = ask_stage(stage, "POST /cancel", "");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = firing.join().expect("the burst's answer");
+    let result: Value = serde_json::from_str(&r.body).expect("JSON");
+    for t in result["twins"].as_array().expect("twins") {
+        assert_eq!(t["status"], "cancelled", "{t}");
+    }
+    for addr in [pool_addr, loop_addr] {
+        let r = testkit::get(addr, "/io?ms=0");
+        assert_eq!(r.status, 200);
+    }
+    let free = cancelled.elapsed();
+    assert!(
+        free < Duration::from_millis(T_MS + 800),
+        "the twins were busy for {free:?} after the burst was cancelled (T = {T_MS} ms)"
+    );
+}
+
+/// A burst the stage fired is kept as a recording; a stage with no twins plays it back.
+#[test]
+fn a_recorded_burst_plays_back_on_a_stage_with_no_twins() {
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    let (_pool, _event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
+    let (_rt, stage) = start_stage(pool_addr, loop_addr);
+    wait_for_twins(stage);
+    let r = ask_stage(stage, "POST /fire?route=/io&n=8&at=both", "");
+    let result: Value = serde_json::from_str(&r.body).expect("JSON");
+    let link = result["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a recording link: {}", r.body))
+        .to_owned();
+    let file = ask_stage(stage, &format!("GET {link}"), "");
+    assert_eq!(file.status, 200);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stage-recording.json");
+    std::fs::write(&path, &file.body).expect("save the recording");
+    let recording = stage::Recording::load(&path).expect("a recording");
+    assert_eq!((recording.route.as_str(), recording.n), ("/io", 8));
+
+    // Another stage, watching nothing, plays it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let replaying = rt.block_on(async {
+        let mut config = StageConfig::watching(
+            Target::parse(&format!("http://{}", free_addr()))
+                .await
+                .expect("url"),
+            Target::parse(&format!("http://{}", free_addr()))
+                .await
+                .expect("url"),
+        );
+        config.recordings = vec![recording];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(stage::serve(listener, config, std::future::pending()));
+        addr
+    });
+    let played = Instant::now();
+    let r = ask_stage(replaying, "POST /fire?route=/io&n=8&at=both", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let replayed: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(replayed["replay"], true, "{replayed:#}");
+    let statuses: Vec<&str> = replayed["twins"]
+        .as_array()
+        .expect("twins")
+        .iter()
+        .filter_map(|t| t["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["ok", "ok"], "{replayed:#}");
+    // At its own pace: the pool's two waves of T.
+    assert!(
+        played.elapsed() >= Duration::from_millis(2 * T_MS),
+        "{:?}",
+        played.elapsed()
+    );
+    let none = ask_stage(replaying, "POST /fire?route=/cpu&n=8&at=both", "");
+    assert_eq!(none.status, 404, "{}", none.body);
 }

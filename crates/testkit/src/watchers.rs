@@ -49,7 +49,11 @@ pub fn assert_watchers_are_capped(addr: SocketAddr, cap: usize) {
 /// after the events it could not take. `flood` publishes a few hundred kilobytes of events.
 pub fn assert_a_stalled_watcher_is_let_go(addr: SocketAddr, stall: Duration, flood: impl Fn()) {
     let stalled = Stalled::open(addr);
-    assert_eq!(try_watch(addr).0, 503, "the stalled watcher has the only place");
+    assert_eq!(
+        try_watch(addr).0,
+        503,
+        "the stalled watcher has the only place"
+    );
     flood();
     let flooded = Instant::now();
     let end = flooded + stall * 4 + Duration::from_secs(2);
@@ -101,7 +105,9 @@ pub fn assert_head_events_and_no_wildcard_cors(addr: SocketAddr) {
 /// switches). A watcher that looked at the clock every 10 ms would be 100 a second each.
 #[cfg(target_os = "linux")]
 pub fn assert_idle_watchers_sleep(server: &ServerProcess, watchers: usize) {
-    let held: Vec<Watcher> = (0..watchers).map(|_| Watcher::open(server.addr).0).collect();
+    let held: Vec<Watcher> = (0..watchers)
+        .map(|_| Watcher::open(server.addr).0)
+        .collect();
     // Let the connections settle (their hellos are written, their threads asleep).
     std::thread::sleep(Duration::from_millis(300));
     let before = wakeups(server.pid());
@@ -152,9 +158,8 @@ pub fn assert_abandoned_requests_are_skipped(
             socket.set_linger(Some(Duration::ZERO)).expect("linger 0");
             socket.connect(&server.addr.into()).expect("connect");
             let mut stream: TcpStream = socket.into();
-            let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: twin\r\nX-Request-Id: gone-{i}\r\n\r\n"
-            );
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: twin\r\nX-Request-Id: gone-{i}\r\n\r\n");
             stream.write_all(request.as_bytes()).expect("send");
             stream
         })
@@ -164,7 +169,10 @@ pub fn assert_abandoned_requests_are_skipped(
         let line = server
             .log_line(Duration::from_secs(5))
             .expect("a pick-up line");
-        assert!(line.contains(path.split('?').next().unwrap_or(path)), "{line}");
+        assert!(
+            line.contains(path.split('?').next().unwrap_or(path)),
+            "{line}"
+        );
     }
     let gave_up = Instant::now();
     drop(clients);

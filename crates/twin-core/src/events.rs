@@ -214,7 +214,12 @@ impl Events {
     /// buffer and write stall); `frozen` tells which loops are frozen (the event-loop twin's
     /// heartbeats).
     pub fn new(config: &Config, frozen: Option<Box<FrozenProbe>>) -> Events {
-        Events::with(config.events_buffer, config.max_watchers, config.events_stall, frozen)
+        Events::with(
+            config.events_buffer,
+            config.max_watchers,
+            config.events_stall,
+            frozen,
+        )
     }
 
     fn with(
@@ -723,7 +728,10 @@ mod tests {
         let w = events.subscribe(None).expect("open");
         events.close();
         assert!(w.rx.recv().is_err());
-        assert_eq!(events.subscribe(None).map_err(|r| r.status).err(), Some(503));
+        assert_eq!(
+            events.subscribe(None).map_err(|r| r.status).err(),
+            Some(503)
+        );
     }
 
     #[test]
@@ -732,7 +740,11 @@ mod tests {
         let _held = (events.subscribe(None), events.subscribe(None));
         let refused = events.subscribe(None).expect_err("over the cap");
         assert_eq!(refused.status, 503);
-        assert!(refused.body.contains("--max-watchers 2"), "{}", refused.body);
+        assert!(
+            refused.body.contains("--max-watchers 2"),
+            "{}",
+            refused.body
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{json_response, lock, refused, relay, replay, Keep, Stage, Stored, KEEP};
+use super::{json_response, lock, refused, relay, replay, ForLater, Stage, Stored, KEEP};
 use crate::client::{self, Cancel, Outcome};
 use crate::experiment::{self, Cell, Experiment, Plan, Settings, Status};
 use crate::model;
@@ -78,22 +78,28 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
         Some(text) => match text.parse::<u64>() {
             Ok(ms) => Some(ms),
             Err(_) => {
-                return Err(json!({"error": "not a number", "parameter": "ms", "received": text,
-                    "allowed": "a whole number of milliseconds, within the twin's --max-ms"}))
+                return Err(
+                    json!({"error": "not a number", "parameter": "ms", "received": text,
+                    "allowed": "a whole number of milliseconds, within the twin's --max-ms"}),
+                )
             }
         },
     };
     let route = route.unwrap_or_else(|| "/io".to_owned());
     if !ROUTES.contains(&route.as_str()) {
-        return Err(json!({"error": "unknown route", "parameter": "route", "received": route,
-                          "allowed": ROUTES}));
+        return Err(
+            json!({"error": "unknown route", "parameter": "route", "received": route,
+                          "allowed": ROUTES}),
+        );
     }
     let n_text = n.unwrap_or_else(|| "16".to_owned());
     let n = match n_text.parse::<usize>() {
         Ok(n) if (1..=MAX_N).contains(&n) => n,
         _ => {
-            return Err(json!({"error": "out of range", "parameter": "n", "received": n_text,
-                              "allowed": format!("1 to {MAX_N}")}))
+            return Err(
+                json!({"error": "out of range", "parameter": "n", "received": n_text,
+                              "allowed": format!("1 to {MAX_N}")}),
+            )
         }
     };
     let at = match at.as_deref().unwrap_or("both") {
@@ -101,8 +107,10 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
         "event-loop" | "async" => vec!["event-loop"],
         "both" => vec!["pool", "event-loop"],
         other => {
-            return Err(json!({"error": "unknown target", "parameter": "at", "received": other,
-                              "allowed": ["pool", "event-loop", "both"]}))
+            return Err(
+                json!({"error": "unknown target", "parameter": "at", "received": other,
+                              "allowed": ["pool", "event-loop", "both"]}),
+            )
         }
     };
     Ok(FireRequest { route, ms, n, at })
@@ -131,8 +139,10 @@ fn plans(stage: &Stage, request: &FireRequest) -> Result<(Vec<Planned>, Vec<Valu
         };
         if let Some(ms) = request.ms {
             if ms > info.max_ms {
-                return Err(json!({"error": "out of range", "parameter": "ms", "received": ms,
-                    "allowed": format!("0 to {} (the {name} twin's --max-ms)", info.max_ms)}));
+                return Err(
+                    json!({"error": "out of range", "parameter": "ms", "received": ms,
+                    "allowed": format!("0 to {} (the {name} twin's --max-ms)", info.max_ms)}),
+                );
             }
         }
         let settings = Settings::default();
@@ -164,7 +174,7 @@ fn one_after_the_other(planned: &[Planned]) -> bool {
 /// one after the other.
 fn predicted_total(planned: &[Planned]) -> Option<Duration> {
     let each: Option<Vec<Duration>> = planned.iter().map(|p| p.plan.predicted_end()).collect();
-    let each = each?;
+    let each = each.filter(|each| !each.is_empty())?;
     Some(if one_after_the_other(planned) {
         each.iter().sum()
     } else {
@@ -278,7 +288,7 @@ pub(super) async fn cancel(
     match running {
         Some((k, cancel)) => {
             cancel.cancel();
-            stage.say(&json!({"type": "cancelling", "burst": k}), Keep::Keep);
+            stage.say(&json!({"type": "cancelling", "burst": k}), ForLater::Keep);
             json_response(
                 StatusCode::ACCEPTED,
                 &json!({"cancelling": k,
@@ -340,7 +350,7 @@ async fn fire_burst(
         stage.say(
             &json!({"type": "firing", "burst": k, "route": path, "n": request.n,
                     "sequential": sequential, "note": note, "twins": firing}),
-            Keep::Restart,
+            ForLater::Restart,
         );
     }
     let settings = Settings {
@@ -362,14 +372,16 @@ async fn fire_burst(
         if cancel.is_cancelled() {
             let left: Vec<Value> = group
                 .iter()
-                .map(|(p, _)| json!({"twin": p.twin, "status": "cancelled",
-                                     "verdict": "cancelled before it was fired"}))
+                .map(|(p, _)| {
+                    json!({"twin": p.twin, "status": "cancelled",
+                                     "verdict": "cancelled before it was fired"})
+                })
                 .collect();
             twins.extend(left.iter().cloned());
             stage.say(
                 &json!({"type": "result", "burst": k, "route": path, "n": request.n,
                         "final": g == last_group, "twins": left, "chart": null}),
-                Keep::Keep,
+                ForLater::Keep,
             );
             continue;
         }
@@ -420,13 +432,13 @@ async fn fire_burst(
         let chart = (g == last_group)
             .then(|| chart(stage, k, request, &cells, &mut files))
             .flatten();
-        let recording = (g == last_group && !cells.is_empty())
-            .then(|| format!("/bursts/{k}/replay.json"));
+        let recording =
+            (g == last_group && !cells.is_empty()).then(|| format!("/bursts/{k}/replay.json"));
         stage.say(
             &json!({"type": "result", "burst": k, "route": path, "n": request.n,
                     "final": g == last_group, "twins": step, "chart": chart,
                     "recording": recording}),
-            Keep::Keep,
+            ForLater::Keep,
         );
         twins.extend(step);
     }
@@ -520,8 +532,8 @@ fn twin_result(k: usize, name: &str, e: &Experiment) -> Value {
         (
             "cancelled",
             format!(
-                "cancelled after {:.1} s: {} answered, {given_up} given up — the twin skips \
-                 those it had not picked up yet",
+                "cancelled after {:.2} s: {} answered by then, {given_up} given up — the twin \
+                 finishes what it had picked up and skips the rest",
                 e.summary.wall_ms / 1000.0,
                 e.summary.ok
             ),
@@ -548,7 +560,10 @@ fn twin_result(k: usize, name: &str, e: &Experiment) -> Value {
         "verdict": verdict,
         "waves": e.check.as_ref().map(|c| c.waves.iter().map(|w| w.size).collect::<Vec<_>>()),
         "expected_waves": e.check.as_ref().map(|c| c.expected_wave_sizes.clone()),
+        // The model the verdict used (for CPU work, from the CPU time the server measured): the
+        // panel's model line and words move to it, so they never contradict the verdict.
         "predicted_last_ms": e.check.as_ref().map(|c| ms(c.predicted_last)),
+        "model": e.check.as_ref().map(|c| model::describe(&c.prediction, e.burst.n)),
         "wall_ms": e.summary.wall_ms,
         "ok": e.summary.ok,
         "json": format!("/bursts/{k}/{name}.json"),

@@ -64,7 +64,7 @@ const REPLAY: usize = 24_000;
 
 /// What a message does to what a page that connects later is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
+enum ForLater {
     /// A burst begins: what is kept starts again from this message.
     Restart,
     Keep,
@@ -242,21 +242,23 @@ impl Stage {
     }
 
     /// Tell every page (and keep it for those that come later, as `keep` says).
-    fn say(&self, message: &Value, keep: Keep) {
+    fn say(&self, message: &Value, keep: ForLater) {
         let message: Arc<str> = message.to_string().into();
         let mut kept = lock(&self.kept);
         match keep {
-            Keep::Restart => {
+            ForLater::Restart => {
                 let now = Instant::now();
                 kept.began = Some((now, crate::client::unix_us_now()));
                 kept.messages.clear();
                 kept.messages.push((0, message.clone()));
             }
-            Keep::Keep if kept.messages.len() < REPLAY => {
-                let at = kept.began.map_or(0, |(t, _)| t.elapsed().as_millis() as u64);
+            ForLater::Keep if kept.messages.len() < REPLAY => {
+                let at = kept
+                    .began
+                    .map_or(0, |(t, _)| t.elapsed().as_millis() as u64);
                 kept.messages.push((at, message.clone()));
             }
-            Keep::Keep | Keep::Skip => {}
+            ForLater::Keep | ForLater::Skip => {}
         }
         // No page watching is fine.
         let _ = self.feed.send(message);
@@ -272,12 +274,19 @@ impl Stage {
 
     /// Is this connection the presenter's: from this machine?
     fn presenter(&self, peer: SocketAddr) -> bool {
-        let ip = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        ip.is_loopback() || (!self.bound.is_unspecified() && ip == self.bound)
+        is_presenter(peer.ip(), self.bound)
     }
+}
+
+/// A connection from `peer` to a stage bound to `bound` comes from the stage's own machine:
+/// over loopback, or to the one address the stage was bound to from that same address.
+fn is_presenter(peer: IpAddr, bound: IpAddr) -> bool {
+    let unmapped = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    let (peer, bound) = (unmapped(peer), unmapped(bound));
+    peer.is_loopback() || (!bound.is_unspecified() && peer == bound)
 }
 
 /// A lock whose holder never panics while holding it (plain data); a poisoned one is still
@@ -503,6 +512,16 @@ async fn burst_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machine_fires() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        assert!(is_presenter(ip("127.0.0.1"), ip("0.0.0.0")));
+        assert!(is_presenter(ip("::ffff:127.0.0.1"), ip("::")));
+        assert!(is_presenter(ip("192.168.1.5"), ip("192.168.1.5")));
+        assert!(!is_presenter(ip("192.168.1.9"), ip("0.0.0.0")));
+        assert!(!is_presenter(ip("192.168.1.9"), ip("192.168.1.5")));
+    }
 
     #[test]
     fn a_panel_names_the_command_that_starts_its_twin() {

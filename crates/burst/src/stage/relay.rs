@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{lock, Keep, Stage, Twin, TwinState};
+use super::{lock, ForLater, Stage, Twin, TwinState};
 use crate::model::ServerInfo;
 
 /// How often a twin that is down is looked for again.
@@ -51,7 +51,7 @@ pub(super) async fn follow_twin(stage: Stage, i: usize) {
             newly
         };
         if newly_down {
-            stage.say(&down_message(twin, &why), Keep::Skip);
+            stage.say(&down_message(twin, &why), ForLater::Skip);
         }
         tokio::time::sleep(RETRY).await;
     }
@@ -171,9 +171,9 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
         }
     }
     let keep = if event == "hello" {
-        Keep::Skip
+        ForLater::Skip
     } else {
-        Keep::Keep
+        ForLater::Keep
     };
     stage.say(
         &json!({"type": event, "twin": twin.name, "data": data}),
@@ -209,9 +209,7 @@ pub(super) async fn wait_for_ends(stage: &Stage, run: &str, expected: usize, lim
             .iter()
             .find(|(r, _)| r == run)
             .map_or(expected, |(_, n)| *n);
-        if seen >= expected
-            || tokio::time::timeout_at(deadline, notified).await.is_err()
-        {
+        if seen >= expected || tokio::time::timeout_at(deadline, notified).await.is_err() {
             break;
         }
     }

@@ -15,7 +15,7 @@ use axum::http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{json_response, lock, FireRequest, Keep, Stage, TwinState};
+use super::{json_response, lock, FireRequest, ForLater, Stage, TwinState};
 use crate::client::{self, Cancel};
 
 /// What a recording file says it is.
@@ -115,9 +115,7 @@ pub(super) fn as_recorded(stage: &Stage) {
             .recordings
             .iter()
             .find_map(|r| r.hellos.get(twin.name).cloned());
-        let info = hello
-            .clone()
-            .and_then(|h| serde_json::from_value(h).ok());
+        let info = hello.clone().and_then(|h| serde_json::from_value(h).ok());
         let known = hello.is_some();
         *lock(&twin.state) = TwinState {
             hello,
@@ -201,11 +199,15 @@ async fn replay_messages(stage: &Stage, recording: &Recording, k: usize, cancel:
                           "twins": recording.at.iter().map(|t| json!({"twin": t,
                               "status": "cancelled", "verdict": "replay cancelled"}))
                               .collect::<Vec<_>>()});
-            stage.say(&last, Keep::Keep);
+            stage.say(&last, ForLater::Keep);
             return last;
         }
         let message = moved(message, shift, &suffix, k);
-        let keep = if first == 0 { Keep::Restart } else { Keep::Keep };
+        let keep = if first == 0 {
+            ForLater::Restart
+        } else {
+            ForLater::Keep
+        };
         if message["type"] == "result" {
             last = message.clone();
         }
@@ -268,8 +270,12 @@ mod tests {
         let m = moved(&event, 500, "r3", 3);
         assert_eq!(m["data"]["t_us"], 1500);
         assert_eq!(m["data"]["id"], "abcr3-7");
-        let firing = json!({"type": "firing", "burst": 1, "twins": [{"twin": "pool", "run": "abc"}]});
+        let firing =
+            json!({"type": "firing", "burst": 1, "twins": [{"twin": "pool", "run": "abc"}]});
         let m = moved(&firing, 500, "r3", 3);
-        assert_eq!((m["burst"].clone(), m["twins"][0]["run"].clone()), (json!(3), json!("abcr3")));
+        assert_eq!(
+            (m["burst"].clone(), m["twins"][0]["run"].clone()),
+            (json!(3), json!("abcr3"))
+        );
     }
 }
