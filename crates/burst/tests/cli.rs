@@ -452,3 +452,88 @@ fn compare_checks_every_target_before_the_first_burst() {
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Ctrl-C in the middle of a burst: `burst` shows what came back (the table, the counts), says
+/// how many it gave up, and exits 130; the twin skips what it had not picked up, so the next
+/// `burst` is not kept waiting behind the abandoned requests.
+#[test]
+fn ctrl_c_shows_what_was_seen_and_the_twin_is_free_again() {
+    let server = pool(2, 300);
+    let url = format!("http://{}/io", server.addr());
+    let child = Command::new(BIN)
+        .args([&url, "-n", "12", "--no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    testkit::wait_for("the burst in flight", || server.in_flight() == 2);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let interrupted = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("CANCELLED") || text.contains("cancelled"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("burst: interrupted:") && err.contains("given up"),
+        "{err}"
+    );
+    // The next burst's GET / and requests are not stuck behind the ten given up.
+    let next = burst(&[
+        &format!("http://{}/io?ms=0", server.addr()),
+        "-n",
+        "2",
+        "--quiet",
+    ]);
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    let took = interrupted.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(300 + 900),
+        "{took:?}"
+    );
+}
+
+/// A server whose workers are all busy keeps `GET /` waiting: `burst` says so within a second
+/// rather than sit silent.
+#[test]
+fn a_slow_get_slash_is_said_within_a_second() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut stream = stream;
+                if read_head(&stream).is_none() {
+                    return;
+                }
+                thread::sleep(std::time::Duration::from_millis(1600));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    let out = burst(&[&format!("http://{addr}/x"), "-n", "1", "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("waiting for the server to answer GET /"),
+        "{err}"
+    );
+}
