@@ -24,7 +24,6 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -214,7 +213,7 @@ fn serve_connection(
         // has gone (peer.rs).
         let peer = Peer::new(stream);
         let service = TowerToHyperService::new(WithPeer::new(router, peer.clone(), state));
-        let io = hyper_errors::JsonRefusals::new(TokioIo::new(peer), k);
+        let io = hyper_errors::JsonRefusals::new(peer, k);
         if draining {
             // Draining: the handler answers 503; hyper must read the request first, so this
             // connection is not handed to the graceful shutdown (which would close it unread).

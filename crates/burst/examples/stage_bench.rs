@@ -133,6 +133,8 @@ fn main() {
     // Bursts of 1,000: how late events reach the page (its clock less the server's event time,
     // same machine), and the longest gap between two frames the page drew meanwhile.
     let mut late = Vec::new();
+    // A burst not as predicted says why, under the table.
+    let mut why = Vec::new();
     let (mut worst_p99, mut worst_gap): (f64, f64) = (0.0, 0.0);
     for (twin, query) in [
         ("pool", "route=/io&ms=50&n=1000&at=pool"),
@@ -141,6 +143,14 @@ fn main() {
         let result = post(stage, query);
         let s = wait(&b, "every request done", 30, |s| s[twin]["done"] == 1000);
         let frames = b.eval("return window.stage.frames();").expect("frames");
+        if mark(&result, twin) != "✓" {
+            let verdict = result["twins"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["twin"] == twin))
+                .and_then(|t| t["verdict"].as_str())
+                .unwrap_or("no verdict");
+            why.push(format!("{twin}: {verdict}"));
+        }
         let lat = &s[twin]["latency_ms"];
         worst_p99 = worst_p99.max(lat["p99"].as_f64().unwrap_or(f64::INFINITY));
         worst_gap = worst_gap.max(frames["maxGapMs"].as_f64().unwrap_or(f64::INFINITY));
@@ -212,6 +222,9 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for r in late {
         println!("{r}");
+    }
+    for w in why {
+        println!("\n✗ {w}");
     }
     println!(
         "\n10,000 `/async-io` at once at the event-loop twin while the page watched (`burst` exit {}): \

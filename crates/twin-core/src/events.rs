@@ -13,6 +13,13 @@
 //!   behind loses events, counted, and is told how many in a `lagged` event — a request is never
 //!   delayed, and a stalled watcher holds at most its buffer (plus a small socket buffer);
 //! - with no watcher, publishing is one atomic load.
+//!
+//! **Watching costs what it must, and no more.** At most `--max-watchers` watch at once (one more
+//! gets a JSON 503; watchers whose clients have gone are let go first); an idle watcher's thread
+//! sleeps until something happens; one that stops reading is let go once a write to it has taken
+//! [`WRITE_STALL`]; the event loops' heartbeats are looked at by one thread for all watchers, and
+//! only while some loop holds a connection. No `Access-Control-Allow-Origin`: other web pages
+//! cannot read the stream.
 
 use std::io::{self, Write};
 use std::net::TcpStream;
