@@ -28,7 +28,8 @@ interrupted() {
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$tmp"
-  echo "burst.sh: interrupted" >&2
+  echo "burst.sh: interrupted; the server still serves what the curls gave up (a curl closes" >&2
+  echo "          without a reset; \`burst\` resets, and the twins skip what it gave up)" >&2
   exit 130
 }
 trap interrupted INT TERM

@@ -9,8 +9,13 @@ start_server() {
   local dir=$1 name=$2 pattern=$3
   shift 3
   : >"$dir/$name.stderr.log" # exists before the background process opens it
+  # A process group of its own (job control): Ctrl-C in the terminal reaches the script, whose
+  # stop_started then drains each server with one SIGTERM — not the server too, which would take
+  # the terminal's SIGINT and the script's SIGTERM as "quit now, without draining".
+  set -m
   "$@" >"$dir/$name.access.log" 2>"$dir/$name.stderr.log" &
   pids+=("$!")
+  set +m
   for _ in $(seq 1 300); do
     url=$(sed -n "$pattern" "$dir/$name.stderr.log" | head -n 1)
     [ -n "$url" ] && return 0

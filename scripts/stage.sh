@@ -25,9 +25,15 @@ bin=target/release
 # twin NAME PORT KIND: start NAME on PORT, unless a twin of KIND already answers there.
 twin() {
   local name=$1 port=$2 kind=$3
-  if curl -s --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null | grep -q "\"kind\":\"$kind\""; then
-    echo "== $name is already running on $port: watching it (this script will not stop it)"
-    return 0
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    # Something listens: a twin busy with a burst answers GET / only once a worker is free.
+    if curl -s --max-time 30 "http://127.0.0.1:$port/" 2>/dev/null | grep -q "\"kind\":\"$kind\""; then
+      echo "== $name is already running on $port: watching it (this script will not stop it)"
+      return 0
+    fi
+    echo "stage.sh: port $port is taken by something that is not a $kind twin (or one that did not" >&2
+    echo "          answer GET / within 30 s); stop it, or run the twins yourself and \`burst stage\`" >&2
+    exit 2
   fi
   start_server "$out" "$name" 's/^listening on //p' "$bin/$name" --port "$port"
   echo "== $name started at $url (log: $out/$name.access.log)"

@@ -36,7 +36,9 @@ pub async fn server_info(target: &Target) -> Result<Option<ServerInfo>, FireErro
 /// the answer is not a configuration document.
 async fn probe(target: &Target) -> Result<Result<Option<ServerInfo>, FireError>, FireError> {
     let root = target.with_path("/")?;
-    Ok(match client::get(&root, Duration::from_secs(10)).await {
+    // A twin whose workers are busy with earlier requests answers `GET /` only when one is free:
+    // worth waiting for (`burst` says it waits), or the burst would have no model to be held to.
+    Ok(match client::get(&root, Duration::from_secs(60)).await {
         Ok((200, body)) => Ok(serde_json::from_str(&body).ok()),
         Ok(_) => Ok(None),
         Err(e) => Err(e),
@@ -309,6 +311,14 @@ pub async fn compare(
                     ended.store(0, std::sync::atomic::Ordering::Relaxed);
                 }
                 let experiment = fire_plan(&target, plan, settings, ended.clone()).await?;
+                if settings
+                    .cancel
+                    .as_ref()
+                    .is_some_and(client::Cancel::is_cancelled)
+                {
+                    // Cut short by Ctrl-C: not a cell of the experiment.
+                    return Ok(cells);
+                }
                 progress(cells.len() + 1, total, &label, Step::Done(&experiment));
                 cells.push(Cell {
                     server: (*name).to_owned(),
@@ -317,13 +327,6 @@ pub async fn compare(
                     n,
                     experiment,
                 });
-                if settings
-                    .cancel
-                    .as_ref()
-                    .is_some_and(client::Cancel::is_cancelled)
-                {
-                    return Ok(cells);
-                }
             }
         }
     }
@@ -412,9 +415,9 @@ pub fn compare_table(cells: &[Cell]) -> String {
     }
     let _ = writeln!(
         s,
-        "times in seconds, for the last request to finish; ✓ as predicted, ✗ NOT as predicted, \
-         ! requests failed; (model …): the model for how that server's loops got the requests; \
-         {} of {} judged cells as predicted",
+        "times in seconds, for the last request to finish; {} of {} judged cells as predicted\n\
+         ✓ as predicted, ✗ NOT as predicted, ! requests failed;\n\
+         (model …): the model for how that server's loops got the requests",
         judged.0, judged.1
     );
     s

@@ -31,7 +31,8 @@ Examples:
 
 Exit status: 0 every request answered, as the model predicts (or no model to check);
 1 some requests failed or timed out; 2 bad usage, bad URL or no server;
-3 every request answered, but NOT as the model predicts (the lesson did not show)."
+3 every request answered, but NOT as the model predicts (the lesson did not show);
+130 stopped with Ctrl-C (after showing what came back)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -297,14 +298,16 @@ fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             );
         }
         eprintln!(
-            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B or Space both · \
-             Esc stop the burst · C chart · S save the panels · R reset (Ctrl-C stops the stage)"
+            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B both · Esc stop\n\
+             burst stage: C chart · S save the panels · R reset · Ctrl-C here stops the stage"
         );
         eprintln!("burst stage: the presenter opens {presenter} (only this machine fires)");
         if bound.ip().is_unspecified() {
+            eprintln!("burst stage: serving every address of this machine, port {port}");
             eprintln!(
-                "burst stage: the room watches at http://<this machine's address>:{port} \
-                 (`hostname -I` on Linux, `ipconfig getifaddr en0` on macOS, `ipconfig` on Windows)"
+                "burst stage: the room watches at http://<this machine's address>:{port}\n\
+                 burst stage:   (its address: `hostname -I` on Linux, `ipconfig getifaddr en0` \
+                 on macOS, `ipconfig` on Windows)"
             );
         } else if !bound.ip().is_loopback() {
             eprintln!("burst stage: the room watches at http://{bound}");
@@ -322,6 +325,7 @@ fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
         }
         let mut config = burst::stage::StageConfig::watching(pool, event_loop);
         config.recordings = recordings;
+        config.narrate = true;
         burst::stage::serve(listener, config, std::future::pending())
             .await
             .map_err(|e| Fatal(format!("the stage stopped: {e}"), 1))?;
@@ -530,6 +534,13 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
         }
         PrintMode::Csv => print!("{}", output::csv(&output::rows(&e.burst, check))),
         mode @ (PrintMode::Text | PrintMode::Quiet) => {
+            // Interrupted: what came back, not a row for each request given up.
+            let interrupted = cancel.is_cancelled();
+            let mut seen = e.burst.clone();
+            if interrupted {
+                seen.results
+                    .retain(|r| r.outcome != burst::client::Outcome::Cancelled);
+            }
             let color = !args.no_color
                 && std::env::var_os("NO_COLOR").is_none()
                 && std::io::stdout().is_terminal();
@@ -548,20 +559,24 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
                         });
                 println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
                 let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
-                print!("{}", render::table_fit(&e.burst, check, width));
+                print!("{}", render::table_fit(&seen, check, width));
                 println!();
                 let style = WaterfallStyle {
                     width,
                     max_rows: args.rows,
                     color,
                 };
-                print!("{}", render::waterfall(&e.burst, style));
-                println!();
+                if !seen.results.is_empty() {
+                    print!("{}", render::waterfall(&seen, style));
+                    println!();
+                }
             }
-            print!(
-                "{}",
-                render::summary_text(&e.summary, check, e.unknown.as_deref(), color)
-            );
+            if !interrupted {
+                print!(
+                    "{}",
+                    render::summary_text(&e.summary, check, e.unknown.as_deref(), color)
+                );
+            }
             if let Some(path) = &args.svg {
                 println!("timeline chart: {}", path.display());
             }
@@ -575,8 +590,10 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             .filter(|r| r.outcome == burst::client::Outcome::Cancelled)
             .count();
         eprintln!(
-            "burst: interrupted: {} of {n} answered before Ctrl-C, {given_up} given up (their \
-             connections reset: a twin skips what it had not picked up yet)",
+            "burst: interrupted after {:.2} s: {} of {n} answered (shown), {given_up} given up —\n\
+             burst: their connections reset: a twin skips those it had not picked up yet, and\n\
+             burst: finishes, for nobody, those a worker already had",
+            e.summary.wall_ms / 1000.0,
             e.summary.ok
         );
         return Ok(ExitCode::from(INTERRUPTED));

@@ -19,16 +19,21 @@ const DEFAULTS = { route: '/io', n: '16' };
 let route = localStorage.getItem('stage.route') ?? DEFAULTS.route;
 let firing = false;        // a burst runs (from this page, another one, or curl)
 let canFire = true;        // this page's machine is the presenter's
+let replaying = false;     // the stage plays recordings (burst stage --replay)
 let dirty = true;          // something to draw; an idle page asks for no frames at all
 let scheduled = false;     // a frame is asked for
 let plan = null;           // what the model predicts for the route and N picked (GET /plan)
 let pending = null;        // a long burst waiting for a second press: { at, until }
+let lostAtUs = null;       // the stage server stopped answering: nothing grows after this
 const NAMES = { pool: 'pool', 'event-loop': 'event loop' };
 const release = new Map(); // run id → earliest event time (µs) of that run: its release
-// The time axis keeps its length from burst to burst while N and the route stay the same, so a
-// panel is not stretched by whatever came last; the length is measured from the requests' own
-// end times, never from the clock (a page loaded later draws what a page that watched drew).
-const sticky = { key: null, us: 0 };
+// The time axis keeps its length from burst to burst while N stays the same for the IO-bound
+// routes (so /async-io-multi's staircase is drawn half as wide as /io's, not stretched to the same
+// width), and while N and the route stay the same for the others. The length is measured from the
+// requests' own end times, never from the clock: a page loaded later draws what one that watched
+// drew.
+const IO_BOUND = ['/io', '/async-io', '/async-io-multi'];
+const sticky = new Map(); // axis key → µs
 
 // ---- one panel per twin ---------------------------------------------------------------------
 
@@ -46,7 +51,8 @@ class Panel {
   reset(run, predictedMs, n, what = null) {
     kick();
     Object.assign(this, { run, predictedMs, n, what, reqs: new Map(), lanes: [], frozen: [],
-                          open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0, waitingTurn: false });
+                          open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0, cutUnseen: 0,
+                          waitingTurn: false, stoppedAt: null, burst: null });
     this.latencies = [];
   }
 
@@ -56,15 +62,36 @@ class Panel {
     for (const r of this.reqs.values()) {
       if (r.done === null) { r.done = nowUs; r.cut = true; this.cut++; if (r.serve0 === null) r.serve0 = nowUs; }
     }
-    this.cut += this.unseen;
+    this.cutUnseen = this.unseen;
+    this.cut += this.cutUnseen;
     this.open = 0;
-    this.n = this.reqs.size;
+    this.stoppedAt = nowUs;
     for (const f of this.frozen) if (f.to === null) f.to = nowUs;
+  }
+
+  // The burst is over: loops are no longer frozen, and a request this page never saw end was
+  // cut off (the twin stopped) or given up (cancelled).
+  settle(nowUs) {
+    const end = this.endUs(nowUs);
+    for (const f of this.frozen) if (f.to === null) f.to = end;
+    const cancelled = this.result && this.result.status === 'cancelled';
+    for (const r of this.reqs.values()) {
+      if (r.done !== null) continue;
+      r.done = end;
+      if (cancelled) r.cancelled = true; else r.cut = true;
+      if (r.serve0 === null && r.lane !== null) r.serve0 = end;
+    }
+    this.open = 0;
   }
 
   get workers() { return this.info ? this.info.workers : Math.max(this.lanes.length, 1); }
   get t0() { return release.get(this.run) ?? null; }
   get key() { return this.what && !this.what.elsewhere ? `${this.n} ${this.what.route}` : null; }
+  get axisKey() {
+    if (!this.what || this.what.elsewhere) return null;
+    const path = this.what.route.split('?')[0];
+    return IO_BOUND.includes(path) && !this.what.route.includes('ms=') ? `${this.n}` : this.key;
+  }
 
   state(r) {
     if (r.cut) return 'cut';
@@ -75,7 +102,7 @@ class Panel {
   }
 
   counts() {
-    const c = { waiting: 0, serving: 0, done: 0, cut: 0, cancelled: 0 };
+    const c = { waiting: 0, serving: 0, done: 0, cut: this.cutUnseen, cancelled: 0 };
     for (const r of this.reqs.values()) c[this.state(r)]++;
     // Fired by the stage, so the page knows how many were sent: those no loop has picked up yet
     // (behind a frozen one) are waiting too, though the server has said nothing of them.
@@ -118,9 +145,12 @@ class Panel {
       if (r.done === null) this.open--;
       r.done = d.t_us;
       r.status = d.status;
-      // 499: its client gave up (Esc, Ctrl-C) and the twin skipped it or let it go.
-      if (d.status === 499) r.cancelled = true;
-      // Answered without a worker (the drain's 503 to a queued request): the twin stopped.
+      // 499: its client gave up (Esc, Ctrl-C). Skipped before a worker took it: never served,
+      // so it leaves the queue and takes no place in a lane.
+      if (d.status === 499) { r.cancelled = true; if (r.lane === null) return; }
+      // The drain's 503 (a request waiting when the twin began to stop): cut off — without a
+      // worker on the pool (it never got one), at pick-up on the event loop.
+      if (d.status === 503) r.cut = true;
       if (r.lane === null && d.worker === null) { r.cut = true; return; }
       if (r.serve0 === null) r.serve0 = r.wait0 ?? d.t_us;
       if (r.lane === null) { r.lane = laneOf(d.worker); (this.lanes[r.lane] ??= []).push(r); }
@@ -141,7 +171,8 @@ class Panel {
     if (this.result && this.t0 !== null && this.result.wall_ms !== undefined) {
       return this.t0 + this.result.wall_ms * 1000;
     }
-    return nowUs;
+    if (this.stoppedAt) return this.stoppedAt;
+    return lostAtUs ?? nowUs;
   }
 
   // The time this panel's picture needs, µs from its release.
@@ -155,7 +186,10 @@ class Panel {
 
   // Requests sent (the stage knows how many) that no event has named yet: waiting in a listen
   // queue or behind a frozen loop.
-  get unseen() { return this.result === null && !this.waitingTurn && this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
+  get unseen() {
+    if (this.result !== null || this.waitingTurn || this.stoppedAt) return 0;
+    return this.n > this.reqs.size ? this.n - this.reqs.size : 0;
+  }
   get unseen0() { return this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
 
   // Live: something still moves, so the page draws every frame.
@@ -262,7 +296,8 @@ class Panel {
   // The words around the canvas: counters, lane labels, verdict, links, "not running".
   render() {
     const c = this.counts(), el = this.el;
-    const waitNoun = this.twin === 'pool' ? 'waiting for a worker' : 'waiting';
+    // The long words only while they fit: with cut-off or cancelled counts beside them, short.
+    const waitNoun = this.twin === 'pool' && !c.cut && !c.cancelled ? 'waiting for a worker' : 'waiting';
     setHTML(el.querySelector('.counter'),
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
       `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>` +
@@ -286,18 +321,17 @@ class Panel {
     let notes = [];
     if (this.every > 1) notes.push(`drawing 1 request in ${this.every} of ${this.reqs.size}; all are counted`);
     if (this.lagged) notes.push(`this page missed ${this.lagged} events (it fell behind); counts may be short`);
-    if (this.cut) notes.push(`${this.cut} cut off (grey): the twin stopped before they were answered`);
+    if (this.cut) notes.push(`${this.cut} cut off: the twin stopped before it served them`);
     const w = this.what;
     setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
-      : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, once the pool's burst is done (${esc(w.note ?? '')})`
+      : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, after the pool's (at once, they would share the cores)`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     const res = this.result;
     let verdict = '', links = '';
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
     else if (res) {
-      const mark = { ok: '✓', 'not-as-predicted': '✗ NOT as predicted:', failed: '✗ FAILED:',
-                     cancelled: '■' }[res.status] ?? '';
+      const mark = { ok: '✓', 'not-as-predicted': '✗', failed: '✗ FAILED:', cancelled: '■' }[res.status] ?? '';
       verdict = `${mark} ${esc(res.verdict)}`;
       if (res.json) links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
       if (res.replay) links += `<a href="${res.replay}" download>replay file</a>`;
@@ -354,9 +388,11 @@ function onMessage(m) {
   switch (m.type) {
     case 'mode':
       canFire = m.can_fire;
-      document.body.classList.toggle('replay', !!m.replay);
+      replaying = !!m.replay;
+      document.body.classList.toggle('replay', replaying);
       document.body.classList.toggle('watch-only', !canFire);
       if (!canFire) status('watching — only the presenter\'s machine fires');
+      else if (replaying) status('REPLAY: recorded bursts, no twins running');
       busy(firing);
       break;
     case 'hello':
@@ -369,10 +405,12 @@ function onMessage(m) {
     case 'down':
       if (p.up) p.stopped(Date.now() * 1000);
       p.up = false;
-      p.el.querySelector('.down').innerHTML =
-        `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is not running</b><span>at ${esc(m.url)}</span>` +
-        `<span>start it with</span><code>${esc(m.start)}</code>` +
-        `<span>this panel comes alive by itself when it starts</span>`;
+      p.el.querySelector('.down').innerHTML = m.full
+        ? `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is running, but not watched</b><span>at ${esc(m.url)}</span>` +
+          `<span>${esc(m.why)}</span><span>this panel comes alive by itself when a place is free</span>`
+        : `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is not running</b><span>at ${esc(m.url)}</span>` +
+          `<span>start it with</span><code>${esc(m.start)}</code>` +
+          `<span>this panel comes alive by itself when it starts</span>`;
       askPlan();
       break;
     case 'firing':     // from this page, another one, or curl: no second burst meanwhile
@@ -381,9 +419,10 @@ function onMessage(m) {
       m.twins.forEach((t, i) => {
         panels[t.twin].reset(t.run ?? m.run, t.predicted_ms, m.n, { route: m.route, model: t.model, note: m.note });
         panels[t.twin].waitingTurn = m.sequential && i > 0;
+        panels[t.twin].burst = m.burst;
       });
-      status(`burst ${m.burst}: firing ${m.n} × ${m.route} at ${m.twins.map(t => NAMES[t.twin]).join(' and ')}` +
-             (m.sequential ? ' — one after the other: CPU-bound, and at once both would share the cores' : ''));
+      status(`burst ${m.burst}: ${m.n} × ${m.route} at ${m.twins.length > 1 ? 'both' : NAMES[m.twins[0].twin]}` +
+             (m.sequential ? ', one after the other' : '') + (m.replay_note ? ` — ${m.replay_note}` : ''));
       break;
     case 'cancelling':
       status(`burst ${m.burst}: stopping — the twins skip what they have not picked up`);
@@ -394,22 +433,34 @@ function onMessage(m) {
         if (!q) continue;
         q.result = Object.assign({}, t, { replay: m.recording ?? null });
         q.waitingTurn = false;
-        // The model the verdict was judged by (CPU work: from the CPU time the server measured).
-        if (t.predicted_last_ms) q.predictedMs = t.predicted_last_ms;
-        // Given up: what the model said of the whole burst no longer applies.
+        // The model the verdict was judged by (CPU work: from the CPU time the server measured) —
+        // when it judged every request; a burst that failed keeps the model it was fired with,
+        // and one given up has none left to show.
+        const judged = t.status === 'ok' || t.status === 'not-as-predicted';
+        if (judged && t.predicted_last_ms) q.predictedMs = t.predicted_last_ms;
         if (t.status === 'cancelled') q.predictedMs = null;
-        if (t.model && q.what) q.what = Object.assign({}, q.what, { model: t.model });
-        const key = q.key;
-        if (key !== null && t.wall_ms !== undefined) {
-          if (sticky.key !== key) Object.assign(sticky, { key, us: 0 });
-          sticky.us = Math.max(sticky.us, q.span(Date.now() * 1000));
+        if (judged && t.model && q.what) q.what = Object.assign({}, q.what, { model: t.model });
+        const key = q.axisKey;
+        if (key !== null && t.wall_ms !== undefined && t.status !== 'cancelled') {
+          sticky.set(key, Math.max(sticky.get(key) ?? 0, q.span(Date.now() * 1000)));
         }
       }
       // The next panel of a burst fired one after the other begins now.
       for (const q of Object.values(panels)) if (q.waitingTurn && !m.final) q.waitingTurn = false;
       if (m.final) {
         busy(false);
-        status(`burst ${m.burst}: ${m.n} × ${m.route} done` + (m.replay ? ' (replayed)' : ''));
+        const nowUs = Date.now() * 1000;
+        for (const q of Object.values(panels)) {
+          if (q.burst !== m.burst) continue;
+          q.settle(nowUs);
+          if (q.result && m.recording) q.result.replay = m.recording;
+        }
+        const all = m.twins;
+        const what = all.every(t => t.error) ? `nothing fired: ${all.map(t => t.error).join('; ')}`
+          : all.some(t => t.status === 'cancelled') ? 'cancelled'
+          : all.every(t => t.status === 'ok') ? 'as predicted' : 'NOT as predicted';
+        status(`burst ${m.burst}: ${m.n} × ${m.route} ${what}` + (m.replay ? ' (replayed)' : ''),
+               what !== 'as predicted' && what !== 'cancelled');
       }
       if (m.chart) {
         document.querySelector('#chart img').src = m.chart;
@@ -430,11 +481,13 @@ function connect() {
   feed.onmessage = e => { for (const m of JSON.parse(e.data)) onMessage(m); };
   feed.onerror = () => {
     lost = true;
+    lostAtUs ??= Date.now() * 1000;
     document.body.classList.add('lost');
-    status('the stage server is not answering (is `burst stage` still running?); retrying…', true);
+    dirty = true;
+    status('the stage server is not answering; retrying…', true);
   };
   // Back after the stage restarted: start from what it knows now, not from this page's past.
-  feed.onopen = () => { if (lost) location.reload(); else if (canFire) status('watching both twins'); };
+  feed.onopen = () => { if (lost) location.reload(); else if (canFire && !replaying) status('watching both twins'); };
 }
 
 // ---- drawing: one frame per screen refresh ---------------------------------------------------
@@ -447,6 +500,12 @@ function kick() {
   if (!scheduled) { scheduled = true; requestAnimationFrame(frame); }
 }
 
+// At most one drawing every DRAW_EVERY_MS: bars move smoothly enough for a room, and the page
+// takes half the CPU of drawing at every screen refresh — CPU that /cpu bursts on the same
+// machine would otherwise lose to it.
+const DRAW_EVERY_MS = 30;
+let drawnAt = 0;
+
 function frame(at) {
   scheduled = false;
   if (frames.last) frames.maxGapMs = Math.max(frames.maxGapMs, at - frames.last);
@@ -454,13 +513,15 @@ function frame(at) {
   const all = Object.values(panels);
   const live = all.some(p => p.live);
   if (!dirty && !live) { frames.last = 0; return; }
+  if (!dirty && at - drawnAt < DRAW_EVERY_MS) { kick(); return; }
+  drawnAt = at;
   dirty = false;
   frames.count++;
   const nowUs = Date.now() * 1000;
   // One time scale for both panels when they show the same N and route (fired together, or one
   // after the other); it keeps the length of earlier bursts of that N and route. Otherwise each
   // panel has its own, and the page says so.
-  const spans = all.map(p => Math.max(1e6, p.span(nowUs), p.key !== null && p.key === sticky.key ? sticky.us : 0));
+  const spans = all.map(p => Math.max(1e6, p.span(nowUs), sticky.get(p.axisKey) ?? 0));
   const shown = all.filter(p => p.reqs.size > 0 || p.n > 0);
   const same = shown.length < 2 || shown.every(p => p.key !== null && p.key === shown[0].key);
   all.forEach((p, i) => {
@@ -468,13 +529,18 @@ function frame(at) {
     p.draw(p.drawnSpanUs, nowUs);
     p.render();
   });
-  const note = same ? '' : 'each panel has its own time scale: ' +
+  const drawn = shown.map(p => p.drawnSpanUs);
+  const differ = Math.max(...drawn) > Math.min(...drawn) * 1.05;
+  const note = same || !differ ? '' : 'each panel has its own time scale: ' +
     shown.map(p => `${NAMES[p.twin]} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
   setHTML(document.getElementById('scale-note'), esc(note));
   // A gap between frames counts only while frames follow each other, not across idle time.
   if (live) kick(); else frames.last = 0;
 }
 window.addEventListener('resize', () => { dirty = true; kick(); });
+// A verdict that takes another line shrinks the lanes: draw again so labels stay on their lanes.
+const resized = new ResizeObserver(() => { dirty = true; kick(); });
+document.querySelectorAll('.stage-area').forEach(el => resized.observe(el));
 
 // ---- controls: the stage server fires; the page only asks -----------------------------------
 
@@ -502,7 +568,10 @@ let nTimer = null;
 function commitN() {
   clearTimeout(nTimer);
   const n = Math.round(+nEl.value);
-  nEl.value = n >= 1 && n <= 1000 ? String(n) : (localStorage.getItem('stage.n') ?? DEFAULTS.n);
+  const kept = localStorage.getItem('stage.n') ?? DEFAULTS.n;
+  if (!(n >= 1 && n <= 1000)) status(`N is 1 to 1,000: kept ${kept}`, true);
+  else if (String(n) !== kept) status(`N = ${n}`);
+  nEl.value = n >= 1 && n <= 1000 ? String(n) : kept;
   localStorage.setItem('stage.n', nEl.value);
   nEl.classList.remove('editing');
   if (document.activeElement === nEl) nEl.blur();
@@ -567,6 +636,8 @@ async function fire(at, key) {
   if (firing) return;
   if (!canFire) return status('watching — only the presenter\'s machine fires', true);
   commitN();
+  // The prediction for this route and N, not the one asked for a moment ago.
+  if (!plan || plan.n !== +nEl.value || String(plan.route).split('?')[0] !== route) await askPlan();
   const ms = predictedFor(at);
   if (ms > 30000 && !(pending && pending.at === at && Date.now() < pending.until)) {
     pending = { at, key, ms, until: Date.now() + 10000 };
@@ -584,7 +655,7 @@ async function fire(at, key) {
              `${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
     }
   } catch (e) {
-    status('the stage server is not answering (is `burst stage` still running?)', true);
+    status('the stage server is not answering', true);
   } finally {
     busy(false);
   }
@@ -609,7 +680,9 @@ document.getElementById('stop').onclick = stop;
 function toggleChart(show) {
   const chart = document.getElementById('chart');
   const none = document.getElementById('chart-button').disabled;
-  if (none && show !== false) return status('no chart yet: fire a burst first (B)');
+  if (none && show !== false) {
+    return status(replaying ? 'no chart in a replay: charts are drawn from bursts fired here' : 'no chart yet: fire a burst first (B)');
+  }
   chart.hidden = !(show ?? chart.hidden);
 }
 document.getElementById('chart-button').onclick = () => toggleChart();
@@ -623,7 +696,7 @@ function resetPage() {
   nEl.value = DEFAULTS.n;
   commitN();
   pickRoute(DEFAULTS.route);
-  Object.assign(sticky, { key: null, us: 0 });
+  sticky.clear();
   release.clear();
   toggleChart(false);
   if (!firing) for (const p of Object.values(panels)) p.reset(null, null, 0);
@@ -631,39 +704,56 @@ function resetPage() {
   status('reset: /io, N = 16, fresh axes');
 }
 
-// S: both panels as one PNG, for a slide.
+// S: both panels as one PNG, for a slide: the burst, each panel's counters, lanes and verdict.
 function savePicture() {
   const all = Object.values(panels), dpr = window.devicePixelRatio || 1;
-  const head = 70, pad = 12;
-  const w = all.reduce((s, p) => s + p.canvas.width, 0) + pad * dpr * (all.length + 1);
-  const h = Math.max(...all.map(p => p.canvas.height)) + (head + 60) * dpr;
+  const pad = 12, head = 96, lineH = 20;
+  const panelW = Math.max(...all.map(p => p.canvas.width / dpr));
+  const panelH = Math.max(...all.map(p => p.canvas.height / dpr));
+  const wrapped = all.map(p => wrapText(p.el.querySelector('.verdict').innerText, 88));
+  const foot = Math.max(...wrapped.map(w => w.length)) * lineH + 16;
   const out = document.createElement('canvas');
-  out.width = w; out.height = h;
+  out.width = Math.round((panelW * all.length + pad * (all.length + 1)) * dpr);
+  out.height = Math.round((head + panelH + foot) * dpr);
   const g = out.getContext('2d');
-  g.fillStyle = '#fff'; g.fillRect(0, 0, w, h);
   g.scale(dpr, dpr);
-  let x = pad;
-  for (const p of all) {
+  g.fillStyle = '#fff'; g.fillRect(0, 0, out.width, out.height);
+  const shown = all.find(p => p.what) ?? all[0];
+  g.fillStyle = '#111';
+  g.font = '600 18px system-ui, sans-serif';
+  g.fillText(shown.what ? `${shown.n} × ${shown.what.route} — twins live stage` : 'twins live stage', pad, 22);
+  all.forEach((p, i) => {
+    const x = pad + i * (panelW + pad);
     g.fillStyle = '#111';
     g.font = '600 22px system-ui, sans-serif';
-    g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 28);
+    g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
     g.font = '16px system-ui, sans-serif';
-    g.fillText(p.el.querySelector('.counter').innerText, x, 52);
+    g.fillText(p.el.querySelector('.counter').innerText, x, 76);
     g.drawImage(p.canvas, x, head, p.canvas.width / dpr, p.canvas.height / dpr);
     const laneH = (p.canvas.height / dpr - QUEUE_H - AXIS_H) / p.workers;
     g.font = '600 15px system-ui, sans-serif';
     for (let k = 0; k < p.workers; k++) g.fillText(`worker${k}`, x + 4, head + QUEUE_H + k * laneH + 20);
     g.font = '15px system-ui, sans-serif';
-    g.fillStyle = p.result?.status === 'ok' ? '#2e7d32' : '#c62828';
-    const verdict = p.el.querySelector('.verdict').innerText;
-    g.fillText(verdict.length > 110 ? verdict.slice(0, 107) + '…' : verdict, x, head + p.canvas.height / dpr + 24);
-    x += p.canvas.width / dpr + pad;
-  }
+    g.fillStyle = p.result?.status === 'ok' ? '#2e7d32' : p.result?.status === 'cancelled' ? '#555' : '#c62828';
+    wrapped[i].forEach((line, k) => g.fillText(line, x, head + panelH + 20 + k * lineH));
+  });
   const link = document.createElement('a');
   link.download = `stage-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
   link.href = out.toDataURL('image/png');
   link.click();
   status(`saved the panels as ${link.download}`);
+}
+
+// Words in lines of at most `width` characters.
+function wrapText(text, width) {
+  const lines = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) { lines.push(line); line = word; }
+    else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
 }
 
 document.addEventListener('keydown', e => {

@@ -79,14 +79,9 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     );
     let _ = writeln!(
         s,
-        "  watchers      GET /events: up to {} at once (--max-watchers), served off the workers",
+        "  watchers      GET /events: up to {} (--max-watchers); a client that gave up: skipped, 499",
         c.max_watchers
     );
-    let _ = writeln!(
-        s,
-        "  given up      a request whose client reset its connection before pick-up is skipped"
-    );
-    let _ = writeln!(s, "                (a 499 line in the access log)");
     let _ = writeln!(
         s,
         "  shutdown      Ctrl-C or SIGTERM drains for up to {} s; a second Ctrl-C quits at once",

@@ -100,8 +100,8 @@ fn run<const P: u16, T: Twin>(
     signals.wait();
     let timeout = twin.config().graceful_timeout();
     eprintln!(
-        "{binary}: draining: no new work; {} in flight get up to {} s, and {} get a 503 \
-         (Ctrl-C again to quit now)",
+        "{binary}: draining: no new work; {} in flight get up to {} s,\n\
+         {binary}: and {} get a 503 (Ctrl-C again to quit now)",
         reply::plural(twin.in_flight() as u64, "request"),
         timeout.as_secs(),
         match kind {

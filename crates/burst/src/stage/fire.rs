@@ -287,6 +287,7 @@ pub(super) async fn cancel(
     let running = lock(&stage.cancel).clone();
     match running {
         Some((k, cancel)) => {
+            stage.narrate(format!("burst {k}: cancelled"));
             cancel.cancel();
             stage.say(&json!({"type": "cancelling", "burst": k}), ForLater::Keep);
             json_response(
@@ -326,6 +327,14 @@ async fn fire_burst(
     cancel: &Cancel,
 ) -> Value {
     let path = request.path();
+    if planned.is_empty() {
+        // Nothing to fire at: the page says why, as the answer does.
+        let result = json!({"type": "result", "burst": k, "route": path, "n": request.n,
+                            "final": true, "twins": twins, "chart": null});
+        stage.narrate(format!("burst {k}: nothing fired ({} × {path})", request.n));
+        stage.say(&result, ForLater::Keep);
+        return result;
+    }
     let sequential = one_after_the_other(&planned);
     // Each twin's requests carry a run id of their own: the page lines each panel up with its
     // own release, together or one after the other.
@@ -347,6 +356,16 @@ async fn fire_burst(
          machine's cores and each take about twice its model's time",
     );
     if !firing.is_empty() {
+        stage.narrate(format!(
+            "burst {k}: {} × {path} at {}{}",
+            request.n,
+            request.at.join(" and "),
+            if sequential {
+                ", one after the other"
+            } else {
+                ""
+            }
+        ));
         stage.say(
             &json!({"type": "firing", "burst": k, "route": path, "n": request.n,
                     "sequential": sequential, "note": note, "twins": firing}),
@@ -398,18 +417,28 @@ async fn fire_burst(
             &settings,
         )
         .await;
+        // Each result follows its requests' ends, as on a page that watched: those answered — or,
+        // given up, every one (skipped at once, or finished within about T by the worker that
+        // had it). The twins are waited for together.
+        let waits: Vec<_> = names
+            .iter()
+            .zip(&fired)
+            .map(|((_, run), outcome)| {
+                let (expected, limit) = match outcome {
+                    Ok(e) => ends_to_wait_for(e),
+                    Err(_) => (0, Duration::ZERO),
+                };
+                let (stage, run) = (stage.clone(), run.clone());
+                tokio::spawn(
+                    async move { relay::wait_for_ends(&stage, &run, expected, limit).await },
+                )
+            })
+            .collect();
         let mut step = Vec::new();
-        for ((name, run), outcome) in names.into_iter().zip(fired) {
+        for (((name, _), outcome), wait) in names.into_iter().zip(fired).zip(waits) {
+            let ends = wait.await.unwrap_or_default();
             match outcome {
                 Ok(e) => {
-                    // Its result follows its requests' ends, as on a page that watched.
-                    let answered = e
-                        .burst
-                        .results
-                        .iter()
-                        .filter(|r| matches!(r.outcome, Outcome::Http(_)))
-                        .count();
-                    relay::wait_for_ends(stage, &run, answered, ENDS_GRACE).await;
                     files.push((format!("{name}.json"), "application/json", report_json(&e)));
                     let rows = output::rows(&e.burst, e.check.as_ref());
                     files.push((
@@ -417,7 +446,17 @@ async fn fire_burst(
                         "text/csv; charset=utf-8",
                         output::csv(&rows),
                     ));
-                    step.push(twin_result(k, name, &e));
+                    let result = twin_result(k, name, &e, &ends);
+                    stage.narrate(format!(
+                        "burst {k}: {name}: {} {}",
+                        match result["status"].as_str() {
+                            Some("ok") => "✓",
+                            Some("cancelled") => "■",
+                            _ => "✗",
+                        },
+                        result["verdict"].as_str().unwrap_or("")
+                    ));
+                    step.push(result);
                     cells.push(Cell {
                         server: name.to_owned(),
                         kind: e.server.as_ref().map(|s| s.kind.clone()),
@@ -521,7 +560,30 @@ fn chart(
     Some(format!("/bursts/{k}/chart.svg"))
 }
 
-fn twin_result(k: usize, name: &str, e: &Experiment) -> Value {
+/// How many of a burst's ends to wait for, and for how long: the answered ones; or, given up,
+/// all of them, for about T more (those a worker had end when it is done with them).
+fn ends_to_wait_for(e: &Experiment) -> (usize, Duration) {
+    let given_up = e
+        .burst
+        .results
+        .iter()
+        .any(|r| r.outcome == Outcome::Cancelled);
+    if given_up {
+        let t = e.check.as_ref().map_or(Duration::from_secs(1), |c| {
+            c.prediction.service.min(Duration::from_secs(2))
+        });
+        return (e.burst.n, t + Duration::from_millis(300));
+    }
+    let answered = e
+        .burst
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Http(_)))
+        .count();
+    (answered, ENDS_GRACE)
+}
+
+fn twin_result(k: usize, name: &str, e: &Experiment, ends: &relay::Ends) -> Value {
     let given_up = e
         .burst
         .results
@@ -529,13 +591,17 @@ fn twin_result(k: usize, name: &str, e: &Experiment) -> Value {
         .filter(|r| r.outcome == Outcome::Cancelled)
         .count();
     let (status, verdict) = if given_up > 0 {
+        // What became of the given up, as the twin tells it: skipped (499), or finished by the
+        // worker that had picked it up, for nobody.
+        let answered = e.summary.ok;
+        let finished = ends.ended.saturating_sub(ends.skipped + answered);
         (
             "cancelled",
             format!(
-                "cancelled after {:.2} s: {} answered by then, {given_up} given up — the twin \
-                 finishes what it had picked up and skips the rest",
+                "cancelled after {:.2} s: {answered} answered; of the {given_up} given up, the \
+                 twin finished {finished} it was serving (for nobody) and skipped {}",
                 e.summary.wall_ms / 1000.0,
-                e.summary.ok
+                ends.skipped
             ),
         )
     } else {

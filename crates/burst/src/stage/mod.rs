@@ -80,6 +80,9 @@ pub struct StageConfig {
     /// Recorded bursts to play instead of watching twins (`burst stage --replay FILE`): for a
     /// rehearsal with no twins running, or a slow projector laptop.
     pub recordings: Vec<Recording>,
+    /// Say on stderr what happens (twins coming and going, bursts and their verdicts): for the
+    /// presenter's terminal. Off in tests.
+    pub narrate: bool,
 }
 
 impl StageConfig {
@@ -89,6 +92,7 @@ impl StageConfig {
             pool,
             event_loop,
             recordings: Vec::new(),
+            narrate: false,
         }
     }
 }
@@ -186,9 +190,12 @@ struct Inner {
     cancel: Mutex<Option<(usize, Cancel)>>,
     /// `finished` events of the runs being fired, counted, so that a burst's `result` follows
     /// its last request's end on every page, as it does on a page that watched.
-    ends: Mutex<Vec<(String, usize)>>,
+    ends: Mutex<Vec<relay::Ends>>,
     ended: tokio::sync::Notify,
     recordings: Vec<Recording>,
+    /// Which recording of a route a press plays next (several of the same take turns).
+    next_recording: AtomicUsize,
+    narrate: bool,
 }
 
 #[derive(Debug, Default)]
@@ -238,7 +245,16 @@ impl Stage {
             ends: Mutex::new(Vec::new()),
             ended: tokio::sync::Notify::new(),
             recordings: config.recordings,
+            next_recording: AtomicUsize::new(0),
+            narrate: config.narrate,
         }))
+    }
+
+    /// A line for the presenter's terminal.
+    fn narrate(&self, line: String) {
+        if self.narrate {
+            eprintln!("burst stage: {line}");
+        }
     }
 
     /// Tell every page (and keep it for those that come later, as `keep` says).
@@ -486,10 +502,19 @@ async fn burst_file(
     Path((k, file)): Path<(usize, String)>,
 ) -> Response<Body> {
     let kept = lock(&stage.bursts);
-    let found = kept
-        .iter()
-        .find(|s| s.k == k)
-        .and_then(|s| s.files.iter().find(|(name, _, _)| *name == file));
+    let burst = kept.iter().find(|s| s.k == k);
+    let found = burst.and_then(|s| s.files.iter().find(|(name, _, _)| *name == file));
+    if burst.is_some() && found.is_none() {
+        let files: Vec<&str> = burst
+            .map(|s| s.files.iter().map(|(f, _, _)| f.as_str()).collect())
+            .unwrap_or_default();
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no such burst file",
+                    "detail": format!("burst {k} has no {file} (nothing was fired at that twin?)"),
+                    "files": files}),
+        );
+    }
     match found {
         Some((name, content_type, body)) => {
             let mut response = Response::builder()

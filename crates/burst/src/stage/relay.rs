@@ -51,6 +51,10 @@ pub(super) async fn follow_twin(stage: Stage, i: usize) {
             newly
         };
         if newly_down {
+            stage.narrate(format!(
+                "the {} twin at {}: {why}",
+                twin.name, twin.base.url
+            ));
             stage.say(&down_message(twin, &why), ForLater::Skip);
         }
         tokio::time::sleep(RETRY).await;
@@ -63,6 +67,7 @@ pub(super) fn down_message(twin: &Twin, why: &str) -> Value {
         "twin": twin.name,
         "url": twin.base.url,
         "why": why,
+        "full": why.starts_with(FULL),
         "start": twin.start,
     })
 }
@@ -87,11 +92,7 @@ async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
     let mut lines = Lines::new(stream);
     let status = lines.next().await?.unwrap_or_default();
     if !status.starts_with("HTTP/1.1 200") {
-        let shown: String = status.chars().take(80).collect();
-        return Err(format!(
-            "it answered /events with {shown:?}: not a twin, an older build, or its watchers \
-             are full (--max-watchers)"
-        ));
+        return Err(refusal(&status, &mut lines).await);
     }
     // The head: nothing in it the stage needs.
     while let Some(line) = lines.next().await? {
@@ -113,6 +114,30 @@ async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Why a twin answered `/events` with something else than its stream: a twin whose watchers
+/// are full says so (its 503 names `--max-watchers`); anything else is not a twin.
+async fn refusal(status: &str, lines: &mut Lines) -> String {
+    let mut body = String::new();
+    while let Ok(Some(line)) = lines.next().await {
+        body = line;
+    }
+    if status.starts_with("HTTP/1.1 503") && body.contains("--max-watchers") {
+        let limit = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["limit"].as_u64())
+            .map_or(String::new(), |n| format!(" {n}"));
+        return format!(
+            "{FULL}: it is running, but --max-watchers{limit} others watch it already; close \
+             one (a `curl …/events`?) or restart it with a larger --max-watchers"
+        );
+    }
+    let shown: String = status.chars().take(80).collect();
+    format!("it answered /events with {shown:?}: not a twin, or an older build")
+}
+
+/// How a watched twin that refuses more watchers is said to be down.
+pub(super) const FULL: &str = "watched by too many";
 
 /// Lines of an event stream, none longer than [`MAX_LINE`].
 struct Lines {
@@ -159,6 +184,11 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
         .map_err(|_| format!("its {event:?} event carried no JSON object: not a twin"))?;
     if event == "hello" {
         let info = serde_json::from_value::<ServerInfo>(Value::Object(data.clone())).ok();
+        let pid = data.get("pid").and_then(Value::as_u64).unwrap_or(0);
+        stage.narrate(format!(
+            "the {} twin is up at {} (pid {pid})",
+            twin.name, twin.base.url
+        ));
         *lock(&twin.state) = TwinState {
             hello: Some(Value::Object(data.clone())),
             info,
@@ -167,7 +197,8 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
     }
     if event == "finished" {
         if let Some(id) = data.get("id").and_then(Value::as_str) {
-            ended(stage, id);
+            let skipped = data.get("status").and_then(Value::as_u64) == Some(499);
+            ended(stage, id, skipped);
         }
     }
     let keep = if event == "hello" {
@@ -182,36 +213,58 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
     Ok(())
 }
 
-/// A request of a run the stage fires has ended (`{run}-{i}`): counted for [`wait_for_ends`].
-fn ended(stage: &Stage, id: &str) {
+/// A request of a run the stage fires has ended (`{run}-{i}`; `skipped`: a 499, its client gone
+/// before pick-up): counted for [`wait_for_ends`].
+fn ended(stage: &Stage, id: &str, skipped: bool) {
     let Some((run, _)) = id.rsplit_once('-') else {
         return;
     };
     let mut ends = lock(&stage.ends);
-    if let Some((_, n)) = ends.iter_mut().find(|(r, _)| r == run) {
-        *n += 1;
+    if let Some(count) = ends.iter_mut().find(|c| c.run == run) {
+        count.ended += 1;
+        count.skipped += usize::from(skipped);
         stage.ended.notify_waiters();
     }
 }
 
+/// The ends of one run the stage fires, as its twin tells them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ends {
+    run: String,
+    pub(super) ended: usize,
+    /// Ended as 499: skipped, their client gone before a worker picked them up.
+    pub(super) skipped: usize,
+}
+
 /// Count the ends of `run`'s requests from now on.
 pub(super) fn count_ends(stage: &Stage, run: &str) {
-    lock(&stage.ends).push((run.to_owned(), 0));
+    lock(&stage.ends).push(Ends {
+        run: run.to_owned(),
+        ..Ends::default()
+    });
 }
 
 /// Wait (at most `limit`) until the twin has said `expected` of `run`'s requests ended, then
 /// stop counting them: a burst's `result` then comes after its requests' ends on every page.
-pub(super) async fn wait_for_ends(stage: &Stage, run: &str, expected: usize, limit: Duration) {
+pub(super) async fn wait_for_ends(
+    stage: &Stage,
+    run: &str,
+    expected: usize,
+    limit: Duration,
+) -> Ends {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let notified = stage.ended.notified();
         let seen = lock(&stage.ends)
             .iter()
-            .find(|(r, _)| r == run)
-            .map_or(expected, |(_, n)| *n);
+            .find(|c| c.run == run)
+            .map_or(expected, |c| c.ended);
         if seen >= expected || tokio::time::timeout_at(deadline, notified).await.is_err() {
             break;
         }
     }
-    lock(&stage.ends).retain(|(r, _)| r != run);
+    let mut ends = lock(&stage.ends);
+    let counted = ends.iter().find(|c| c.run == run).cloned();
+    ends.retain(|c| c.run != run);
+    counted.unwrap_or_default()
 }

@@ -125,16 +125,52 @@ pub(super) fn as_recorded(stage: &Stage) {
     }
 }
 
-/// The recording that answers a press of a key: the same route, N and twins — or the nearest.
+/// The recording that answers a press of a key: of the same route, those with the same N and
+/// twins, else the same N, else any; several that fit equally take turns.
 fn pick<'a>(stage: &'a Stage, request: &FireRequest) -> Option<&'a Recording> {
-    let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
-    let same_route = |r: &&Recording| r.route_path() == request.route;
-    let all = stage.recordings.iter();
-    all.clone()
-        .filter(same_route)
-        .find(|r| r.n == request.n && r.at == at)
-        .or_else(|| all.clone().filter(same_route).find(|r| r.n == request.n))
-        .or_else(|| all.clone().find(same_route))
+    let same_route: Vec<&Recording> = stage
+        .recordings
+        .iter()
+        .filter(|r| r.route_path() == request.route)
+        .collect();
+    let covers = |r: &&Recording| request.at.iter().all(|t| r.at.iter().any(|a| a == t));
+    let best: Vec<&Recording> = [
+        same_route
+            .iter()
+            .copied()
+            .filter(|r| r.n == request.n && covers(r))
+            .collect::<Vec<_>>(),
+        same_route.iter().copied().filter(covers).collect(),
+        same_route.clone(),
+    ]
+    .into_iter()
+    .find(|fit| !fit.is_empty())?;
+    let turn = stage.next_recording.fetch_add(1, Ordering::Relaxed);
+    best.get(turn % best.len()).copied()
+}
+
+/// What a press plays of `recording`: only the twins it asked for (the recording may hold both),
+/// its last result the final one.
+fn for_press(recording: &Recording, request: &FireRequest) -> Vec<(u64, Value)> {
+    let asked = |t: &Value| t.as_str().is_none_or(|t| request.at.contains(&t));
+    let mut kept: Vec<(u64, Value)> = Vec::new();
+    for (t, message) in &recording.messages {
+        let mut m = message.clone();
+        if !asked(&m["twin"]) {
+            continue;
+        }
+        if let Some(twins) = m.get_mut("twins").and_then(Value::as_array_mut) {
+            twins.retain(|t| asked(&t["twin"]));
+            if twins.is_empty() {
+                continue;
+            }
+        }
+        kept.push((*t, m));
+    }
+    if let Some((_, last)) = kept.iter_mut().rev().find(|(_, m)| m["type"] == "result") {
+        last["final"] = json!(true);
+    }
+    kept
 }
 
 /// `GET /plan` while replaying: how long the recording that a press would play lasts.
@@ -166,11 +202,23 @@ pub(super) async fn play(
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
     *lock(&stage.cancel) = Some((k, cancel.clone()));
+    let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
+    let note = (recording.n != request.n || recording.at != at).then(|| {
+        format!(
+            "no recording of {} × {} at {}: playing the recorded {} × {}",
+            request.n,
+            request.route,
+            at.join(" and "),
+            recording.n,
+            recording.route
+        )
+    });
+    let messages = for_press(&recording, request);
     let player = tokio::spawn({
         let stage = stage.clone();
         async move {
             let _one_at_a_time = one_at_a_time;
-            let last = replay_messages(&stage, &recording, k, &cancel).await;
+            let last = replay_messages(&stage, &recording, &messages, note, k, &cancel).await;
             *lock(&stage.cancel) = None;
             last
         }
@@ -184,13 +232,20 @@ pub(super) async fn play(
     }
 }
 
-async fn replay_messages(stage: &Stage, recording: &Recording, k: usize, cancel: &Cancel) -> Value {
+async fn replay_messages(
+    stage: &Stage,
+    recording: &Recording,
+    messages: &[(u64, Value)],
+    note: Option<String>,
+    k: usize,
+    cancel: &Cancel,
+) -> Value {
     let start = Instant::now();
     let shift = client::unix_us_now().saturating_sub(recording.recorded_unix_us);
     // Fresh run ids, so that a page lines this playing up with its own release.
     let suffix = format!("r{k}");
     let mut last = json!({"type": "result", "burst": k, "final": true, "twins": []});
-    for (first, (t_ms, message)) in recording.messages.iter().enumerate() {
+    for (first, (t_ms, message)) in messages.iter().enumerate() {
         let at = start + Duration::from_millis(*t_ms);
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         if cancel.is_cancelled() {
@@ -202,7 +257,10 @@ async fn replay_messages(stage: &Stage, recording: &Recording, k: usize, cancel:
             stage.say(&last, ForLater::Keep);
             return last;
         }
-        let message = moved(message, shift, &suffix, k);
+        let mut message = moved(message, shift, &suffix, k);
+        if message["type"] == "firing" {
+            message["replay_note"] = json!(note);
+        }
         let keep = if first == 0 {
             ForLater::Restart
         } else {
