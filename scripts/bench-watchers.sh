@@ -20,9 +20,10 @@ bin=target/release
 pids=()
 watchers=()
 cleanup() {
-  for pid in "${watchers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  local w
+  for w in "${watchers[@]}"; do kill "$w" 2>/dev/null || true; done
   stop_started
-  rm -rf "$tmp"
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -62,8 +63,9 @@ watch() {
   done
 }
 unwatch() {
-  for pid in "${watchers[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${watchers[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local w fd
+  for w in "${watchers[@]}"; do kill "$w" 2>/dev/null || true; done
+  for w in "${watchers[@]}"; do wait "$w" 2>/dev/null || true; done
   watchers=()
   for fd in "${stalled[@]}"; do exec {fd}>&-; done
   stalled=()

@@ -190,6 +190,7 @@ struct Frozen {
 }
 
 struct Subscriber {
+    id: u64,
     tx: SyncSender<Message>,
     missed: Arc<AtomicU64>,
     /// The watcher's connection, to see whether it is still there when the watchers are full.
@@ -200,6 +201,8 @@ struct Subscriber {
 #[derive(Debug, Clone)]
 enum Message {
     Step(Event),
+    /// Its client has closed the connection: the stream is over.
+    HungUp,
     /// Loop `worker` froze (`Some(since_us)`) or thawed (`None`), at `t_us`.
     Loop {
         worker: usize,
@@ -313,6 +316,12 @@ impl Events {
     pub fn close(&self) {
         self.hub.closed.store(true, Ordering::SeqCst);
         if let Ok(mut watchers) = self.hub.watchers.lock() {
+            // Each hang-up waiter wakes and says so, behind the events already queued.
+            for w in watchers.iter() {
+                if let Some(socket) = &w.socket {
+                    let _ = socket.shutdown(std::net::Shutdown::Read);
+                }
+            }
             watchers.clear();
             self.hub.count.store(0, Ordering::Relaxed);
         }
@@ -344,8 +353,10 @@ impl Events {
         if watchers.len() >= self.hub.max_watchers {
             return Err(Reply::overloaded("--max-watchers", self.hub.max_watchers));
         }
+        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
         watchers.push(Subscriber {
-            tx,
+            id,
+            tx: tx.clone(),
             missed: missed.clone(),
             socket: socket.clone(),
         });
@@ -354,10 +365,21 @@ impl Events {
         self.start_frozen_watch();
         Ok(Watcher {
             events: self.clone(),
+            id,
             rx,
+            hang_up: Some(tx),
             missed,
             socket,
         })
+    }
+
+    /// A watcher is done: its place, buffer and thread are given back now, not at the next
+    /// publish (an idle server publishes nothing).
+    fn unsubscribe(&self, id: u64) {
+        if let Ok(mut watchers) = self.hub.watchers.lock() {
+            watchers.retain(|w| w.id != id);
+            self.hub.count.store(watchers.len(), Ordering::Relaxed);
+        }
     }
 
     /// The one thread that looks at the loops' heartbeats for every watcher (event-loop twin).
@@ -475,7 +497,11 @@ impl Events {
 /// A watcher's place: its buffer of events, until its thread serves it ([`Watcher::serve`]).
 pub struct Watcher {
     events: Events,
+    id: u64,
     rx: mpsc::Receiver<Message>,
+    /// For the thread that waits for the client to hang up (taken when it starts: the stream
+    /// ends when every sender is gone).
+    hang_up: Option<SyncSender<Message>>,
     missed: Arc<AtomicU64>,
     socket: Option<Arc<TcpStream>>,
 }
@@ -504,7 +530,21 @@ impl Watcher {
     }
 
     fn stream(self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
-        if let Some(socket) = &self.socket {
+        let (events, id, socket) = (self.events.clone(), self.id, self.socket.clone());
+        let streamed = self.write_events(hello, out);
+        // Done (the client went, the drain, a stall): its place and buffer go now, and the
+        // thread waiting for the client to hang up is released.
+        events.unsubscribe(id);
+        if let Some(socket) = socket {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        streamed
+    }
+
+    fn write_events(mut self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
+        // With no socket to watch the sender goes here: the stream ends when the hub lets go.
+        if let (Some(socket), Some(tell)) = (&self.socket, self.hang_up.take()) {
+            wait_for_hang_up(socket.clone(), tell);
             // Little kernel memory for a watcher that stops reading: its buffer here is what
             // counts, and WRITE_STALL lets it go.
             let _ = socket2::SockRef::from(&**socket).set_send_buffer_size(64 * 1024);
@@ -541,9 +581,13 @@ impl Watcher {
             match self.rx.recv_timeout(wait) {
                 Ok(message) => {
                     lagged(&mut out, &self.missed)?;
-                    write_message(&mut out, &message)?;
-                    // Whatever else has queued goes out in the same write.
-                    for message in self.rx.try_iter().take(256) {
+                    // Whatever else has queued goes out in the same write — up to a hang-up,
+                    // after which there is nobody to write to.
+                    let queued = self.rx.try_iter().take(256);
+                    for message in std::iter::once(message).chain(queued) {
+                        if let Message::HungUp = message {
+                            return out.flush();
+                        }
                         write_message(&mut out, &message)?;
                     }
                     out.flush()?;
@@ -564,6 +608,29 @@ impl Watcher {
     }
 }
 
+/// A watcher sends nothing after its request, so a read on its connection waits — asleep, at no
+/// cost — until the client closes it (or the stream ends and shuts the socket): then the
+/// watcher's thread is told at once, instead of at its next write.
+fn wait_for_hang_up(socket: Arc<TcpStream>, tell: SyncSender<Message>) {
+    let started = std::thread::Builder::new()
+        .name("events-hangup".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 64];
+            loop {
+                match (&*socket).read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    // Bytes after the request (a pipelined request nobody will answer): ignored.
+                    Ok(_) => {}
+                }
+            }
+            let _ = tell.try_send(Message::HungUp);
+        });
+    if let Err(e) = started {
+        tracing::debug!("cannot watch for an events watcher hanging up: {e}");
+    }
+}
+
 fn lagged(out: &mut impl Write, missed: &AtomicU64) -> io::Result<()> {
     let n = missed.swap(0, Ordering::Relaxed);
     if n > 0 {
@@ -576,6 +643,7 @@ fn lagged(out: &mut impl Write, missed: &AtomicU64) -> io::Result<()> {
 fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
     match message {
         Message::Step(event) => write_event(out, event.kind.as_str(), &event.data()),
+        Message::HungUp => Ok(()),
         Message::Loop {
             worker,
             since_us: Some(since_us),
@@ -710,7 +778,7 @@ mod tests {
         w.rx.try_iter()
             .filter_map(|m| match m {
                 Message::Step(e) => Some(e.t_us),
-                Message::Loop { .. } => None,
+                Message::Loop { .. } | Message::HungUp => None,
             })
             .collect()
     }
@@ -732,7 +800,9 @@ mod tests {
         drop(events.subscribe(None).expect("open"));
         ev(&events, 1);
         assert_eq!(events.hub.count.load(Ordering::Relaxed), 0);
-        let w = events.subscribe(None).expect("open");
+        let mut w = events.subscribe(None).expect("open");
+        // Its hang-up waiter is not started here (no socket): it would have ended at the drain.
+        drop(w.hang_up.take());
         events.close();
         assert!(w.rx.recv().is_err());
         assert_eq!(
