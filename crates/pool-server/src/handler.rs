@@ -104,10 +104,22 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket
 /// tiny_http's reader may have taken the reset from the socket already (it reads on, for the
 /// next request); otherwise a peek sees it.
 fn client_gone(rq: &Request) -> bool {
-    rq.client_reset()
-        || rq
-            .tcp_stream()
-            .is_some_and(|socket| twin_core::platform::client_gone(&socket))
+    if rq.client_reset() {
+        return true;
+    }
+    let Some(socket) = rq.tcp_stream() else {
+        return false;
+    };
+    if twin_core::platform::client_gone(&socket) {
+        return true;
+    }
+    // The reader may have taken the reset from the socket a moment ago, leaving the peek only an
+    // end to see; it records the reset right after. (Only when the client has stopped sending.)
+    if twin_core::platform::peer_closed(&socket) {
+        std::thread::sleep(Duration::from_millis(1));
+        return rq.client_reset();
+    }
+    false
 }
 
 /// The route's work, on this worker's thread. The worker can do nothing else until it returns.

@@ -66,7 +66,7 @@ pub fn assert_a_stalled_watcher_is_let_go(addr: SocketAddr, stall: Duration, flo
             "a stalled watcher still held its place {:?} after the flood",
             flooded.elapsed()
         );
-        // Each publish finds a watcher whose thread has gone: let one happen.
+        // More events, until the watcher's socket is full and a write to it stalls.
         flood();
     }
     drop(stalled);

@@ -158,7 +158,9 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            // PATCH (twins): a client that reset the connection before its reader thread began
+            // has no peer address any more; its request is still read (and then skipped).
+            self.remote_addr.as_ref().ok().copied().flatten(),
             data_source,
             writer,
             self.tcp.clone(),
