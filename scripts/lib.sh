@@ -15,6 +15,7 @@ start_server() {
   set -m
   "$@" >"$dir/$name.access.log" 2>"$dir/$name.stderr.log" &
   pids+=("$!")
+  started+=("$name")
   set +m
   for _ in $(seq 1 300); do
     url=$(sed -n "$pattern" "$dir/$name.stderr.log" | head -n 1)
@@ -30,6 +31,8 @@ start_server() {
 # stop_started: SIGTERM each server in the caller's `pids` — only those it started, by PID — then
 # wait for them. Scripts set `trap stop_started EXIT` (and `trap 'exit 130' INT TERM`).
 stop_started() {
+  [ ${#pids[@]} -gt 0 ] || return 0
+  echo "== stopping what this script started: ${started[*]:-${pids[*]}} (each drains, then exits)" >&2
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
@@ -56,6 +59,7 @@ build_and_guard() {
   cargo build --release
   mkdir -p "$1"
   pids=()
+  started=()
   trap stop_started EXIT
   trap 'exit 130' INT TERM
 }

@@ -223,10 +223,10 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     }
     // hyper drops this future if the client goes away mid-request: its watchers still see it end.
     let mut ended = Ended {
-        events: &st.events,
+        state: &st,
+        method: &method,
         id: &id,
         target: &target,
-        worker,
         picked,
         done: !picked.logged(),
     };
@@ -296,10 +296,10 @@ pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &mut Request) {
 /// A picked-up request that ends without an answer (its client went away, hyper dropped it):
 /// `finished` with 499 for the watchers, as on the pool twin.
 struct Ended<'a> {
-    events: &'a Events,
+    state: &'a LoopState,
+    method: &'a Method,
     id: &'a Arc<str>,
     target: &'a str,
-    worker: Option<usize>,
     picked: access_log::PickUp,
     done: bool,
 }
@@ -307,8 +307,11 @@ struct Ended<'a> {
 impl Drop for Ended<'_> {
     fn drop(&mut self) {
         if !self.done {
+            let st = self.state;
+            access_log::dropped(&st.config, st.worker, self.method.as_str(), self.target);
             let elapsed = self.picked.elapsed();
-            (self.events).finished(self.id, self.target, self.worker, 499, elapsed);
+            st.events
+                .finished(self.id, self.target, Some(st.worker), 499, elapsed);
         }
     }
 }

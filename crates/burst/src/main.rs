@@ -559,7 +559,9 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
                         });
                 println!("burst: {n} × GET {} ({kind})\n", e.burst.url);
                 let width = terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
-                print!("{}", render::table_fit(&seen, check, width));
+                // Given up, the model's times are no longer the burst's: no model column.
+                let model = if interrupted { None } else { check };
+                print!("{}", render::table_fit(&seen, model, width));
                 println!();
                 let style = WaterfallStyle {
                     width,

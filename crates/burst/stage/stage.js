@@ -25,6 +25,7 @@ let scheduled = false;     // a frame is asked for
 let plan = null;           // what the model predicts for the route and N picked (GET /plan)
 let pending = null;        // a long burst waiting for a second press: { at, until }
 let lostAtUs = null;       // the stage server stopped answering: nothing grows after this
+let notice = '';           // said above the panels for the burst shown (what a replay plays)
 const NAMES = { pool: 'pool', 'event-loop': 'event loop' };
 const release = new Map(); // run id → earliest event time (µs) of that run: its release
 // The time axis keeps its length from burst to burst while N stays the same for the IO-bound
@@ -311,7 +312,9 @@ class Panel {
       const list = this.lanes[k] ?? [];
       const served = list.filter(r => r.done !== null && !r.cut && !r.cancelled).length;
       const frozen = this.isFrozen(k);
-      labels += `<div class="lane-label${frozen ? ' frozen' : ''}" data-worker="${k}" data-served="${served}"` +
+      // A lane too short for two lines gets one.
+      const compact = laneH < 44 ? ' compact' : '';
+      labels += `<div class="lane-label${frozen ? ' frozen' : ''}${compact}" data-worker="${k}" data-served="${served}"` +
         ` style="top:${queueH + k * laneH + 2}px">worker${k}<small>${frozen ? '❄ FROZEN' : `${served} served`}</small></div>`;
     }
     setHTML(el.querySelector('.lanes'), labels);
@@ -422,7 +425,8 @@ function onMessage(m) {
         panels[t.twin].burst = m.burst;
       });
       status(`burst ${m.burst}: ${m.n} × ${m.route} at ${m.twins.length > 1 ? 'both' : NAMES[m.twins[0].twin]}` +
-             (m.sequential ? ', one after the other' : '') + (m.replay_note ? ` — ${m.replay_note}` : ''));
+             (m.sequential ? ', one after the other' : ''));
+      notice = m.replay_note ?? '';
       break;
     case 'cancelling':
       status(`burst ${m.burst}: stopping — the twins skip what they have not picked up`);
@@ -455,12 +459,13 @@ function onMessage(m) {
           q.settle(nowUs);
           if (q.result && m.recording) q.result.replay = m.recording;
         }
-        const all = m.twins;
-        const what = all.every(t => t.error) ? `nothing fired: ${all.map(t => t.error).join('; ')}`
-          : all.some(t => t.status === 'cancelled') ? 'cancelled'
-          : all.every(t => t.status === 'ok') ? 'as predicted' : 'NOT as predicted';
+        const fired = m.twins.filter(t => !t.error), refused = m.twins.filter(t => t.error);
+        let what = fired.length === 0 ? `nothing fired: ${refused.map(t => t.error).join('; ')}`
+          : fired.some(t => t.status === 'cancelled') ? 'cancelled'
+          : fired.every(t => t.status === 'ok') ? 'as predicted' : 'NOT as predicted';
+        if (fired.length && refused.length) what += ` (${refused.map(t => NAMES[t.twin]).join(', ')}: not fired)`;
         status(`burst ${m.burst}: ${m.n} × ${m.route} ${what}` + (m.replay ? ' (replayed)' : ''),
-               what !== 'as predicted' && what !== 'cancelled');
+               !what.startsWith('as predicted') && what !== 'cancelled');
       }
       if (m.chart) {
         document.querySelector('#chart img').src = m.chart;
@@ -513,7 +518,9 @@ function frame(at) {
   const all = Object.values(panels);
   const live = all.some(p => p.live);
   if (!dirty && !live) { frames.last = 0; return; }
-  if (!dirty && at - drawnAt < DRAW_EVERY_MS) { kick(); return; }
+  // During CPU-bound work the page draws a few times a second: the cores are the experiment's.
+  const cpu = all.some(p => p.live && p.what && String(p.what.route).startsWith('/cpu'));
+  if (!dirty && at - drawnAt < (cpu ? 150 : DRAW_EVERY_MS)) { kick(); return; }
   drawnAt = at;
   dirty = false;
   frames.count++;
@@ -533,7 +540,7 @@ function frame(at) {
   const differ = Math.max(...drawn) > Math.min(...drawn) * 1.05;
   const note = same || !differ ? '' : 'each panel has its own time scale: ' +
     shown.map(p => `${NAMES[p.twin]} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
-  setHTML(document.getElementById('scale-note'), esc(note));
+  setHTML(document.getElementById('scale-note'), esc([notice, note].filter(Boolean).join(' · ')));
   // A gap between frames counts only while frames follow each other, not across idle time.
   if (live) kick(); else frames.last = 0;
 }
@@ -710,7 +717,9 @@ function savePicture() {
   const pad = 12, head = 96, lineH = 20;
   const panelW = Math.max(...all.map(p => p.canvas.width / dpr));
   const panelH = Math.max(...all.map(p => p.canvas.height / dpr));
-  const wrapped = all.map(p => wrapText(p.el.querySelector('.verdict').innerText, 88));
+  const measure = document.createElement('canvas').getContext('2d');
+  measure.font = '15px system-ui, sans-serif';
+  const wrapped = all.map(p => wrapText(measure, p.el.querySelector('.verdict').innerText, panelW - 8));
   const foot = Math.max(...wrapped.map(w => w.length)) * lineH + 16;
   const out = document.createElement('canvas');
   out.width = Math.round((panelW * all.length + pad * (all.length + 1)) * dpr);
@@ -744,13 +753,14 @@ function savePicture() {
   status(`saved the panels as ${link.download}`);
 }
 
-// Words in lines of at most `width` characters.
-function wrapText(text, width) {
+// Words in lines no wider than `width` px in the font `g` is set to.
+function wrapText(g, text, width) {
   const lines = [];
   let line = '';
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    if (line && line.length + 1 + word.length > width) { lines.push(line); line = word; }
-    else line = line ? `${line} ${word}` : word;
+    const longer = line ? `${line} ${word}` : word;
+    if (line && g.measureText(longer).width > width) { lines.push(line); line = word; }
+    else line = longer;
   }
   if (line) lines.push(line);
   return lines;

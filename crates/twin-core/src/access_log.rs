@@ -97,6 +97,23 @@ impl PickUp {
 /// Esc on the stage): not served. One line, as nginx logs a 499, so the log says where the
 /// request went: `[…] [4242-worker0] 499 GET /io client gone before pick-up: skipped`.
 pub fn skipped(config: &Config, worker: usize, method: &str, target: &str) {
+    gone(
+        config,
+        worker,
+        method,
+        target,
+        "client gone before pick-up: skipped",
+    );
+}
+
+/// A request picked up, then dropped because its client went away before its answer: on the
+/// event loop, hyper drops the handler (an `/io` still waiting for a thread-pool slot never
+/// runs): `… 499 GET /io client gone: dropped`.
+pub fn dropped(config: &Config, worker: usize, method: &str, target: &str) {
+    gone(config, worker, method, target, "client gone: dropped");
+}
+
+fn gone(config: &Config, worker: usize, method: &str, target: &str, why: &'static str) {
     if logged(config, split_target(target).0) {
         tracing::info!(
             target: TARGET,
@@ -105,7 +122,7 @@ pub fn skipped(config: &Config, worker: usize, method: &str, target: &str) {
             method,
             uri = target,
             status = 499u16,
-            gone = true
+            gone = why
         );
     }
 }
@@ -189,7 +206,7 @@ struct AccessFields {
     uri: String,
     status: Option<u64>,
     elapsed_us: u64,
-    gone: bool,
+    gone: Option<String>,
 }
 
 impl Visit for AccessFields {
@@ -207,13 +224,8 @@ impl Visit for AccessFields {
         match field.name() {
             "method" => self.method = value.to_owned(),
             "uri" => self.uri = value.to_owned(),
+            "gone" => self.gone = Some(value.to_owned()),
             _ => {}
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "gone" {
-            self.gone = value;
         }
     }
 
@@ -239,10 +251,11 @@ where
         let uri = printable(&f.uri);
         match f.status {
             None => writeln!(writer, "[{stamp}] [{who}] {} {uri}", f.method),
-            Some(status) if f.gone => writeln!(
+            Some(status) if f.gone.is_some() => writeln!(
                 writer,
-                "[{stamp}] [{who}] {status} {} {uri} client gone before pick-up: skipped",
-                f.method
+                "[{stamp}] [{who}] {status} {} {uri} {}",
+                f.method,
+                f.gone.as_deref().unwrap_or_default()
             ),
             Some(status) => writeln!(
                 writer,

@@ -359,7 +359,11 @@ async fn fire_burst(
         stage.narrate(format!(
             "burst {k}: {} × {path} at {}{}",
             request.n,
-            request.at.join(" and "),
+            planned
+                .iter()
+                .map(|p| p.twin)
+                .collect::<Vec<_>>()
+                .join(" and "),
             if sequential {
                 ", one after the other"
             } else {
@@ -434,7 +438,8 @@ async fn fire_burst(
                 )
             })
             .collect();
-        let mut step = Vec::new();
+        // A twin that could not be fired at says so on its panel with the first result.
+        let mut step: Vec<Value> = if g == 0 { twins.clone() } else { Vec::new() };
         for (((name, _), outcome), wait) in names.into_iter().zip(fired).zip(waits) {
             let ends = wait.await.unwrap_or_default();
             match outcome {
@@ -479,7 +484,7 @@ async fn fire_burst(
                     "recording": recording}),
             ForLater::Keep,
         );
-        twins.extend(step);
+        twins.extend(step.into_iter().skip(if g == 0 { twins.len() } else { 0 }));
     }
     if !cells.is_empty() {
         files.push((
@@ -591,15 +596,16 @@ fn twin_result(k: usize, name: &str, e: &Experiment, ends: &relay::Ends) -> Valu
         .filter(|r| r.outcome == Outcome::Cancelled)
         .count();
     let (status, verdict) = if given_up > 0 {
-        // What became of the given up, as the twin tells it: skipped (499), or finished by the
-        // worker that had picked it up, for nobody.
+        // What became of the given up, as the twin tells it: ended unserved (499: skipped
+        // before a worker had it, or dropped while it waited), or finished by the worker that
+        // had it, for nobody.
         let answered = e.summary.ok;
         let finished = ends.ended.saturating_sub(ends.skipped + answered);
         (
             "cancelled",
             format!(
                 "cancelled after {:.2} s: {answered} answered; of the {given_up} given up, the \
-                 twin finished {finished} it was serving (for nobody) and skipped {}",
+                 twin finished {finished} (for nobody) and left {} unserved (499)",
                 e.summary.wall_ms / 1000.0,
                 ends.skipped
             ),

@@ -161,8 +161,9 @@ struct TwinState {
     /// Its last `hello` while it is up; `None` while it is down.
     hello: Option<Value>,
     info: Option<ServerInfo>,
-    /// Known down (said so to the page), as opposed to not looked at yet.
+    /// Known down (said so to the page), as opposed to not looked at yet; and why.
     down: bool,
+    why: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -401,7 +402,10 @@ async fn feed(
             Some(hello) => json!({"type": "hello", "twin": twin.name, "data": hello})
                 .to_string()
                 .into(),
-            None if st.down => relay::down_message(twin, "not running").to_string().into(),
+            None if st.down => {
+                let why = st.why.as_deref().unwrap_or("not running");
+                relay::down_message(twin, why).to_string().into()
+            }
             None => continue,
         });
     }

@@ -41,11 +41,13 @@ pub(super) async fn follow_twin(stage: Stage, i: usize) {
             Err(e) => e,
         };
         let twin = &stage.twins[i];
+        // Said again when the reason changes (stopped, then up but refusing more watchers).
         let newly_down = {
             let mut st = lock(&twin.state);
-            let newly = !st.down;
+            let newly = !st.down || st.why.as_deref() != Some(why.as_str());
             *st = TwinState {
                 down: true,
+                why: Some(why.clone()),
                 ..TwinState::default()
             };
             newly
@@ -193,6 +195,7 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
             hello: Some(Value::Object(data.clone())),
             info,
             down: false,
+            why: None,
         };
     }
     if event == "finished" {

@@ -121,13 +121,14 @@ pub(super) fn as_recorded(stage: &Stage) {
             hello,
             info,
             down: !known,
+            why: (!known).then(|| "not in the recordings".to_owned()),
         };
     }
 }
 
 /// The recording that answers a press of a key: of the same route, those with the same N and
 /// twins, else the same N, else any; several that fit equally take turns.
-fn pick<'a>(stage: &'a Stage, request: &FireRequest) -> Option<&'a Recording> {
+fn pick<'a>(stage: &'a Stage, request: &FireRequest, take_turn: bool) -> Option<&'a Recording> {
     let same_route: Vec<&Recording> = stage
         .recordings
         .iter()
@@ -145,7 +146,11 @@ fn pick<'a>(stage: &'a Stage, request: &FireRequest) -> Option<&'a Recording> {
     ]
     .into_iter()
     .find(|fit| !fit.is_empty())?;
-    let turn = stage.next_recording.fetch_add(1, Ordering::Relaxed);
+    let turn = if take_turn {
+        stage.next_recording.fetch_add(1, Ordering::Relaxed)
+    } else {
+        stage.next_recording.load(Ordering::Relaxed)
+    };
     best.get(turn % best.len()).copied()
 }
 
@@ -175,7 +180,7 @@ fn for_press(recording: &Recording, request: &FireRequest) -> Vec<(u64, Value)> 
 
 /// `GET /plan` while replaying: how long the recording that a press would play lasts.
 pub(super) fn plan(stage: &Stage, request: &FireRequest) -> Value {
-    match pick(stage, request) {
+    match pick(stage, request, false) {
         Some(r) => json!({"route": r.route, "n": r.n, "replay": true,
                           "predicted_ms": r.duration().as_millis() as u64,
                           "ask_first": false, "twins": []}),
@@ -191,11 +196,18 @@ pub(super) async fn play(
     request: &FireRequest,
     one_at_a_time: tokio::sync::OwnedMutexGuard<()>,
 ) -> Response<Body> {
-    let Some(recording) = pick(stage, request).cloned() else {
+    let Some(recording) = pick(stage, request, true).cloned() else {
         return json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "no recording of that route",
-                    "detail": format!("this stage replays recordings; none of {}", request.route),
+                    "detail": format!(
+                        "this stage replays recordings; none of {}; recorded: {}",
+                        request.route,
+                        stage.recordings.iter()
+                            .map(|r| format!("{} × {}", r.n, r.route))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     "recorded": stage.recordings.iter().map(Recording::label).collect::<Vec<_>>()}),
         );
     };
@@ -214,11 +226,14 @@ pub(super) async fn play(
         )
     });
     let messages = for_press(&recording, request);
+    let request_at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
     let player = tokio::spawn({
         let stage = stage.clone();
         async move {
             let _one_at_a_time = one_at_a_time;
-            let last = replay_messages(&stage, &recording, &messages, note, k, &cancel).await;
+            let at: Vec<&str> = request_at.iter().map(String::as_str).collect();
+            let how = (note, at.as_slice());
+            let last = replay_messages(&stage, &recording, &messages, how, k, &cancel).await;
             *lock(&stage.cancel) = None;
             last
         }
@@ -236,10 +251,16 @@ async fn replay_messages(
     stage: &Stage,
     recording: &Recording,
     messages: &[(u64, Value)],
-    note: Option<String>,
+    (note, request_at): (Option<String>, &[&str]),
     k: usize,
     cancel: &Cancel,
 ) -> Value {
+    stage.narrate(format!(
+        "burst {k}: replaying {} × {} ({:.1} s)",
+        recording.n,
+        recording.route,
+        recording.duration().as_secs_f64()
+    ));
     let start = Instant::now();
     let shift = client::unix_us_now().saturating_sub(recording.recorded_unix_us);
     // Fresh run ids, so that a page lines this playing up with its own release.
@@ -249,9 +270,15 @@ async fn replay_messages(
         let at = start + Duration::from_millis(*t_ms);
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         if cancel.is_cancelled() {
+            let played: Vec<&str> = recording
+                .at
+                .iter()
+                .map(String::as_str)
+                .filter(|t| request_at.contains(t))
+                .collect();
             last = json!({"type": "result", "burst": k, "route": recording.route,
                           "n": recording.n, "final": true, "replay": true,
-                          "twins": recording.at.iter().map(|t| json!({"twin": t,
+                          "twins": played.iter().map(|t| json!({"twin": t,
                               "status": "cancelled", "verdict": "replay cancelled"}))
                               .collect::<Vec<_>>()});
             stage.say(&last, ForLater::Keep);
