@@ -21,6 +21,7 @@ mod peer;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ use twin_core::{limits, Config};
 
 use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
-use crate::peer::{Peer, WithPeer};
+use crate::peer::Peer;
 
 pub use twin_core::config::DEFAULT_THREADPOOL;
 
@@ -273,5 +274,45 @@ impl Twin for Running {
         if let Err(e) = stop_accepting(&self.listener) {
             tracing::warn!("could not close the listening socket: {e}");
         }
+    }
+}
+
+/// The app, for one connection: each request is first checked for a client that has gone
+/// ([`handler::skip`]).
+#[derive(Debug, Clone)]
+pub(crate) struct WithPeer {
+    router: axum::Router,
+    peer: Peer,
+    state: LoopState,
+}
+
+impl WithPeer {
+    pub(crate) fn new(router: axum::Router, peer: Peer, state: LoopState) -> WithPeer {
+        WithPeer {
+            router,
+            peer,
+            state,
+        }
+    }
+}
+
+impl<B> tower_service::Service<hyper::Request<B>> for WithPeer
+where
+    axum::Router: tower_service::Service<axum::extract::Request>,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = <axum::Router as tower_service::Service<axum::extract::Request>>::Response;
+    type Error = <axum::Router as tower_service::Service<axum::extract::Request>>::Error;
+    type Future = <axum::Router as tower_service::Service<axum::extract::Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
+        let mut request = request.map(axum::body::Body::new);
+        handler::skip(&self.state, &self.peer, &mut request);
+        self.router.call(request)
     }
 }

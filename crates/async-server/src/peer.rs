@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use axum::extract::Request;
-
-use crate::handler::{self, LoopState};
 use tokio::net::TcpStream;
 
 /// One connection's socket; clones share it.
@@ -127,45 +124,5 @@ impl hyper::rt::Write for Peer {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(twin_core::platform::shutdown_write(&self.0))
-    }
-}
-
-/// The app, for one connection: each request is first checked for a client that has gone
-/// ([`handler::skip`]).
-#[derive(Debug, Clone)]
-pub(crate) struct WithPeer {
-    router: axum::Router,
-    peer: Peer,
-    state: LoopState,
-}
-
-impl WithPeer {
-    pub(crate) fn new(router: axum::Router, peer: Peer, state: LoopState) -> WithPeer {
-        WithPeer {
-            router,
-            peer,
-            state,
-        }
-    }
-}
-
-impl<B> tower_service::Service<hyper::Request<B>> for WithPeer
-where
-    axum::Router: tower_service::Service<Request>,
-    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = <axum::Router as tower_service::Service<Request>>::Response;
-    type Error = <axum::Router as tower_service::Service<Request>>::Error;
-    type Future = <axum::Router as tower_service::Service<Request>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower_service::Service::<Request>::poll_ready(&mut self.router, cx)
-    }
-
-    fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
-        let mut request = request.map(axum::body::Body::new);
-        handler::skip(&self.state, &self.peer, &mut request);
-        self.router.call(request)
     }
 }

@@ -84,6 +84,16 @@ impl Page {
         }
     }
 
+    /// The N and the route the page would fire.
+    fn n_and_route(&self) -> (Value, Value) {
+        let read = |what: &str| {
+            self.browser
+                .eval(&format!("return window.stage.{what}();"))
+                .expect("read the page")
+        };
+        (read("n"), read("route"))
+    }
+
     fn text(&self, selector: &str) -> String {
         let script = format!("return document.querySelector('{selector}').innerText;");
         self.browser
@@ -207,13 +217,7 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
         std::thread::sleep(Duration::from_millis(20));
     }
     page.browser.press("5").expect("press 5");
-    let (n, route) = (
-        page.browser.eval("return window.stage.n();").expect("n"),
-        page.browser
-            .eval("return window.stage.route();")
-            .expect("route"),
-    );
-    assert_eq!((n, route), (Value::from("8"), Value::from("/cpu")));
+    assert_eq!(page.n_and_route(), (Value::from("8"), Value::from("/cpu")));
 
     // /cpu at both: one twin after the other (together they would share the cores), and a ✓
     // only beside a verdict that held.
@@ -318,13 +322,7 @@ fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_g
     page.browser.goto(&stage_url).expect("back to the stage");
     page.browser.press("\u{E013}").expect("press ↑: 1000");
     page.browser.press("r").expect("press R: reset");
-    let (n, route) = (
-        page.browser.eval("return window.stage.n();").expect("n"),
-        page.browser
-            .eval("return window.stage.route();")
-            .expect("route"),
-    );
-    assert_eq!((n, route), (Value::from("16"), Value::from("/io")));
+    assert_eq!(page.n_and_route(), (Value::from("16"), Value::from("/io")));
 
     // /async-io × 16 at the event loop: all 16 served at once, one wave.
     page.browser.press("2").expect("press 2");

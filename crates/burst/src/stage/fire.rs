@@ -253,25 +253,11 @@ pub(super) async fn fire(
     };
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
-    *lock(&stage.cancel) = Some((k, cancel.clone()));
-    // The burst runs to its end even if the page that asked is closed meanwhile: every page
-    // watching gets its result.
-    let burst = tokio::spawn({
-        let stage = stage.clone();
-        async move {
-            let _one_at_a_time = one_at_a_time;
-            let result = fire_burst(&stage, k, &request, planned, refused, &cancel).await;
-            *lock(&stage.cancel) = None;
-            result
-        }
-    });
-    match burst.await {
-        Ok(result) => json_response(StatusCode::OK, &result),
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": "the burst failed", "detail": e.to_string()}),
-        ),
-    }
+    let burst = {
+        let (stage, cancel) = (stage.clone(), cancel.clone());
+        async move { fire_burst(&stage, k, &request, planned, refused, &cancel).await }
+    };
+    super::to_the_end(&stage, k, cancel, one_at_a_time, burst).await
 }
 
 /// `POST /cancel`: give the running burst up (Esc on the page). Its connections are reset, so

@@ -306,6 +306,35 @@ fn is_presenter(peer: IpAddr, bound: IpAddr) -> bool {
     peer.is_loopback() || (!bound.is_unspecified() && peer == bound)
 }
 
+/// Run burst `k` (fired, or replayed) on a task of its own, `cancel` its way out while it runs,
+/// and answer with its result. It runs to its end even if the page that asked is closed: every
+/// page watching gets its result.
+async fn to_the_end(
+    stage: &Stage,
+    k: usize,
+    cancel: Cancel,
+    one_at_a_time: tokio::sync::OwnedMutexGuard<()>,
+    burst: impl Future<Output = Value> + Send + 'static,
+) -> Response<Body> {
+    *lock(&stage.cancel) = Some((k, cancel));
+    let task = tokio::spawn({
+        let stage = stage.clone();
+        async move {
+            let _one_at_a_time = one_at_a_time;
+            let result = burst.await;
+            *lock(&stage.cancel) = None;
+            result
+        }
+    });
+    match task.await {
+        Ok(result) => json_response(StatusCode::OK, &result),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "the burst failed", "detail": e.to_string()}),
+        ),
+    }
+}
+
 /// A lock whose holder never panics while holding it (plain data); a poisoned one is still
 /// good data.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

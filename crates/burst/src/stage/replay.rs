@@ -213,7 +213,6 @@ pub(super) async fn play(
     };
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
-    *lock(&stage.cancel) = Some((k, cancel.clone()));
     let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
     let note = (recording.n != request.n || recording.at != at).then(|| {
         format!(
@@ -227,24 +226,15 @@ pub(super) async fn play(
     });
     let messages = for_press(&recording, request);
     let request_at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
-    let player = tokio::spawn({
-        let stage = stage.clone();
+    let playing = {
+        let (stage, cancel) = (stage.clone(), cancel.clone());
         async move {
-            let _one_at_a_time = one_at_a_time;
             let at: Vec<&str> = request_at.iter().map(String::as_str).collect();
             let how = (note, at.as_slice());
-            let last = replay_messages(&stage, &recording, &messages, how, k, &cancel).await;
-            *lock(&stage.cancel) = None;
-            last
+            replay_messages(&stage, &recording, &messages, how, k, &cancel).await
         }
-    });
-    match player.await {
-        Ok(last) => json_response(StatusCode::OK, &last),
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": "the replay failed", "detail": e.to_string()}),
-        ),
-    }
+    };
+    super::to_the_end(stage, k, cancel, one_at_a_time, playing).await
 }
 
 async fn replay_messages(
