@@ -443,15 +443,40 @@ fn wait_for_twins(stage: SocketAddr) {
     });
 }
 
+/// Both twins and a stage that sees them.
+struct Setup {
+    pool: pool_server::Running,
+    event_loop: async_server::Running,
+    _rt: tokio::runtime::Runtime,
+    stage: SocketAddr,
+    pool_addr: SocketAddr,
+    loop_addr: SocketAddr,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let (pool_addr, loop_addr) = (free_addr(), free_addr());
+        let (pool, event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
+        let (rt, stage) = start_stage(pool_addr, loop_addr);
+        wait_for_twins(stage);
+        Setup {
+            pool,
+            event_loop,
+            _rt: rt,
+            stage,
+            pool_addr,
+            loop_addr,
+        }
+    }
+}
+
 /// Only the stage's own page (or curl) fires: another origin's page — a form, a no-cors fetch, a
 /// file:// page — gets a JSON 403, and so does a burst the twin would refuse (`ms` over its
 /// `--max-ms`) get a 400 before anything is fired.
 #[test]
 fn the_stage_fires_only_for_its_own_page_and_only_what_the_twins_accept() {
-    let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    let (_pool, _event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
-    let (_rt, stage) = start_stage(pool_addr, loop_addr);
-    wait_for_twins(stage);
+    let setup = Setup::start();
+    let stage = setup.stage;
     let fire = "POST /fire?route=/io&n=4&at=pool&ms=10";
     for foreign in [
         "Origin: http://evil.example\r\n",
@@ -491,10 +516,9 @@ fn the_stage_fires_only_for_its_own_page_and_only_what_the_twins_accept() {
 /// both twins are free again within about T: each skips the requests it had not picked up.
 #[test]
 fn a_cancelled_burst_frees_both_twins_within_about_t() {
-    let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    let (pool, event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
-    let (_rt, stage) = start_stage(pool_addr, loop_addr);
-    wait_for_twins(stage);
+    let setup = Setup::start();
+    let (stage, pool_addr, loop_addr) = (setup.stage, setup.pool_addr, setup.loop_addr);
+    let (pool, event_loop) = (&setup.pool, &setup.event_loop);
     // 100 × /async-io-blocking: 25 waves of T on each twin (5 s).
     let firing = std::thread::spawn(move || {
         ask_stage(
@@ -534,10 +558,8 @@ fn a_cancelled_burst_frees_both_twins_within_about_t() {
 /// A burst the stage fired is kept as a recording; a stage with no twins plays it back.
 #[test]
 fn a_recorded_burst_plays_back_on_a_stage_with_no_twins() {
-    let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    let (_pool, _event_loop) = (start_pool(pool_addr), start_event_loop(loop_addr));
-    let (_rt, stage) = start_stage(pool_addr, loop_addr);
-    wait_for_twins(stage);
+    let setup = Setup::start();
+    let stage = setup.stage;
     let r = ask_stage(stage, "POST /fire?route=/io&n=8&at=both", "");
     let result: Value = serde_json::from_str(&r.body).expect("JSON");
     let link = result["recording"]
