@@ -340,7 +340,8 @@ class Panel {
       if (res.replay) links += `<a href="${res.replay}" download>replay file</a>`;
     }
     const v = el.querySelector('.verdict');
-    v.className = 'verdict' + (res ? (res.status === 'ok' ? ' ok' : res.status === 'cancelled' ? ' off' : ' bad') : '');
+    v.className = 'verdict' + (res ? (res.status === 'ok' ? ' ok' : res.status === 'cancelled' ? ' off' : ' bad') : '') +
+      (verdict.length > 180 ? ' long' : '');
     v.title = res ? (res.verdict ?? res.error ?? '') : '';
     setHTML(v, verdict);
     setHTML(el.querySelector('.links'), links + notes.map(n => `<span class="note">${esc(n)}</span>`).join(' · '));
@@ -658,8 +659,12 @@ async function fire(at, key) {
     const res = await fetch(`/fire?${q}`, { method: 'POST' });
     const body = await res.json();
     if (!res.ok) {
-      status(`${body.parameter ? `${body.parameter}: ` : ''}${body.error}` +
-             `${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`, true);
+      // The whole reason above the panels (the footer is short), the gist in the footer.
+      notice = `not fired — ${body.parameter ? `${body.parameter}: ` : ''}${body.error}` +
+               `${body.allowed ? ` (allowed: ${body.allowed})` : ''}${body.detail ? `: ${body.detail}` : ''}`;
+      dirty = true;
+      kick();
+      status(`not fired: ${body.error}`, true);
     }
   } catch (e) {
     status('the stage server is not answering', true);
@@ -727,17 +732,17 @@ function savePicture() {
   const g = out.getContext('2d');
   g.scale(dpr, dpr);
   g.fillStyle = '#fff'; g.fillRect(0, 0, out.width, out.height);
-  const shown = all.find(p => p.what) ?? all[0];
   g.fillStyle = '#111';
   g.font = '600 18px system-ui, sans-serif';
-  g.fillText(shown.what ? `${shown.n} × ${shown.what.route} — twins live stage` : 'twins live stage', pad, 22);
+  g.fillText('twins · live stage', pad, 22);
   all.forEach((p, i) => {
     const x = pad + i * (panelW + pad);
     g.fillStyle = '#111';
     g.font = '600 22px system-ui, sans-serif';
     g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
     g.font = '16px system-ui, sans-serif';
-    g.fillText(p.el.querySelector('.counter').innerText, x, 76);
+    const burst = p.what ? ` — ${p.n} × ${p.what.route}` : '';
+    g.fillText(p.el.querySelector('.counter').innerText + burst, x, 76);
     g.drawImage(p.canvas, x, head, p.canvas.width / dpr, p.canvas.height / dpr);
     const laneH = (p.canvas.height / dpr - QUEUE_H - AXIS_H) / p.workers;
     g.font = '600 15px system-ui, sans-serif';

@@ -214,16 +214,22 @@ pub(super) async fn play(
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
     let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
-    let note = (recording.n != request.n || recording.at != at).then(|| {
-        format!(
-            "no recording of {} × {} at {}: playing the recorded {} × {}",
-            request.n,
-            request.route,
+    let note = if recording.n != request.n {
+        Some(format!(
+            "no recording of {} × {}: playing the recorded {} × {}",
+            request.n, request.route, recording.n, recording.route
+        ))
+    } else if recording.at != at {
+        Some(format!(
+            "playing the {} part of the recorded {} × {} at {}",
             at.join(" and "),
             recording.n,
-            recording.route
-        )
-    });
+            recording.route,
+            recording.at.join(" and ")
+        ))
+    } else {
+        None
+    };
     let messages = for_press(&recording, request);
     let request_at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
     let playing = {
