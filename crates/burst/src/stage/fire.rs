@@ -309,19 +309,20 @@ async fn fire_burst(
     k: usize,
     request: &FireRequest,
     planned: Vec<Planned>,
-    mut twins: Vec<Value>,
+    mut refused: Vec<Value>,
     cancel: &Cancel,
 ) -> Value {
     let path = request.path();
     if planned.is_empty() {
         // Nothing to fire at: the page says why, as the answer does.
         let result = json!({"type": "result", "burst": k, "route": path, "n": request.n,
-                            "final": true, "twins": twins, "chart": null});
+                            "final": true, "twins": refused, "chart": null});
         stage.narrate(format!("burst {k}: nothing fired ({} × {path})", request.n));
         stage.say(&result, ForLater::Keep);
         return result;
     }
     let sequential = one_after_the_other(&planned);
+    let mut twins = Vec::new();
     // Each twin's requests carry a run id of their own: the page lines each panel up with its
     // own release, together or one after the other.
     let runs: Vec<String> = planned.iter().map(|_| client::run_id()).collect();
@@ -425,7 +426,7 @@ async fn fire_burst(
             })
             .collect();
         // A twin that could not be fired at says so on its panel with the first result.
-        let mut step: Vec<Value> = if g == 0 { twins.clone() } else { Vec::new() };
+        let mut step: Vec<Value> = std::mem::take(&mut refused);
         for (((name, _), outcome), wait) in names.into_iter().zip(fired).zip(waits) {
             let ends = wait.await.unwrap_or_default();
             match outcome {
@@ -470,7 +471,7 @@ async fn fire_burst(
                     "recording": recording}),
             ForLater::Keep,
         );
-        twins.extend(step.into_iter().skip(if g == 0 { twins.len() } else { 0 }));
+        twins.extend(step);
     }
     if !cells.is_empty() {
         files.push((
