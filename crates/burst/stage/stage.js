@@ -315,7 +315,8 @@ class Panel {
       // A lane too short for two lines gets one.
       const compact = laneH < 44 ? ' compact' : '';
       labels += `<div class="lane-label${frozen ? ' frozen' : ''}${compact}" data-worker="${k}" data-served="${served}"` +
-        ` style="top:${queueH + k * laneH + 2}px">worker${k}<small>${frozen ? '❄ FROZEN' : `${served} served`}</small></div>`;
+        ` style="top:${queueH + k * laneH + 2}px" title="${served} served">worker${k}` +
+        `<small>${frozen ? '❄ FROZEN' : compact ? `· ${served}` : `${served} served`}</small></div>`;
     }
     setHTML(el.querySelector('.lanes'), labels);
     el.classList.toggle('is-frozen', this.frozen.some(f => f.to === null));
