@@ -133,10 +133,15 @@ pub(crate) fn run(
     stop: watch::Receiver<bool>,
     events: twin_core::events::Events,
 ) {
-    let mut last_complaint: Option<Instant> = None;
+    // After an accept error, how long to wait before accepting again (doubling up to a second,
+    // as mini-redis's listener backs off, and as the pool's patched tiny_http does).
+    let mut backoff: Option<Duration> = None;
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
+                if backoff.take().is_some() {
+                    tracing::info!("accepting connections again");
+                }
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
@@ -152,12 +157,22 @@ pub(crate) fn run(
             }
             Err(_) if *stop.borrow() => return,
             Err(e) => {
-                // Out of descriptors and the like: say so (once a second), back off, keep going.
-                if last_complaint.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    tracing::error!("accept failed: {e}; retrying");
-                    last_complaint = Some(Instant::now());
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                // Out of descriptors and the like: say so once, back off, keep going.
+                let pause = match backoff {
+                    None => {
+                        tracing::error!(
+                            "accept failed: {e}; new connections wait in the listen queue, \
+                             retried up to every second"
+                        );
+                        Duration::from_millis(10)
+                    }
+                    Some(last) => {
+                        tracing::debug!("accept failed again: {e}");
+                        (last * 2).min(Duration::from_secs(1))
+                    }
+                };
+                backoff = Some(pause);
+                std::thread::sleep(pause);
             }
         }
     }

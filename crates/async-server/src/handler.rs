@@ -192,6 +192,10 @@ fn done(
 /// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
 async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) -> Response<Body> {
     let config = &*st.config;
+    if let Some(Refused(reply)) = request.extensions_mut().remove::<Refused>() {
+        // A head the twins refuse before any worker sees it, as the pool's tiny_http does.
+        return to_response(reply);
+    }
     if request.extensions().get::<Skipped>().is_some() {
         // Its client had gone when hyper handed it over: said in the log already (`skip`).
         return to_response(Reply::client_gone());
@@ -205,7 +209,7 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     }
     if *st.draining.borrow() {
         // Waiting when the drain began, never picked up: a clear 503, as on the pool twin.
-        return to_response(Reply::shutting_down().with_worker(st.worker));
+        return to_response(Reply::shutting_down());
     }
     let method = request.method().clone();
     let target = request.uri().to_string();
@@ -265,6 +269,25 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         status: response.status().as_u16(),
     };
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
+}
+
+/// A request [`refuse`] turned away, with its answer.
+#[derive(Debug, Clone)]
+struct Refused(Reply);
+
+/// Called as hyper hands this loop a request: the twins' own checks of a head (twin-core's
+/// `head::check`: one Host in HTTP/1.1, header values of visible ASCII) that hyper does not
+/// make. The pool's tiny_http makes them while it reads the head; here the pick-up answers.
+pub(crate) fn refuse(request: &mut Request) {
+    let http11 = request.version() == axum::http::Version::HTTP_11;
+    let target = request.uri().to_string();
+    let fields = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    if let Err(reply) = twin_core::head::check(&target, http11, fields) {
+        request.extensions_mut().insert(Refused(reply));
+    }
 }
 
 /// Marks a request [`skip`] turned away.
@@ -431,12 +454,18 @@ fn over_limits(request: &Request, target: &str) -> Option<Reply> {
     limits::check(target.len(), headers.len(), head_bytes, body_bytes)
 }
 
+/// The answer to a request whose client has gone, written to nobody (hyper then finds the
+/// connection reset).
+pub(crate) fn gone_response() -> Response<Body> {
+    to_response(Reply::client_gone())
+}
+
+/// `reply` as an axum response, with the headers every answer has (twin-core's
+/// `head::every_answer`).
 pub(crate) fn to_response(reply: Reply) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(reply.status)
-        .header("Content-Type", reply.content_type);
-    for (name, value) in &reply.headers {
-        builder = builder.header(*name, value.as_str());
+    let mut builder = Response::builder().status(reply.status);
+    for (name, value) in twin_core::head::every_answer(&reply, twin_core::ServerKind::EventLoop) {
+        builder = builder.header(name, value);
     }
     builder.body(Body::from(reply.body)).unwrap_or_else(|_| {
         let mut r = Response::new(Body::from("{\"error\":\"internal error\"}\n"));

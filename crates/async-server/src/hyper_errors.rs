@@ -1,55 +1,46 @@
 //! hyper's own refusals, answered in the twins' words.
 //!
-//! hyper refuses a head with more than 100 fields or over 32 KiB while parsing it, before any
-//! handler runs, and answers `431` with an empty body. The pool twin reads such a head whole and
-//! answers the shared JSON 431. So that both twins answer alike, each connection's writes pass
-//! through [`JsonRefusals`], which swaps hyper's empty 431 for the shared one. Nothing else is
-//! touched: hyper's empty 400 for bytes that are not HTTP is what tiny_http sends too.
+//! hyper refuses a head it cannot parse or frame (`400`), or one with more than 100 fields or
+//! over 32 KiB (`431`), before any handler runs, with an empty body. The pool's tiny_http refuses
+//! the same heads (it parses them the same way) with twin-core's JSON refusal. So that both twins
+//! answer alike, each connection's writes pass through [`JsonRefusals`], which swaps hyper's empty
+//! refusal for that same one.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
-use twin_core::limits;
-use twin_core::reply::worker_name;
+use twin_core::{head, ServerKind};
 
-/// hyper's refusal as it writes it: a 431 status line, and no body (the twins' 431 has one).
-fn is_hyper_431(buf: &[u8]) -> bool {
-    buf.starts_with(b"HTTP/1.1 431 ")
-        && buf
-            .windows(21)
-            .any(|w| w.eq_ignore_ascii_case(b"\r\ncontent-length: 0\r\n"))
+/// hyper's refusal as it writes it: a 400, 414 or 431 status line, and no body (every answer of
+/// the twins has one). Its status, if it is one.
+fn hyper_refusal(buf: &[u8]) -> Option<u16> {
+    let status = [400, 414, 431]
+        .into_iter()
+        .find(|s| buf.starts_with(format!("HTTP/1.1 {s} ").as_bytes()))?;
+    buf.windows(21)
+        .any(|w| w.eq_ignore_ascii_case(b"\r\ncontent-length: 0\r\n"))
+        .then_some(status)
 }
 
-/// The shared 431, as bytes on the wire.
-fn shared_431(worker: usize) -> Vec<u8> {
-    let reply = limits::head_too_large();
-    format!(
-        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: {}\r\nconnection: close\r\n\
-         x-worker: {}\r\ncontent-length: {}\r\n\r\n{}",
-        reply.content_type,
-        worker_name(worker),
-        reply.body.len(),
-        reply.body
-    )
-    .into_bytes()
+/// The shared refusal, as bytes on the wire.
+fn shared(status: u16) -> Vec<u8> {
+    head::refusal_bytes(&head::refusal(status), ServerKind::EventLoop)
 }
 
 /// A connection's IO, with hyper's 431 rewritten (see the module docs).
 #[derive(Debug)]
 pub(crate) struct JsonRefusals<T> {
     inner: T,
-    worker: usize,
     /// The shared 431 and how much of it is written, once hyper has refused a head.
     swapped: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> JsonRefusals<T> {
-    pub(crate) fn new(inner: T, worker: usize) -> JsonRefusals<T> {
+    pub(crate) fn new(inner: T) -> JsonRefusals<T> {
         JsonRefusals {
             inner,
-            worker,
             swapped: None,
         }
     }
@@ -72,8 +63,10 @@ impl<T: Write + Unpin> Write for JsonRefusals<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.swapped.is_none() && is_hyper_431(buf) {
-            this.swapped = Some((shared_431(this.worker), 0));
+        if this.swapped.is_none() {
+            if let Some(status) = hyper_refusal(buf) {
+                this.swapped = Some((shared(status), 0));
+            }
         }
         let Some((bytes, written)) = &mut this.swapped else {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
@@ -111,17 +104,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_hypers_empty_431_is_recognised() {
+    fn only_hypers_empty_refusals_are_recognised() {
         let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
                       content-length: 0\r\ndate: x\r\n\r\n";
-        assert!(is_hyper_431(hyper));
-        let ours = shared_431(2);
-        assert!(!is_hyper_431(&ours), "the twins' own 431 has a body");
-        assert!(!is_hyper_431(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-        ));
-        let text = String::from_utf8(ours).unwrap_or_default();
-        assert!(text.contains("x-worker: worker2\r\n"), "{text}");
-        assert!(text.ends_with(&limits::head_too_large().body), "{text}");
+        assert_eq!(hyper_refusal(hyper), Some(431));
+        let bad = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        assert_eq!(hyper_refusal(bad), Some(400));
+        assert_eq!(
+            hyper_refusal(&shared(400)),
+            None,
+            "the twins' own has a body"
+        );
+        assert_eq!(
+            hyper_refusal(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+            None
+        );
+        let text = String::from_utf8(shared(431)).unwrap_or_default();
+        assert!(
+            text.ends_with(&twin_core::limits::head_too_large().body),
+            "{text}"
+        );
     }
 }

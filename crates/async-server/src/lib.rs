@@ -23,9 +23,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
@@ -33,8 +32,8 @@ use tokio::task::JoinSet;
 use twin_core::events::{self, Events};
 use twin_core::platform::stop_accepting;
 use twin_core::run::Twin;
-use twin_core::shutdown::InFlight;
-use twin_core::{limits, Config};
+use twin_core::shutdown::{InFlight, DRAIN_GRACE};
+use twin_core::{head, limits, Config, ServerKind};
 
 use crate::acceptor::{Loops, Open};
 use crate::handler::LoopState;
@@ -110,10 +109,6 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     })
 }
 
-/// How long, once a drain has begun, a connection that has sent nothing yet may still send its
-/// request and get an answer (a 503) rather than be closed.
-const DRAIN_GRACE: Duration = Duration::from_millis(100);
-
 /// One event loop: serve the connections the acceptor hands it, each as a task, until told to
 /// stop; then answer what is still waiting and wait for the requests it holds.
 async fn event_loop(
@@ -132,8 +127,10 @@ async fn event_loop(
     // A head over the shared limits gets hyper's 431 before any handler runs (hyper_errors.rs
     // gives it the twins' JSON body).
     http.max_buf_size(limits::MAX_HEAD_BYTES)
-        .max_headers(limits::MAX_HEADERS);
-    let graceful = GracefulShutdown::new();
+        .max_headers(limits::MAX_HEADERS)
+        // A client that shuts only its sending side once its request is sent still gets its
+        // answer (RFC 9112 §9.6), as on the pool.
+        .half_close(true);
     let mut connections = JoinSet::new();
     loop {
         let next = tokio::select! {
@@ -142,7 +139,7 @@ async fn event_loop(
             next = incoming.recv() => next,
         };
         let Some((stream, open)) = next else { break };
-        let conn = serve_connection(stream, open, &state, &router, &http, &graceful, &stop);
+        let conn = serve_connection(stream, open, &state, &router, &http, &stop);
         connections.spawn(conn);
         // Forget connections that have ended.
         while connections.try_join_next().is_some() {}
@@ -152,10 +149,9 @@ async fn event_loop(
     // say) are served like the others: a request already sent gets its 503.
     incoming.close();
     while let Ok((stream, open)) = incoming.try_recv() {
-        let conn = serve_connection(stream, open, &state, &router, &http, &graceful, &stop);
+        let conn = serve_connection(stream, open, &state, &router, &http, &stop);
         connections.spawn(conn);
     }
-    graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
 }
 
@@ -167,13 +163,13 @@ fn serve_connection(
     state: &LoopState,
     router: &axum::Router,
     http: &Http1,
-    graceful: &GracefulShutdown,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
-    let (router, mut http, state) = (router.clone(), http.clone(), state.clone());
+    let (router, http, state) = (router.clone(), http.clone(), state.clone());
     let (k, events, config) = (state.worker, state.events.clone(), state.config.clone());
-    let watcher = graceful.watcher();
     let mut stop = stop.clone();
+    let opened = Instant::now();
+    let (header_timeout, keep_alive) = (config.header_timeout(), config.keep_alive());
     async move {
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(s) => s,
@@ -192,6 +188,8 @@ fn serve_connection(
                 Err(_) => return,
             },
             _ = stop.wait_for(|stopping| *stopping) => true,
+            // Nothing sent within the header timeout: let go, as the pool does.
+            () = tokio::time::sleep(header_timeout) => return,
         };
         if drain_began {
             match tokio::time::timeout(DRAIN_GRACE, stream.readable()).await {
@@ -209,20 +207,48 @@ fn serve_connection(
             }
             return;
         }
-        let draining = *stop.borrow();
+        let draining = drain_began || *stop.borrow();
+        // An HTTP/2 client's preface: hyper (HTTP/1 only) would hang up without a word; the
+        // pool answers it as the malformed head it is, and so does this loop.
+        if is_h2_preface(&stream).await {
+            let refusal = head::refusal_bytes(&head::malformed(), ServerKind::EventLoop);
+            let _ = write_and_close(stream, &refusal).await;
+            return;
+        }
         // Each request carries its connection's socket, so the pick-up can see a client that
-        // has gone (peer.rs).
-        let peer = Peer::new(stream);
+        // has gone (peer.rs), and the socket keeps the clock of the timeouts.
+        let peer = Peer::new(stream, opened);
+        let idle = peer.clone();
         let service = TowerToHyperService::new(WithPeer::new(router, peer.clone(), state));
-        let io = hyper_errors::JsonRefusals::new(peer, k);
-        if draining {
-            // Draining: the handler answers 503; hyper must read the request first, so this
-            // connection is not handed to the graceful shutdown (which would close it unread).
-            http.keep_alive(false);
-            if let Err(e) = http.serve_connection(io, service).await {
-                tracing::debug!("connection ended: {e}");
+        let io = hyper_errors::JsonRefusals::new(peer);
+        let conn = http.serve_connection(io, service);
+        tokio::pin!(conn);
+        // On a drain, a connection between requests may still bring one within the grace (it
+        // gets the 503, as on the pool); then hyper closes it once it has answered what it holds.
+        let mut stopping = draining;
+        let mut shut = false;
+        let grace = tokio::time::sleep(DRAIN_GRACE);
+        tokio::pin!(grace);
+        let ended = loop {
+            tokio::select! {
+                biased;
+                // Bytes the loop has not read yet are read first: a loop frozen past a
+                // deadline still serves the request that arrived meanwhile.
+                ended = conn.as_mut() => break ended,
+                () = idle.until_idle(header_timeout, keep_alive) => break Ok(()),
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() || *stop.borrow() {
+                        stopping = true;
+                        grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                    }
+                }
+                () = &mut grace, if stopping && !shut => {
+                    conn.as_mut().graceful_shutdown();
+                    shut = true;
+                }
             }
-        } else if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+        };
+        if let Err(e) = ended {
             tracing::debug!("connection ended: {e}");
         }
         drop(open);
@@ -230,6 +256,20 @@ fn serve_connection(
 }
 
 type Http1 = hyper::server::conn::http1::Builder;
+
+/// Does this connection begin with HTTP/2's preface (`PRI * HTTP/2.0`)? Looks without reading.
+async fn is_h2_preface(stream: &tokio::net::TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+    let mut head = [0u8; 16];
+    matches!(stream.peek(&mut head).await, Ok(n) if n == PREFACE.len() && head[..n] == *PREFACE)
+}
+
+/// Write `bytes` on a connection no HTTP layer holds, then close it.
+async fn write_and_close(mut stream: tokio::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(bytes).await?;
+    stream.shutdown().await
+}
 
 /// Does this connection's first request begin `GET /events`? Looks without reading; gives up
 /// (and lets hyper have it) if the first bytes are slow to come.
@@ -277,8 +317,9 @@ impl Twin for Running {
     }
 }
 
-/// The app, for one connection: each request is first checked for a client that has gone
-/// ([`handler::skip`]).
+/// The app, for one connection: each request is first held to the twins' own reading of a head
+/// ([`handler::refuse`]) and checked for a client that has gone ([`handler::skip`]), and counted
+/// as being served until its answer is ready (the timeouts' clock, peer.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct WithPeer {
     router: axum::Router,
@@ -304,7 +345,8 @@ where
 {
     type Response = <axum::Router as tower_service::Service<axum::extract::Request>>::Response;
     type Error = <axum::Router as tower_service::Service<axum::extract::Request>>::Error;
-    type Future = <axum::Router as tower_service::Service<axum::extract::Request>>::Future;
+    type Future =
+        peer::Serving<<axum::Router as tower_service::Service<axum::extract::Request>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
@@ -312,7 +354,9 @@ where
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
         let mut request = request.map(axum::body::Body::new);
+        handler::refuse(&mut request);
         handler::skip(&self.state, &self.peer, &mut request);
-        self.router.call(request)
+        self.peer
+            .serving(self.router.call(request), || Ok(handler::gone_response()))
     }
 }

@@ -7,12 +7,18 @@
 //! `499` line in the log, as the pool twin does at its pick-up. hyper owns the connection, so the
 //! socket is shared through an `Arc` and hyper reads and writes it through [`Peer`], built on
 //! tokio's `&self` readiness calls.
+//!
+//! The socket also keeps the connection's clock for the timeouts both twins apply alike
+//! ([`Peer::until_idle`]): when it opened, when bytes last came, when its last answer was ready,
+//! and how many requests are being served.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
@@ -25,6 +31,13 @@ pub(crate) struct Socket {
     stream: TcpStream,
     /// A read met the client's reset (which the socket then no longer shows).
     reset: AtomicBool,
+    /// When the connection opened; then, in µs since, when bytes last came and when the last
+    /// answer was ready (0: none yet).
+    opened: Instant,
+    last_read: AtomicU64,
+    last_answer: AtomicU64,
+    /// Requests handed to the app and not answered yet.
+    serving: AtomicUsize,
 }
 
 impl std::ops::Deref for Socket {
@@ -35,11 +48,99 @@ impl std::ops::Deref for Socket {
 }
 
 impl Peer {
-    pub(crate) fn new(stream: TcpStream) -> Peer {
+    pub(crate) fn new(stream: TcpStream, opened: Instant) -> Peer {
         Peer(Arc::new(Socket {
             stream,
             reset: AtomicBool::new(false),
+            opened,
+            last_read: AtomicU64::new(0),
+            last_answer: AtomicU64::new(0),
+            serving: AtomicUsize::new(0),
         }))
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.0.opened.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// When, if nothing changes, this connection has waited too long for a request head: from
+    /// its opening (or its last answer) `header` for a whole head, and after an answer
+    /// `keep_alive` for the first byte of the next. `None` while a request is being served.
+    pub(crate) fn deadline(&self, header: Duration, keep_alive: Duration) -> Option<Instant> {
+        if self.0.serving.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let answered = self.0.last_answer.load(Ordering::SeqCst);
+        let since = self.0.opened + Duration::from_micros(answered);
+        let head_begun = self.0.last_read.load(Ordering::SeqCst) > answered;
+        let header_deadline = since + header;
+        if answered == 0 || head_begun {
+            Some(header_deadline)
+        } else {
+            Some(header_deadline.min(since + keep_alive))
+        }
+    }
+
+    /// Resolves once this connection has waited too long for a request head (see
+    /// [`Peer::deadline`]): the same timeouts the pool twin's tiny_http applies.
+    pub(crate) async fn until_idle(&self, header: Duration, keep_alive: Duration) {
+        loop {
+            match self.deadline(header, keep_alive) {
+                Some(at) if at <= Instant::now() => return,
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                // Serving: look again later (an answer moves the deadline anyway).
+                None => tokio::time::sleep(keep_alive.min(header)).await,
+            }
+        }
+    }
+
+    /// `future` serves one request of this connection: counted as being served until it is
+    /// done, and dropped — answered with `gone()`, to nobody — if the client resets the
+    /// connection meanwhile (see [`Serving`]).
+    pub(crate) fn serving<F: Future>(&self, future: F, gone: fn() -> F::Output) -> Serving<F> {
+        self.0.serving.fetch_add(1, Ordering::SeqCst);
+        Serving {
+            future: Some(Box::pin(future)),
+            gone,
+            peer: Some(self.clone()),
+            half_closed: false,
+        }
+    }
+
+    /// While a request is served, hyper does not read its connection (it lets a client shut its
+    /// sending side and still get its answer, RFC 9112 §9.6), so it would not see a client that
+    /// gives up. This looks instead, whenever the socket has news: a reset is a client that has
+    /// gone; an end of its sending side is not; bytes (a pipelined request) are left for hyper.
+    /// Ready(true) once the client has gone.
+    fn poll_gone(&self, cx: &mut Context<'_>, half_closed: &mut bool) -> Poll<bool> {
+        while !*half_closed {
+            if ready!(self.0.poll_read_ready(cx)).is_err() {
+                return Poll::Ready(true);
+            }
+            if self.gone() {
+                self.0.reset.store(true, Ordering::Relaxed);
+                return Poll::Ready(true);
+            }
+            match twin_core::platform::peek_async(&self.0.stream) {
+                // The client has shut its sending side: it still waits for its answer, and the
+                // socket stays readable from now on, so it is not watched any further.
+                Ok(0) => *half_closed = true,
+                // Bytes of a next request, or nothing after all: wait for the next news.
+                Ok(_) | Err(_) => {
+                    let _ = self.0.stream.try_io(tokio::io::Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+            }
+        }
+        Poll::Pending
+    }
+
+    fn answered(&self) {
+        self.0.last_answer.store(self.now(), Ordering::SeqCst);
+        self.0.serving.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Has the client reset the connection (given up on its request)?
@@ -64,6 +165,9 @@ impl hyper::rt::Read for Peer {
             ready!(self.0.poll_read_ready(cx))?;
             match self.0.try_read(&mut chunk[..room]) {
                 Ok(n) => {
+                    if n > 0 {
+                        self.0.last_read.store(self.now(), Ordering::SeqCst);
+                    }
                     buf.put_slice(&chunk[..n]);
                     return Poll::Ready(Ok(()));
                 }
@@ -124,5 +228,53 @@ impl hyper::rt::Write for Peer {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(twin_core::platform::shutdown_write(&self.0))
+    }
+}
+
+/// A request being served ([`Peer::serving`]); done when its response is ready, or when its
+/// client has reset the connection (its handler is then dropped, as hyper drops it when it sees
+/// a client go).
+pub(crate) struct Serving<F: Future> {
+    future: Option<Pin<Box<F>>>,
+    gone: fn() -> F::Output,
+    peer: Option<Peer>,
+    half_closed: bool,
+}
+
+impl<F: Future> Drop for Serving<F> {
+    fn drop(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            peer.answered();
+        }
+    }
+}
+
+impl<F: Future> Future for Serving<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if let Some(future) = &mut this.future {
+            if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                this.future = None;
+                if let Some(peer) = this.peer.take() {
+                    peer.answered();
+                }
+                return Poll::Ready(out);
+            }
+        }
+        let gone = match &this.peer {
+            Some(peer) => peer.poll_gone(cx, &mut this.half_closed),
+            None => Poll::Pending,
+        };
+        if gone.is_ready() {
+            // Dropped here: its handler's guards say it ended without an answer.
+            this.future = None;
+            if let Some(peer) = this.peer.take() {
+                peer.answered();
+            }
+            return Poll::Ready((this.gone)());
+        }
+        Poll::Pending
     }
 }

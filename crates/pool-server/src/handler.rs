@@ -11,7 +11,8 @@ use tiny_http::{Header, Request, Response};
 use twin_core::events::{Event, Kind};
 use twin_core::request::wants_html;
 use twin_core::{
-    access_log, dispatch, limits, work, Config, Dispatch, Job, Reply, Route, WorkReport,
+    access_log, dispatch, head, limits, work, Config, Dispatch, Job, Reply, Route, ServerKind,
+    WorkReport,
 };
 
 use crate::{Shared, Ticket};
@@ -22,26 +23,36 @@ pub(crate) fn handle(shared: &Shared, worker: usize, rq: Request, ticket: Ticket
     if client_gone(&rq) {
         // It gave up while it waited (Ctrl-C, the stage's Esc): a worker serving it would be
         // tied up for nobody. Dropping it answers nothing: its socket is gone.
-        access_log::skipped(config, worker, rq.method().as_str(), rq.url());
+        access_log::skipped(config, worker, rq.method().as_str(), &ticket.target);
         if ticket.logged {
             let events = &shared.events;
-            events.finished(&ticket.id, rq.url(), Some(worker), 499, Duration::ZERO);
+            events.finished(
+                &ticket.id,
+                &ticket.target,
+                Some(worker),
+                499,
+                Duration::ZERO,
+            );
         }
         return;
     }
     let _in_flight = shared.in_flight.enter();
     let method = rq.method().as_str().to_owned();
-    let target = rq.url().to_owned();
+    let Ticket {
+        target,
+        id,
+        bad_id,
+        logged,
+    } = ticket;
     let pickup = access_log::pick_up(config, worker, &method, &target);
-    let Ticket { id, bad_id, logged } = ticket;
     if logged {
         let at = pickup.at;
         shared
             .events
             .publish(|| Event::new(Kind::PickedUp, &id, &target, Some(worker), at));
     }
-    // tiny_http reads a head of any size before we see it; the limits are enforced here, so
-    // the answer matches the event-loop twin's.
+    // tiny_http refuses a head over the size limits itself (as hyper does); the target and body
+    // limits are checked here, as on the event loop.
     let head_bytes = limits::head_bytes(
         &method,
         &target,
@@ -141,11 +152,11 @@ fn run(job: &Job, config: &Config) -> io::Result<Option<Duration>> {
     Ok(None)
 }
 
-/// Write `reply` as a tiny_http response. A client that has gone away is not an error.
+/// Write `reply` as a tiny_http response, with the headers every answer has (twin-core's
+/// `head::every_answer`). A client that has gone away is not an error.
 pub(crate) fn send(rq: Request, reply: Reply) {
+    let headers = head::every_answer(&reply, ServerKind::Pool);
     let mut response = Response::from_string(reply.body).with_status_code(reply.status);
-    let headers =
-        std::iter::once(("Content-Type", reply.content_type.to_owned())).chain(reply.headers);
     for (name, value) in headers {
         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(h);

@@ -9,10 +9,13 @@
 //! How a request reaches a worker: tiny_http accepts connections and reads requests on threads of
 //! its own; an *acceptor* thread moves each request into the pool's queue — one FIFO that every
 //! worker takes from, like gunicorn's shared listen queue. Owning that queue is what lets the
-//! server count what waits (`--max-queue`), turn requests away politely on a drain, and survive
-//! tiny_http's accept loop ending: tiny_http stops accepting for good on any accept error (out of
-//! file descriptors, say), so the acceptor starts a new tiny_http server on the same socket,
-//! backing off until descriptors are free again, and the workers never notice.
+//! server count what waits (`--max-queue`) and turn requests away politely on a drain.
+//!
+//! tiny_http is vendored with a few fixes (vendor/tiny_http/PATCH.md): it reads each head as
+//! hyper does (so both twins answer the same bytes alike, twin-core's `head.rs`), reads one
+//! request of a connection at a time (as a sync worker does), lets slow and idle clients go
+//! (`--timeout-header`, `--timeout-keep-alive`), and backs off and goes on accepting when it runs
+//! out of file descriptors.
 //!
 //! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server that
 //!   `Twin::shutdown` drains.
@@ -23,17 +26,16 @@ mod handler;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use twin_core::events::{self, Events, Kind};
 use twin_core::platform::stop_accepting;
-use twin_core::request::split_target;
 use twin_core::run::Twin;
-use twin_core::shutdown::InFlight;
-use twin_core::{access_log, Config, Reply};
+use twin_core::shutdown::{InFlight, DRAIN_GRACE};
+use twin_core::{access_log, head, limits, Config, Reply, ServerKind};
 
 /// What the queue holds: a request, or a note to one worker that the drain has reached it.
 // Each item is moved once, into the queue and out; boxing it would allocate once per request.
@@ -45,6 +47,8 @@ enum Item {
 
 /// What the acceptor learnt of a request while queueing it, for the worker that picks it up.
 pub(crate) struct Ticket {
+    /// Its target as the event loop's hyper reads it (`/io?ms=5#x` is `/io?ms=5`).
+    pub(crate) target: String,
     /// Its `X-Request-Id` (or one made for it); a bad one's 400 is answered at pick-up.
     pub(crate) id: Arc<str>,
     pub(crate) bad_id: Option<Reply>,
@@ -64,8 +68,7 @@ pub(crate) struct Shared {
     /// is queued behind the workers' `Stop`s.
     gate: Mutex<()>,
     draining: AtomicBool,
-    /// A handle on the listening socket: to refuse connections on a drain, and to start a new
-    /// tiny_http server after its accept loop ends.
+    /// A handle on the listening socket: to refuse connections on a drain.
     listener: TcpListener,
 }
 
@@ -102,9 +105,19 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         draining: AtomicBool::new(false),
         listener: listener.try_clone()?,
     });
-    let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
-    spawn_acceptor(shared.clone(), server)?;
-    spawn_watchdog(shared.clone())?;
+    let strict = tiny_http::Strict {
+        max_head_bytes: limits::MAX_HEAD_BYTES,
+        max_headers: limits::MAX_HEADERS,
+        header_timeout: Some(config.header_timeout()),
+        keep_alive: Some(config.keep_alive()),
+        policy: Some(Arc::new(Policy)),
+    };
+    let server = tiny_http::Server::from_listener_strict(listener, None, strict)
+        .map_err(io::Error::other)?;
+    let acceptor = shared.clone();
+    thread::Builder::new()
+        .name("acceptor".into())
+        .spawn(move || accept(&acceptor, &server))?;
     let (done_tx, done) = mpsc::channel();
     for k in 0..usize::from(config.workers) {
         let shared = shared.clone();
@@ -136,129 +149,46 @@ fn worker(shared: &Shared, k: usize) {
     }
 }
 
-fn spawn_acceptor(shared: Arc<Shared>, server: tiny_http::Server) -> io::Result<()> {
-    thread::Builder::new()
-        .name("acceptor".into())
-        .spawn(move || acceptor(&shared, server))
-        .map(|_| ())
-}
+/// twin-core's reading of a head, for tiny_http: the twins' own checks and their words for a
+/// refusal, so that the pool answers every head as the event loop does.
+struct Policy;
 
-/// How long a retired tiny_http server's leftover keep-alive connections are still served.
-const RETIRED_IDLE: Duration = Duration::from_secs(30);
+impl tiny_http::HeadPolicy for Policy {
+    fn refusal(&self, status: u16) -> Vec<u8> {
+        head::refusal_bytes(&head::refusal(status), ServerKind::Pool)
+    }
 
-/// Move requests from tiny_http into the pool's queue; restart tiny_http if its accept loop ends.
-fn acceptor(shared: &Arc<Shared>, server: tiny_http::Server) {
-    let mut retired = false;
-    loop {
-        let next = if retired {
-            match server.recv_timeout(RETIRED_IDLE) {
-                Ok(Some(rq)) => Ok(rq),
-                // Idle for long enough (or never used): let this old server go.
-                Ok(None) | Err(_) => return,
-            }
-        } else {
-            server.recv()
-        };
-        match next {
-            Ok(rq) => enqueue(shared, rq),
-            Err(_) if shared.draining.load(Ordering::SeqCst) => retired = true,
-            Err(e) => {
-                // tiny_http's accept loop is over, but connections it accepted may still bring
-                // requests: this old server is served until it has been idle for a while.
-                tracing::error!(
-                    "accept failed: {e}; starting a new accept loop on the same socket"
-                );
-                restart(shared.clone());
-                retired = true;
-            }
-        }
+    fn check(&self, target: &str, http11: bool, headers: &[(&str, &[u8])]) -> Result<(), Vec<u8>> {
+        head::check(target, http11, headers.iter().copied())
+            .map_err(|reply| head::refusal_bytes(&reply, ServerKind::Pool))
     }
 }
 
-/// Panics seen on tiny_http's own (unnamed) threads, process-wide, and a condition to wake the
-/// watchdogs: they sleep until a panic (or a drain) — an idle server does not tick.
-static TINY_HTTP_PANICS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
-
-/// For the binary's `main`, once: tiny_http's accept thread does not always end with an error —
-/// out of file descriptors it can also panic (it `unwrap`s a `try_clone` of each new connection),
-/// and then nothing is ever said. This hook counts panics on tiny_http's threads (the only
-/// unnamed threads here), reports each in one line instead of a backtrace, and wakes the
-/// watchdog, which starts a new accept loop. Panics elsewhere go to the hook that was there.
-pub fn install_panic_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if thread::current().name().is_none() {
-            let what = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            tracing::error!("accept failed: a tiny_http thread stopped: {what}");
-            let (count, wake) = &TINY_HTTP_PANICS;
-            if let Ok(mut n) = count.lock() {
-                *n += 1;
-            }
-            wake.notify_all();
-        } else {
-            previous(info);
-        }
-    }));
-}
-
-/// Answer a panic counted by [`install_panic_hook`] with a new accept loop. An accept loop
-/// started while the old one was still alive does no harm: both feed one queue.
-fn spawn_watchdog(shared: Arc<Shared>) -> io::Result<()> {
-    let (count, wake) = &TINY_HTTP_PANICS;
-    let mut seen = count.lock().map_or(0, |n| *n);
-    thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || loop {
-            let Ok(guard) = count.lock() else { return };
-            let Ok(now) = wake.wait_while(guard, |n| {
-                *n == seen && !shared.draining.load(Ordering::SeqCst)
-            }) else {
-                return;
-            };
-            if shared.draining.load(Ordering::SeqCst) {
-                return;
-            }
-            seen = *now;
-            drop(now);
-            restart(shared.clone());
-        })
-        .map(|_| ())
-}
-
-/// Start a new tiny_http server on the listening socket, retrying with backoff while the process
-/// is out of descriptors.
-fn restart(shared: Arc<Shared>) {
-    let mut backoff = Duration::from_millis(10);
-    let started = thread::Builder::new()
-        .name("acceptor-restart".into())
-        .spawn(move || loop {
-            if shared.draining.load(Ordering::SeqCst) {
-                return;
-            }
-            thread::sleep(backoff);
-            let server = shared
-                .listener
-                .try_clone()
-                .and_then(|l| tiny_http::Server::from_listener(l, None).map_err(io::Error::other));
-            match server {
-                Ok(server) => {
+/// Move requests from tiny_http into the pool's queue, for as long as the process runs. An
+/// accept error (out of file descriptors) is said once; tiny_http backs off and accepts again.
+fn accept(shared: &Shared, server: &tiny_http::Server) {
+    let mut failing = false;
+    loop {
+        match server.recv() {
+            Ok(rq) => {
+                if failing {
                     tracing::info!("accepting connections again");
-                    let _ = spawn_acceptor(shared, server);
-                    return;
+                    failing = false;
                 }
-                Err(e) => {
-                    tracing::debug!("cannot restart the accept loop yet: {e}");
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
+                enqueue(shared, rq);
             }
-        });
-    if let Err(e) = started {
-        tracing::error!("cannot start a thread to restart the accept loop: {e}");
+            // The drain shut the listening socket: tiny_http's accept fails from now on, but
+            // connections it accepted may still bring requests, each answered 503 here.
+            Err(_) if shared.draining.load(Ordering::SeqCst) => {}
+            Err(e) if !failing => {
+                tracing::error!(
+                    "accept failed: {e}; new connections wait in the listen queue, \
+                     retried up to every second"
+                );
+                failing = true;
+            }
+            Err(e) => tracing::debug!("accept failed again: {e}"),
+        }
     }
 }
 
@@ -267,7 +197,11 @@ fn restart(shared: Arc<Shared>) {
 /// drain its stream ends; tiny_http then closes the connection if the watcher asked for
 /// `Connection: close`, as the stage does, and otherwise when the process exits.)
 fn enqueue(shared: &Shared, rq: tiny_http::Request) {
-    let path = split_target(rq.url()).0;
+    // The policy let only targets `http::Uri` reads through.
+    let Ok(uri) = head::target(rq.url()) else {
+        return handler::send(rq, head::malformed());
+    };
+    let path = uri.path();
     if path == events::PATH && *rq.method() == tiny_http::Method::Get {
         return match shared.events.subscribe(rq.tcp_stream()) {
             Ok(watcher) => watcher.serve(&shared.config, rq.into_writer()),
@@ -284,6 +218,7 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
         header.map(|h| h.value.as_str().as_bytes()),
     );
     let ticket = Ticket {
+        target: uri.to_string(),
         id,
         bad_id,
         logged: access_log::logged(&shared.config, path),
@@ -300,7 +235,9 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
         }
     }
     if ticket.logged {
-        shared.events.step(Kind::Queued, &ticket.id, rq.url(), None);
+        shared
+            .events
+            .step(Kind::Queued, &ticket.id, &ticket.target, None);
     }
     let _ = shared.queue.send(Item::Request(rq, ticket));
 }
@@ -310,7 +247,7 @@ fn turn_away(shared: &Shared, rq: tiny_http::Request, ticket: &Ticket) {
     if ticket.logged {
         shared
             .events
-            .finished(&ticket.id, rq.url(), None, 503, Duration::ZERO);
+            .finished(&ticket.id, &ticket.target, None, 503, Duration::ZERO);
     }
     handler::send(rq, Reply::shutting_down());
 }
@@ -339,7 +276,10 @@ fn refuse(mut stream: std::net::TcpStream) {
     if twin_core::limits::skip_head(&mut stream, Duration::from_secs(1)).is_err() {
         return;
     }
-    let _ = stream.write_all(Reply::shutting_down().to_http1().as_bytes());
+    let _ = stream.write_all(&head::refusal_bytes(
+        &Reply::shutting_down(),
+        ServerKind::Pool,
+    ));
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
@@ -366,9 +306,19 @@ impl Twin for Running {
 
     fn begin_shutdown(&self) {
         let shared = &self.shared;
-        let waiting: Vec<(tiny_http::Request, Ticket)> = {
+        {
             let _gate = shared.gate.lock();
             shared.draining.store(true, Ordering::SeqCst);
+        }
+        answer_backlog(&shared.listener);
+        if let Err(e) = stop_accepting(&shared.listener) {
+            tracing::warn!("could not close the listening socket: {e}");
+        }
+        // A connection accepted before the drain may still be sending its request: it gets the
+        // 503 (the acceptor answers it), as on the event loop, if it comes within the grace.
+        thread::sleep(DRAIN_GRACE);
+        let waiting: Vec<(tiny_http::Request, Ticket)> = {
+            let _gate = shared.gate.lock();
             // Requests still waiting for a worker are answered now, not after the busy workers
             // finish: the queue is emptied and each gets the JSON 503.
             let waiting = shared
@@ -387,12 +337,5 @@ impl Twin for Running {
         for (rq, ticket) in waiting {
             turn_away(shared, rq, &ticket);
         }
-        answer_backlog(&shared.listener);
-        if let Err(e) = stop_accepting(&shared.listener) {
-            tracing::warn!("could not close the listening socket: {e}");
-        }
-        // The watchdog sleeps until a panic or this (notified under its lock: no lost wake-up).
-        let _count = TINY_HTTP_PANICS.0.lock();
-        TINY_HTTP_PANICS.1.notify_all();
     }
 }

@@ -32,8 +32,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Process-wide, so here and not in the library: tests start many servers in one process.
-    pool_server::install_panic_hook();
     let max_queue = cli.max_queue.map(|n| n as usize);
     run::main(
         &cli.server,

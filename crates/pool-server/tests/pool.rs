@@ -270,7 +270,7 @@ fn sigterm_drains_the_request_in_flight_then_exits_zero() {
 #[test]
 fn survives_the_bad_input_catalogue() {
     let server = start(2);
-    testkit::assert_survives_bad_input(server.addr(), testkit::Twin::Pool);
+    testkit::assert_survives_bad_input(server.addr());
 }
 
 #[test]

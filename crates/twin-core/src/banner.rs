@@ -68,6 +68,11 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     let _ = writeln!(s, "  listen queue  {} connections (--backlog)", c.backlog);
     let _ = writeln!(
         s,
+        "  timeouts      head {} s (--timeout-header), idle keep-alive {} s (--timeout-keep-alive)",
+        c.timeout_header_s, c.timeout_keep_alive_s
+    );
+    let _ = writeln!(
+        s,
         "  access log    stdout, one line per request when a worker picks it up"
     );
     let _ = writeln!(

@@ -68,6 +68,16 @@ pub struct ServerArgs<const DEFAULT_PORT: u16> {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub max_watchers: usize,
 
+    /// Close a connection that sends nothing more this many seconds after its last answer, as
+    /// uvicorn's `--timeout-keep-alive` does (5).
+    #[arg(long, default_value = "5", value_name = "SECONDS", value_parser = seconds)]
+    pub timeout_keep_alive: Duration,
+
+    /// Close a connection whose request head has not all arrived this many seconds after the
+    /// server began waiting for it (a slowloris), as hyper's header-read timeout does (30).
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = seconds)]
+    pub timeout_header: Duration,
+
     /// On Ctrl-C or SIGTERM, how long to let in-flight requests finish, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub graceful_timeout: u64,
@@ -108,6 +118,9 @@ pub struct Config {
     pub log_finish: bool,
     pub log_healthz: bool,
     pub graceful_timeout_s: u64,
+    /// `--timeout-keep-alive` and `--timeout-header`, in seconds.
+    pub timeout_keep_alive_s: f64,
+    pub timeout_header_s: f64,
     /// `/events` watchers served at once (`--max-watchers`).
     pub max_watchers: usize,
     /// Events each `/events` watcher may fall behind by before it loses some.
@@ -175,6 +188,8 @@ impl<const P: u16> ServerArgs<P> {
             log_finish: self.log_finish,
             log_healthz: self.log_healthz,
             graceful_timeout_s: self.graceful_timeout,
+            timeout_keep_alive_s: self.timeout_keep_alive.as_secs_f64(),
+            timeout_header_s: self.timeout_header.as_secs_f64(),
             max_watchers: self.max_watchers,
             events_buffer: crate::events::BUFFER,
             events_stall: crate::events::WRITE_STALL,
@@ -210,4 +225,26 @@ impl Config {
     pub fn graceful_timeout(&self) -> Duration {
         Duration::from_secs(self.graceful_timeout_s)
     }
+
+    /// After an answer, how long a connection may send nothing before it is closed.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_keep_alive_s)
+    }
+
+    /// How long a request head may take to arrive, from when the server waits for it.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_header_s)
+    }
+}
+
+/// A timeout flag: seconds, decimals allowed (`0.5`), from 0.01 to 3600.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.01..=3600.0).contains(&n) {
+        return Err(format!("{n} s is out of range: 0.01 to 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(n))
 }

@@ -18,6 +18,7 @@
 //! | [`work`] | blocking waits, async waits, concurrent waits, CPU work, a fresh event loop |
 //! | [`access_log`] | the reference log line, written when a worker picks a request up |
 //! | [`events`] | `GET /events`: each request's life, live, for the stage — never perturbing it |
+//! | [`head`] | one strict reading of a request head: what both twins refuse, and how |
 //! | [`limits`] | how large a request may be: 414, 431, 413 |
 //! | [`config`] | the shared command-line flags and the effective configuration |
 //! | [`banner`] | the startup banner and the `listening on` line |
@@ -32,6 +33,7 @@ pub mod access_log;
 pub mod banner;
 pub mod config;
 pub mod events;
+pub mod head;
 pub mod limits;
 pub mod listener;
 pub mod platform;

@@ -67,6 +67,12 @@ pub fn client_gone_async(stream: &tokio::net::TcpStream) -> bool {
     gone(socket2::SockRef::from(stream), false)
 }
 
+/// Peek at a tokio socket without waiting: `Ok(0)` once the client has shut its sending side,
+/// `Ok(n)` with bytes waiting, `WouldBlock` with nothing yet.
+pub fn peek_async(stream: &tokio::net::TcpStream) -> io::Result<usize> {
+    peek_now(socket2::SockRef::from(stream), false)
+}
+
 /// Shut the sending side of a tokio socket shared behind an `Arc` (the event loop's, whose
 /// pick-up looks at it too): what `AsyncWrite::poll_shutdown` does.
 pub fn shutdown_write(stream: &tokio::net::TcpStream) -> io::Result<()> {

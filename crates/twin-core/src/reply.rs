@@ -103,12 +103,22 @@ impl Reply {
         let mut reply = Reply::json(200, &body);
         // `app` is the whole time from pick-up; `pool-wait`, the part of it spent waiting for a
         // thread-pool slot, so a client can draw that part as waiting rather than as service.
-        let mut timing = format!("app;dur={:.1}", millis(report.elapsed));
+        // Each with a `desc`, which browsers' developer tools show beside the bar.
+        let mut timing = format!(
+            "app;dur={:.1};desc=\"from pick-up to the answer\"",
+            millis(report.elapsed)
+        );
         if let Some(wait) = report.pool_wait {
-            timing.push_str(&format!(", pool-wait;dur={:.1}", millis(wait)));
+            timing.push_str(&format!(
+                ", pool-wait;dur={:.1};desc=\"waiting for a thread-pool slot\"",
+                millis(wait)
+            ));
         }
         if let Some(cpu) = report.cpu {
-            timing.push_str(&format!(", cpu;dur={:.1}", millis(cpu)));
+            timing.push_str(&format!(
+                ", cpu;dur={:.1};desc=\"CPU time of the work\"",
+                millis(cpu)
+            ));
         }
         reply.headers.push(("Server-Timing", timing));
         reply

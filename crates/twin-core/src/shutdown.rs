@@ -9,6 +9,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long, once a drain has begun, a connection that has sent nothing yet may still send its
+/// request and get an answer (a 503) rather than be closed: the same on both twins.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(100);
+
 /// Waits for the first Ctrl-C or SIGTERM.
 #[derive(Debug)]
 pub struct Signals {

@@ -1,13 +1,14 @@
-use ascii::AsciiString;
-
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method};
+use crate::strict::{self, Deadline, Strict};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -39,16 +40,28 @@ pub struct ClientConnection {
     // with a reset, for `Request::client_reset`
     tcp: Option<std::sync::Arc<std::net::TcpStream>>,
     reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // PATCH (twins): how heads are read (`strict.rs`); the deadline the socket applies to its
+    // reads; whether a request has been read (the keep-alive timeout applies from then on);
+    // set when an answer (or its request's framing) says the connection ends after it
+    strict: Arc<Strict>,
+    deadline: Arc<Deadline>,
+    answered: bool,
+    closing: Arc<AtomicBool>,
+    // PATCH (twins): bytes of the last request's body the server did not read, to skip
+    unread: Arc<AtomicU64>,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// PATCH (twins): the head did not arrive in time: closed without an answer, as hyper does
+    TimedOut,
+    /// PATCH (twins): a head refused with this status (400, 431)
+    Refused(u16),
+    /// PATCH (twins): a head the server's policy answered with these bytes
+    Answer(Vec<u8>),
 }
 
 impl ClientConnection {
@@ -56,10 +69,13 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        strict: Arc<Strict>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let tcp = read_socket.tcp();
+        let deadline = Arc::new(Deadline::default());
+        read_socket.set_deadline(deadline.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -73,6 +89,11 @@ impl ClientConnection {
             secure,
             tcp,
             reset: Default::default(),
+            strict,
+            deadline,
+            answered: false,
+            closing: Default::default(),
+            unread: Default::default(),
         }
     }
 
@@ -81,68 +102,67 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-        }
-    }
-
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
+    ///
+    /// PATCH (twins): the head is read whole within the time limits, parsed with `httparse` and
+    /// framed as hyper frames it (`strict.rs`), then checked by the server's policy.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
+        let now = Instant::now();
+        let whole = self.strict.header_timeout.map(|t| now + t);
+        let first = match (self.answered, self.strict.keep_alive) {
+            (true, Some(idle)) => whole.map_or(Some(now + idle), |w| Some(w.min(now + idle))),
+            _ => whole,
         };
+        let unread = self.unread.swap(0, Ordering::SeqCst);
+        if unread > 0 {
+            self.deadline.set(whole);
+            strict::skip(&mut self.next_header_source, unread).map_err(|e| match e {
+                strict::HeadError::Io(e) => ReadError::ReadIoError(e),
+                _ => ReadError::TimedOut,
+            })?;
+        }
+        let head = strict::read_head(
+            &mut self.next_header_source,
+            &self.deadline,
+            first,
+            whole,
+            self.strict.max_head_bytes,
+        )
+        .map_err(|e| match e {
+            strict::HeadError::Io(e) => ReadError::ReadIoError(e),
+            strict::HeadError::TimedOut => ReadError::TimedOut,
+            strict::HeadError::Refuse(status) => ReadError::Refused(status),
+        })?;
+        let parsed = strict::parse(&head, self.strict.max_headers).map_err(ReadError::Refused)?;
+        if let Some(policy) = &self.strict.policy {
+            let fields: Vec<(&str, &[u8])> = parsed
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
+            policy
+                .check(&parsed.target, parsed.http11, &fields)
+                .map_err(ReadError::Answer)?;
+        }
+        let version = if parsed.http11 {
+            HTTPVersion(1, 1)
+        } else {
+            HTTPVersion(1, 0)
+        };
+        // tiny_http's own types hold ASCII only: anything else is refused like a malformed head.
+        let method: Method = parsed.method.parse().map_err(|_| ReadError::Refused(400))?;
+        let headers = parsed
+            .headers
+            .iter()
+            .map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_slice()))
+            .collect::<Result<Vec<Header>, _>>()
+            .map_err(|_| ReadError::Refused(400))?;
+        if !parsed.reusable {
+            self.closing.store(true, Ordering::Relaxed);
+        }
+        let path = parsed.target;
+        self.answered = true;
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -156,7 +176,7 @@ impl ClientConnection {
             self.secure,
             method,
             path,
-            version.clone(),
+            version,
             headers,
             // PATCH (twins): a client that reset the connection before its reader thread began
             // has no peer address any more; its request is still read (and then skipped).
@@ -165,19 +185,38 @@ impl ClientConnection {
             writer,
             self.tcp.clone(),
             self.reset.clone(),
+            self.closing.clone(),
+            self.unread.clone(),
         )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
-            }
+        .map_err(|e| match e {
+            crate::request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
         })?;
 
         // return the request
         Ok(request)
+    }
+
+    /// PATCH (twins): answer a refused head with the server's words (or an empty response
+    /// with its status), then the connection closes.
+    fn refuse(&mut self, status: u16) {
+        use crate::{Response, StatusCode};
+        match self.strict.refusal(status) {
+            Some(bytes) => self.answer(&bytes),
+            None => {
+                let writer = self.sink.next().unwrap();
+                let response = Response::new_empty(StatusCode(status));
+                response
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+            }
+        }
+    }
+
+    fn answer(&mut self, bytes: &[u8]) {
+        let mut writer = self.sink.next().unwrap();
+        if writer.write_all(bytes).and_then(|()| writer.flush()).is_err() {
+            log::debug!("client went away before a refusal was sent");
+        }
     }
 }
 
@@ -187,142 +226,46 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
+        // PATCH (twins): or the answer to it said `Connection: close`
+        if self.no_more_requests || self.closing.load(Ordering::Relaxed) {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(err)) => {
-                    // PATCH (twins): the client reset the connection (it gave up): the requests
-                    // it already sent say so, through `Request::client_reset`.
-                    if err.kind() == ErrorKind::ConnectionReset {
-                        self.reset.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    return None;
-                }
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        let rq = match self.read() {
+            // PATCH (twins): after a head it cannot trust, a server cannot tell where the next
+            // request begins: answer, then close.
+            Err(ReadError::Refused(status)) => {
+                self.refuse(status);
+                return None;
             }
-
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
+            Err(ReadError::Answer(bytes)) => {
+                self.answer(&bytes);
+                return None;
+            }
+            // PATCH (twins): a head too slow to come is let go without an answer, as hyper does
+            Err(ReadError::TimedOut) => return None,
+            Err(ReadError::ReadIoError(err)) => {
+                // PATCH (twins): the client reset the connection (it gave up): the requests
+                // it already sent say so, through `Request::client_reset`.
+                if err.kind() == ErrorKind::ConnectionReset {
+                    self.reset.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+                return None;
+            }
+            Ok(rq) => rq,
+        };
 
-            // returning the request
-            return Some(rq);
+        // updating the status of the connection
+        // PATCH (twins): `Connection` is a list of tokens (RFC 9110 §7.6.1), read as hyper
+        // reads it: any `close` ends the connection; HTTP/1.0 goes on only with `keep-alive`.
+        let (close, keep_alive) = crate::common::connection_tokens(rq.headers());
+        if close || (*rq.http_version() == HTTPVersion(1, 0) && !keep_alive) {
+            self.no_more_requests = true;
         }
-    }
-}
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
-}
-
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
-
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
-
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
-
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
-
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        // returning the request
+        Some(rq)
     }
 }

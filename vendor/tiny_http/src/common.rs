@@ -438,3 +438,19 @@ mod test {
         assert!("Transfer-Encoding:   chunked ".parse::<Header>().is_ok());
     }
 }
+
+/// PATCH (twins): does a comma-separated header value hold `token` (case-insensitive)?
+pub(crate) fn has_token(value: &str, token: &str) -> bool {
+    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// PATCH (twins): whether a request's `Connection` fields say `close`, and `keep-alive`.
+pub(crate) fn connection_tokens(headers: &[Header]) -> (bool, bool) {
+    headers
+        .iter()
+        .filter(|h| h.field.equiv("Connection"))
+        .fold((false, false), |(close, keep), h| {
+            let v = h.value.as_str();
+            (close || has_token(v, "close"), keep || has_token(v, "keep-alive"))
+        })
+}

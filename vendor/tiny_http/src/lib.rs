@@ -114,6 +114,7 @@ pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
+pub use strict::{HeadPolicy, Strict};
 pub use test::TestRequest;
 
 mod client;
@@ -122,6 +123,7 @@ mod connection;
 mod request;
 mod response;
 mod ssl;
+mod strict;
 mod test;
 mod util;
 
@@ -168,6 +170,10 @@ impl MustBeShareDummy for Server {}
 pub struct IncomingRequests<'a> {
     server: &'a Server,
 }
+
+/// PATCH (twins): the first and the longest pause before accepting again after an error.
+const ACCEPT_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Represents the parameters required to create a server.
 #[derive(Debug, Clone)]
@@ -243,6 +249,16 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_strict(listener, ssl_config, Strict::default())
+    }
+
+    /// PATCH (twins): `from_listener`, with heads read as `strict` says (PATCH.md, entry 4).
+    pub fn from_listener_strict<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        strict: Strict,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let strict = Arc::new(strict);
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -290,6 +306,8 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // PATCH (twins): how long to wait before accepting again after an error
+            let mut backoff = ACCEPT_BACKOFF_FIRST;
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
@@ -311,7 +329,12 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        backoff = ACCEPT_BACKOFF_FIRST;
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            strict.clone(),
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -322,16 +345,16 @@ impl Server {
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // PATCH (twins): every connection, not only TLS ones, is read
+                                // one request at a time: the next head is read once the answer
+                                // to the last one is written. Pipelined requests then run one
+                                // after another and in order, as a sync worker runs them, and
+                                // the head-read timeouts count from the answer.
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    if receiver.recv().is_err() {
+                                        break;
                                     }
                                 }
                             }
@@ -339,9 +362,15 @@ impl Server {
                     }
 
                     Err(e) => {
+                        // PATCH (twins): an accept error (out of file descriptors, most often)
+                        // no longer ends the accept loop for good: it is reported, and the loop
+                        // accepts again after a pause that doubles up to a second, as
+                        // mini-redis's listener backs off. Connections wait in the listen queue
+                        // meanwhile.
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
-                        break;
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     }
                 }
             }

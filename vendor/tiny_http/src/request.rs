@@ -79,6 +79,10 @@ pub struct Request {
     // failed with a reset, for `client_reset`
     tcp: Option<std::sync::Arc<std::net::TcpStream>>,
     reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // PATCH (twins): shared with the connection's reader: set when this request's answer says
+    // `Connection: close` (or its framing did), so that no further request is read
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -101,16 +105,13 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        let _ = self.sender.send(());
     }
 }
 
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
-    /// The client sent an `Expect` header that was not recognized by tiny-http.
-    ExpectationFailed,
-
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
 }
@@ -142,6 +143,8 @@ pub fn new_request<R, W>(
     writer: W,
     tcp: Option<std::sync::Arc<std::net::TcpStream>>,
     reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    unread: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -166,65 +169,33 @@ where
     };
 
     // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
-            _ => return Err(RequestCreationError::ExpectationFailed),
-        }
-    };
-
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
+    // PATCH (twins): another expectation is ignored, as hyper ignores it (RFC 9110 §10.1.1
+    // allows a 417; both twins choose alike)
+    let expects_continue = headers
+        .iter()
+        .find(|h: &&Header| h.field.equiv("Expect"))
+        .is_some_and(|h| h.value.as_str().eq_ignore_ascii_case("100-continue"));
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
+    // PATCH (twins): a `Connection: upgrade` no longer takes the rest of the stream as the body:
+    // the body is framed as any other, as hyper frames it when it does not upgrade.
+    // PATCH (twins): a body is read only if and when the server reads it — not before the
+    // request is handed over (a client that declares a body and never sends it no longer holds
+    // the request back), and not by the thread that drops the request (a worker): what is left
+    // of it is skipped by the connection's reader before the next head (`client.rs`). After a
+    // chunked body the connection is closed instead: its end cannot be found without reading it.
+    let reader = if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            Box::new(crate::strict::Body::new(source_data, content_length as u64, unread))
+                as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
+        closing.store(true, std::sync::atomic::Ordering::Relaxed);
         Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
@@ -247,6 +218,7 @@ where
         notify_when_responded: None,
         tcp,
         reset,
+        closing,
     })
 }
 
@@ -458,7 +430,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            let _ = sender.send(());
         }
         res
     }
@@ -470,6 +442,35 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // PATCH (twins): say what becomes of the connection, as hyper does: `Connection: close`
+        // on an HTTP/1.1 answer after which the connection ends; `Connection: keep-alive` on
+        // an HTTP/1.0 answer to a request that asked to keep it. An answer that says `close`
+        // itself ends the connection.
+        let mut response = response;
+        let (said_close, said) = match response.headers().iter().find(|h| h.field.equiv("Connection")) {
+            Some(h) => (crate::common::has_token(h.value.as_str(), "close"), true),
+            None => (false, false),
+        };
+        let (asked_close, asked_keep_alive) = crate::common::connection_tokens(&self.headers);
+        let http10 = self.http_version == HTTPVersion(1, 0);
+        let ends = said_close
+            || asked_close
+            || (http10 && !asked_keep_alive)
+            || self.closing.load(std::sync::atomic::Ordering::Relaxed);
+        if !said {
+            let value: Option<&[u8]> = match (http10, ends) {
+                (false, true) => Some(b"close"),
+                (true, false) => Some(b"keep-alive"),
+                _ => None,
+            };
+            if let Some(value) = value {
+                response.push_connection(value);
+            }
+        }
+        if ends {
+            self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -514,7 +515,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                let _ = sender.send(());
             }
         }
     }

@@ -255,7 +255,9 @@ where
         let header = header.into();
 
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
+        // PATCH (twins): but `Connection: close` is the server's to say (the answer ends the
+        // connection: `Request::respond` then reads no further request on it)
+        if (header.field.equiv("Connection") && !header.value.as_str().eq_ignore_ascii_case("close"))
             || header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
@@ -403,6 +405,11 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
+            // PATCH (twins): no `Content-Length` on a 1xx, 204 or 304 (RFC 9110 §8.6: a server
+            // MUST NOT send one on a 1xx or 204)
+            Some(TransferEncoding::Identity)
+                if matches!(self.status_code.0, 100..=199 | 204 | 304) => {}
+
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
                 let data_length = data_length.unwrap();
@@ -451,6 +458,13 @@ where
         }
 
         Ok(())
+    }
+
+    /// PATCH (twins): the `Connection` header `Request::respond` decides on.
+    pub(crate) fn push_connection(&mut self, value: &[u8]) {
+        if let Ok(h) = Header::from_bytes(&b"Connection"[..], value) {
+            self.headers.push(h);
+        }
     }
 
     /// Retrieves the current value of the `Response` status code

@@ -75,6 +75,8 @@ impl From<TestRequest> for Request {
             std::io::sink(),
             None,
             Default::default(),
+            Default::default(),
+            Default::default(),
         )
         .unwrap()
     }

@@ -86,6 +86,10 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // PATCH (twins): the reader's deadline, applied to each read of a TCP socket as its read
+    // timeout; and whether a timeout is set on the socket now
+    deadline: Option<std::sync::Arc<crate::strict::Deadline>>,
+    timeout_set: bool,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +105,16 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
+            timeout_set: false,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
+            timeout_set: false,
         };
 
         (read, write)
@@ -120,6 +128,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// PATCH (twins): reads of a TCP socket end at this deadline (`strict.rs`).
+    pub(crate) fn set_deadline(&mut self, deadline: std::sync::Arc<crate::strict::Deadline>) {
+        self.deadline = Some(deadline);
     }
 
     /// The plain TCP socket, shared (PATCH, twins): `None` for TLS and Unix sockets.
@@ -149,6 +162,25 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        // PATCH (twins): a read under a deadline waits at most until it (one `setsockopt` per
+        // read that reaches the socket: the reader reads through a buffer).
+        if let (Some(deadline), Some(tcp)) = (&self.deadline, self.tcp()) {
+            match deadline.get() {
+                Some(at) => {
+                    let left = at.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                    tcp.set_read_timeout(Some(left))?;
+                    self.timeout_set = true;
+                }
+                None if self.timeout_set => {
+                    tcp.set_read_timeout(None)?;
+                    self.timeout_set = false;
+                }
+                None => {}
+            }
+        }
         self.stream.read(buf)
     }
 }
