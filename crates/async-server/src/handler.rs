@@ -192,10 +192,6 @@ fn done(
 /// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
 async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) -> Response<Body> {
     let config = &*st.config;
-    if let Some(Refused(reply)) = request.extensions_mut().remove::<Refused>() {
-        // A head the twins refuse before any worker sees it, as the pool's tiny_http does.
-        return to_response(reply);
-    }
     if request.extensions().get::<Skipped>().is_some() {
         // Its client had gone when hyper handed it over: said in the log already (`skip`).
         return to_response(Reply::client_gone());
@@ -271,23 +267,20 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
     response.map(|body| Body::new(LogWhenSent::new(body, finish)))
 }
 
-/// A request [`refuse`] turned away, with its answer.
-#[derive(Debug, Clone)]
-struct Refused(Reply);
-
-/// Called as hyper hands this loop a request: the twins' own checks of a head (twin-core's
-/// `head::check`: one Host in HTTP/1.1, header values of visible ASCII) that hyper does not
-/// make. The pool's tiny_http makes them while it reads the head; here the pick-up answers.
-pub(crate) fn refuse(request: &mut Request) {
+/// The twins' own checks of a head that hyper does not make (twin-core's `head::check`: one
+/// Host in HTTP/1.1, a target and header values of visible ASCII): the refusal, if it breaks one.
+/// Answered before the route table sees the request (which would add its own headers, `Allow`),
+/// as the pool's tiny_http answers it while it reads the head.
+pub(crate) fn refusal(request: &Request) -> Option<Response<Body>> {
     let http11 = request.version() == axum::http::Version::HTTP_11;
     let target = request.uri().to_string();
     let fields = request
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    if let Err(reply) = twin_core::head::check(&target, http11, fields) {
-        request.extensions_mut().insert(Refused(reply));
-    }
+    twin_core::head::check(&target, http11, fields)
+        .err()
+        .map(to_response)
 }
 
 /// Marks a request [`skip`] turned away.

@@ -318,7 +318,7 @@ impl Twin for Running {
 }
 
 /// The app, for one connection: each request is first held to the twins' own reading of a head
-/// ([`handler::refuse`]) and checked for a client that has gone ([`handler::skip`]), and counted
+/// ([`handler::refusal`]) and checked for a client that has gone ([`handler::skip`]), and counted
 /// as being served until its answer is ready (the timeouts' clock, peer.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct WithPeer {
@@ -345,8 +345,9 @@ where
 {
     type Response = <axum::Router as tower_service::Service<axum::extract::Request>>::Response;
     type Error = <axum::Router as tower_service::Service<axum::extract::Request>>::Error;
-    type Future =
-        peer::Serving<<axum::Router as tower_service::Service<axum::extract::Request>>::Future>;
+    type Future = peer::Serving<
+        Answer<<axum::Router as tower_service::Service<axum::extract::Request>>::Future>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
@@ -354,9 +355,43 @@ where
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
         let mut request = request.map(axum::body::Body::new);
-        handler::refuse(&mut request);
-        handler::skip(&self.state, &self.peer, &mut request);
-        self.peer
-            .serving(self.router.call(request), || Ok(handler::gone_response()))
+        let answer = match handler::refusal(&request) {
+            Some(refused) => Answer::Now {
+                response: Some(refused),
+            },
+            None => {
+                handler::skip(&self.state, &self.peer, &mut request);
+                Answer::Routed {
+                    future: self.router.call(request),
+                }
+            }
+        };
+        self.peer.serving(answer, || Ok(handler::gone_response()))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer: at once (a refused head), or from the route table.
+    #[project = AnswerProj]
+    pub(crate) enum Answer<F> {
+        Now { response: Option<axum::response::Response> },
+        Routed { #[pin] future: F },
+    }
+}
+
+impl<F> std::future::Future for Answer<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            AnswerProj::Now { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending,
+            },
+            AnswerProj::Routed { future } => future.poll(cx),
+        }
     }
 }

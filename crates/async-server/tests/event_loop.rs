@@ -180,15 +180,7 @@ fn a_client_that_gives_up_mid_wait_is_forgotten() {
     {
         // A client that gives up resets its connection (a FIN alone could be a client that
         // only stopped sending and still waits for its answer).
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .unwrap();
-        socket.set_linger(Some(Duration::ZERO)).unwrap();
-        socket.connect(&addr.into()).unwrap();
-        let mut s: std::net::TcpStream = socket.into();
+        let mut s = testkit::connect_resetting(addr);
         std::io::Write::write_all(&mut s, b"GET /async-io?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
         wait_for("1 in flight", || server.in_flight() >= 1);
@@ -460,15 +452,7 @@ fn io_whose_client_gave_up_never_takes_a_thread_pool_slot() {
     let addr = server.addr;
     let clients: Vec<std::net::TcpStream> = (0..4)
         .map(|i| {
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                None,
-            )
-            .unwrap();
-            socket.set_linger(Some(Duration::ZERO)).unwrap();
-            socket.connect(&addr.into()).unwrap();
-            let mut s: std::net::TcpStream = socket.into();
+            let mut s = testkit::connect_resetting(addr);
             let request =
                 format!("GET /io?ms={T} HTTP/1.1\r\nHost: t\r\nX-Request-Id: g-{i}\r\n\r\n");
             std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();

@@ -573,6 +573,20 @@ fn thread_count(pid: u32) -> Option<usize> {
         .map(|d| d.count())
 }
 
+/// A connection to `addr` that is *reset* when dropped (`SO_LINGER` 0), as `burst` and the stage
+/// close what they give up: a twin takes it for a client that has gone.
+pub fn connect_resetting(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("a socket");
+    socket.set_linger(Some(Duration::ZERO)).expect("linger 0");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
+}
+
 /// A thousand connections that send nothing must not keep `addr` from answering at once.
 pub fn assert_idle_connections_do_not_block(addr: SocketAddr) {
     let idle: Vec<_> = (0..1000)

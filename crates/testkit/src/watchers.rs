@@ -148,16 +148,7 @@ pub fn assert_abandoned_requests_are_skipped(
     let n = 3 * workers;
     let clients: Vec<TcpStream> = (0..n)
         .map(|i| {
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(server.addr),
-                socket2::Type::STREAM,
-                None,
-            )
-            .expect("a socket");
-            // Closed with a reset, as burst and the stage close what they give up.
-            socket.set_linger(Some(Duration::ZERO)).expect("linger 0");
-            socket.connect(&server.addr.into()).expect("connect");
-            let mut stream: TcpStream = socket.into();
+            let mut stream = crate::connect_resetting(server.addr);
             let request =
                 format!("GET {path} HTTP/1.1\r\nHost: twin\r\nX-Request-Id: gone-{i}\r\n\r\n");
             stream.write_all(request.as_bytes()).expect("send");
