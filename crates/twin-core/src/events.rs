@@ -615,13 +615,22 @@ fn wait_for_hang_up(socket: Arc<TcpStream>, tell: SyncSender<Message>) {
     let started = std::thread::Builder::new()
         .name("events-hangup".into())
         .spawn(move || {
-            use std::io::Read;
+            use std::io::{ErrorKind, Read};
+            // The HTTP layer may have left a read timeout on the socket (the pool's tiny_http
+            // times the reading of a head): a watcher's wait has none.
+            let _ = socket.set_read_timeout(None);
             let mut buf = [0u8; 64];
             loop {
                 match (&*socket).read(&mut buf) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => break,
                     // Bytes after the request (a pipelined request nobody will answer): ignored.
                     Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => break,
                 }
             }
             let _ = tell.try_send(Message::HungUp);

@@ -23,7 +23,8 @@ fn query() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // No file of failures is kept: a failing case is printed, and the next run draws afresh.
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn never_panics_and_every_rejection_names_a_sent_parameter(route in route(), q in query()) {

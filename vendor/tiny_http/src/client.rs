@@ -48,8 +48,10 @@ pub struct ClientConnection {
     deadline: Arc<Deadline>,
     answered: bool,
     closing: Arc<AtomicBool>,
-    // PATCH (twins): bytes of the last request's body the server did not read, to skip
+    // PATCH (twins): bytes of the last request's body the server did not read, to skip; or a
+    // whole chunked body it did not read
     unread: Arc<AtomicU64>,
+    unread_chunked: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -94,6 +96,7 @@ impl ClientConnection {
             answered: false,
             closing: Default::default(),
             unread: Default::default(),
+            unread_chunked: Default::default(),
         }
     }
 
@@ -115,9 +118,15 @@ impl ClientConnection {
             _ => whole,
         };
         let unread = self.unread.swap(0, Ordering::SeqCst);
-        if unread > 0 {
+        let unread_chunked = self.unread_chunked.swap(false, Ordering::SeqCst);
+        if unread > 0 || unread_chunked {
             self.deadline.set(whole);
-            strict::skip(&mut self.next_header_source, unread).map_err(|e| match e {
+            let skipped = if unread_chunked {
+                strict::skip_chunked(&mut self.next_header_source)
+            } else {
+                strict::skip(&mut self.next_header_source, unread)
+            };
+            skipped.map_err(|e| match e {
                 strict::HeadError::Io(e) => ReadError::ReadIoError(e),
                 _ => ReadError::TimedOut,
             })?;
@@ -128,6 +137,7 @@ impl ClientConnection {
             first,
             whole,
             self.strict.max_head_bytes,
+            self.strict.max_headers,
         )
         .map_err(|e| match e {
             strict::HeadError::Io(e) => ReadError::ReadIoError(e),
@@ -187,6 +197,7 @@ impl ClientConnection {
             self.reset.clone(),
             self.closing.clone(),
             self.unread.clone(),
+            self.unread_chunked.clone(),
         )
         .map_err(|e| match e {
             crate::request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),

@@ -145,6 +145,7 @@ pub fn new_request<R, W>(
     reset: std::sync::Arc<std::sync::atomic::AtomicBool>,
     closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     unread: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    unread_chunked: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -183,8 +184,8 @@ where
     // PATCH (twins): a body is read only if and when the server reads it — not before the
     // request is handed over (a client that declares a body and never sends it no longer holds
     // the request back), and not by the thread that drops the request (a worker): what is left
-    // of it is skipped by the connection's reader before the next head (`client.rs`). After a
-    // chunked body the connection is closed instead: its end cannot be found without reading it.
+    // of it is skipped by the connection's reader before the next head (`client.rs`), a chunked
+    // one too if nobody began to read it (`strict::Chunked`).
     let reader = if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
@@ -195,8 +196,11 @@ where
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        closing.store(true, std::sync::atomic::Ordering::Relaxed);
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        Box::new(crate::strict::Chunked::new(
+            FusedReader::new(Decoder::new(source_data)),
+            unread_chunked,
+            closing.clone(),
+        )) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

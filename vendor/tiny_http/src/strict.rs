@@ -30,7 +30,7 @@ pub trait HeadPolicy: Send + Sync {
 pub struct Strict {
     /// A head over this many bytes gets a 431.
     pub max_head_bytes: usize,
-    /// A head with more fields gets a 431.
+    /// A head with more fields gets a 431 (at most [`FIELDS`]).
     pub max_headers: usize,
     /// From when the server begins waiting for a head, how long it may take to arrive in full;
     /// then the connection is closed without an answer (as hyper's header-read timeout does).
@@ -111,6 +111,71 @@ impl<R> Drop for Body<R> {
     }
 }
 
+/// A chunked body, read only as the server reads it: one that nobody read at all is skipped by
+/// the connection's reader before the next head (`unread_chunked`); one read in part leaves the
+/// connection unusable (`closing`), as where it stopped cannot be told.
+pub(crate) struct Chunked<R> {
+    inner: R,
+    touched: bool,
+    ended: bool,
+    unread_chunked: Arc<std::sync::atomic::AtomicBool>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R> Chunked<R> {
+    pub(crate) fn new(
+        inner: R,
+        unread_chunked: Arc<std::sync::atomic::AtomicBool>,
+        closing: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Chunked<R> {
+        Chunked {
+            inner,
+            touched: false,
+            ended: false,
+            unread_chunked,
+            closing,
+        }
+    }
+}
+
+impl<R: Read> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.touched = true;
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Chunked<R> {
+    fn drop(&mut self) {
+        if !self.touched {
+            self.unread_chunked.store(true, Ordering::SeqCst);
+        } else if !self.ended {
+            self.closing.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Skip a whole chunked body at the start of `source`, within the deadline already set.
+pub(crate) fn skip_chunked<R: Read>(source: &mut R) -> Result<(), HeadError> {
+    let mut body = chunked_transfer::Decoder::new(source);
+    let mut buf = [0u8; 4096];
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(HeadError::TimedOut)
+            }
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+    }
+}
+
 /// Skip `n` bytes of `source` (a body nobody read), within the deadline already set.
 pub(crate) fn skip<R: Read>(source: &mut R, mut n: u64) -> Result<(), HeadError> {
     let mut buf = [0u8; 4096];
@@ -148,6 +213,7 @@ pub(crate) fn read_head<R: Read>(
     first: Option<Instant>,
     whole: Option<Instant>,
     max_bytes: usize,
+    max_headers: usize,
 ) -> Result<Vec<u8>, HeadError> {
     deadline.set(first);
     let mut head = Vec::with_capacity(256);
@@ -174,10 +240,33 @@ pub(crate) fn read_head<R: Read>(
             deadline.set(None);
             return Ok(head);
         }
+        // As hyper parses what has come so far at each read, a head that can no longer become
+        // HTTP (TLS, a binary protocol, a broken request line) is refused at once, not when its
+        // blank line or the timeout comes: at its first byte, at each line end, and every 512.
+        if head.len() == 1 || b == b'\n' || head.len() % 512 == 0 {
+            if let Err(status) = still_http(&head, max_headers) {
+                deadline.set(None);
+                return Err(HeadError::Refuse(status));
+            }
+        }
         if head.len() > max_bytes {
             deadline.set(None);
             return Err(HeadError::Refuse(431));
         }
+    }
+}
+
+/// The most header fields a head may have, whatever `Strict::max_headers` says (room for them
+/// is on the stack while a head is parsed).
+pub const FIELDS: usize = 256;
+
+/// Can the bytes of a head received so far still become a request `httparse` accepts?
+fn still_http(partial: &[u8], max_headers: usize) -> Result<(), u16> {
+    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
+    match httparse::Request::new(&mut fields[..max_headers.min(FIELDS)]).parse(partial) {
+        Ok(_) => Ok(()),
+        Err(httparse::Error::TooManyHeaders) => Err(431),
+        Err(_) => Err(400),
     }
 }
 
@@ -196,8 +285,8 @@ pub(crate) struct Parsed {
 /// Parse `head` with `httparse` and frame it as hyper does (hyper 1.x, `proto/h1/role.rs`,
 /// `Server::parse`): `Err(status)` is the answer to a head that cannot be trusted.
 pub(crate) fn parse(head: &[u8], max_headers: usize) -> Result<Parsed, u16> {
-    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut fields);
+    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
+    let mut req = httparse::Request::new(&mut fields[..max_headers.min(FIELDS)]);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(431),
@@ -294,5 +383,23 @@ mod tests {
         assert_eq!(ok("GET / HTTP/2.0\r\n\r\n"), Err(400));
         assert_eq!(ok("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), Err(400));
         assert_eq!(ok("GET /io HTTP/1.1\nHost: a\n\n"), Ok(true));
+    }
+
+    #[test]
+    fn what_cannot_become_http_is_refused_before_its_end() {
+        let read = |bytes: &[u8]| {
+            let deadline = Deadline::default();
+            match read_head(&mut &bytes[..], &deadline, None, None, 32 * 1024, 100) {
+                Ok(_) => Ok(()),
+                Err(HeadError::Refuse(status)) => Err(Some(status)),
+                Err(_) => Err(None),
+            }
+        };
+        // A TLS ClientHello, without the blank line a head ends with: refused, not waited for.
+        assert_eq!(read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Err(Some(400)));
+        assert_eq!(read(b"GET / HTTP/1.1\r\nX\x01: y\r\n"), Err(Some(400)));
+        // A head that is fine so far is waited for (here the bytes end: the client went).
+        assert_eq!(read(b"GET / HTTP/1.1\r\nHost: a\r\n"), Err(None));
+        assert_eq!(read(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(()));
     }
 }

@@ -77,6 +77,7 @@ impl From<TestRequest> for Request {
             Default::default(),
             Default::default(),
             Default::default(),
+            Default::default(),
         )
         .unwrap()
     }
