@@ -417,7 +417,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
         s,
         "times in seconds, for the last request to finish; {} of {} judged cells as predicted\n\
          ✓ as predicted, ✗ NOT as predicted, ! requests failed;\n\
-         (model …): the model for how that server's loops got the requests",
+         (model …): the model's time where the connections spread unevenly over the loops",
         judged.0, judged.1
     );
     s

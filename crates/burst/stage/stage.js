@@ -742,7 +742,8 @@ function savePicture() {
     g.font = '600 22px system-ui, sans-serif';
     g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
     g.font = '16px system-ui, sans-serif';
-    const burst = p.what ? ` — ${p.n} × ${p.what.route}` : '';
+    // A burst from elsewhere is counted by what the page saw of it (the stage did not fire it).
+    const burst = p.what ? ` — ${p.what.elsewhere ? p.reqs.size : p.n} × ${p.what.route}` : '';
     g.fillText(p.el.querySelector('.counter').innerText + burst, x, 76);
     g.drawImage(p.canvas, x, head, p.canvas.width / dpr, p.canvas.height / dpr);
     const laneH = (p.canvas.height / dpr - QUEUE_H - AXIS_H) / p.workers;
