@@ -7,7 +7,7 @@
 # Starts both twins (4 workers, T = 1 s, access logs to /dev/null) on free ports, runs the
 # reference cells with `burst compare` while nothing watches, then starts `burst stage` and, in
 # headless Chromium, measures the same cells fired by the stage, bursts of 1,000 and 10,000
-# watched live (crates/burst/examples/stage_bench.rs). Stops what it started, by PID.
+# watched live (crates/testkit/examples/stage_bench.rs). Stops what it started, by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,8 @@ trap 'exit 130' INT TERM
 say() { printf '%s\n' "$*" >&2; }
 
 say "building (release)…"
-cargo build --release --quiet -p pool-server -p async-server -p burst --example stage_bench
+cargo build --release --quiet -p pool-server -p async-server -p burst
+cargo build --release --quiet -p testkit --example stage_bench
 
 # start NAME CMD…: run CMD in the background (its output in $tmp); set $url once it listens.
 start() {

@@ -33,6 +33,8 @@ pub(crate) struct LoopState {
     pub(crate) draining: tokio::sync::watch::Receiver<bool>,
     /// `GET /events`: each request's picked-up and finished (and `/io`'s wait for a slot).
     pub(crate) events: Events,
+    /// Ids for requests that came without one, shared by all loops.
+    pub(crate) ids: twin_core::request_id::Ids,
 }
 
 /// One router per event loop: the route table, as FastAPI's `@app.get("/io")` — every path of
@@ -214,7 +216,7 @@ async fn pick_up(State(st): State<LoopState>, mut request: Request, next: Next) 
         .headers()
         .get("x-request-id")
         .map(HeaderValue::as_bytes);
-    let (id, bad_id) = events::request_id(&st.events, config.pid, header);
+    let (id, bad_id) = st.ids.of(header);
     let worker = Some(st.worker);
     if picked.logged() {
         let at = picked.at;
@@ -301,7 +303,7 @@ pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &mut Request) {
     access_log::skipped(config, st.worker, request.method().as_str(), &target);
     if access_log::logged(config, split_target(&target).0) {
         let header = request.headers().get("x-request-id");
-        let (id, _) = events::request_id(&st.events, config.pid, header.map(|h| h.as_bytes()));
+        let (id, _) = st.ids.of(header.map(|h| h.as_bytes()));
         let worker = Some(st.worker);
         st.events
             .finished(&id, &target, worker, 499, Duration::ZERO);

@@ -63,6 +63,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let loops = Loops::new(usize::from(config.workers));
     let heartbeats = loops.clone();
     let events = Events::new(&config, Some(Box::new(move || heartbeats.frozen())));
+    let ids = twin_core::request_id::Ids::new(config.pid);
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel();
     let mut to_loops = Vec::new();
@@ -78,6 +79,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             in_flight: in_flight.clone(),
             draining: stop_rx.clone(),
             events: events.clone(),
+            ids: ids.clone(),
         };
         let (to_loop, incoming) = tokio::sync::mpsc::unbounded_channel();
         to_loops.push(to_loop);

@@ -33,6 +33,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use twin_core::events::{self, Events, Kind};
 use twin_core::platform::stop_accepting;
+use twin_core::request_id::Ids;
 use twin_core::run::Twin;
 use twin_core::shutdown::{InFlight, DRAIN_GRACE};
 use twin_core::{access_log, head, limits, Config, Reply, ServerKind};
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) in_flight: InFlight,
     /// `GET /events`: each request's queued, picked-up and finished, for watchers.
     pub(crate) events: Events,
+    /// Ids for requests that came without one.
+    ids: Ids,
     queue: Sender<Item>,
     waiting: Receiver<Item>,
     /// Taken by the acceptor to enqueue and by the drain to close the queue, so that no request
@@ -99,6 +102,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         config: config.clone(),
         in_flight: InFlight::default(),
         events: Events::new(&config, None),
+        ids: Ids::new(config.pid),
         queue,
         waiting,
         gate: Mutex::new(()),
@@ -212,11 +216,7 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
         return handler::send(rq, Reply::events_head());
     }
     let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
-    let (id, bad_id) = events::request_id(
-        &shared.events,
-        shared.config.pid,
-        header.map(|h| h.value.as_str().as_bytes()),
-    );
+    let (id, bad_id) = shared.ids.of(header.map(|h| h.value.as_str().as_bytes()));
     let ticket = Ticket {
         target: uri.to_string(),
         id,

@@ -18,6 +18,18 @@ pub const MAX_TASKS: u32 = 1000;
 /// default thread limiter.
 pub const DEFAULT_THREADPOOL: u32 = 40;
 
+/// Events a watcher may fall behind by before it loses some: about 1,300 requests' worth on the
+/// pool (three events each), a few hundred kilobytes at most.
+pub const WATCHER_BUFFER: usize = 4096;
+
+/// Watchers a twin serves at once unless `--max-watchers` says otherwise: the stage takes one,
+/// a few terminals `curl -N` more. Each costs a thread and a buffer of [`WATCHER_BUFFER`] events.
+pub const MAX_WATCHERS: usize = 16;
+
+/// How long one write to a watcher may take before it is let go: a watcher that stops reading
+/// must not keep its thread, buffer and place for long.
+pub const WATCHER_WRITE_STALL: Duration = Duration::from_secs(10);
+
 /// Flags both twins take. `DEFAULT_PORT` differs so the twins can run side by side.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs<const DEFAULT_PORT: u16> {
@@ -64,7 +76,7 @@ pub struct ServerArgs<const DEFAULT_PORT: u16> {
     pub log_healthz: bool,
 
     /// At most this many `/events` watchers at once; one more gets a JSON 503.
-    #[arg(long, default_value_t = crate::events::MAX_WATCHERS, value_name = "N",
+    #[arg(long, default_value_t = MAX_WATCHERS, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub max_watchers: usize,
 
@@ -191,8 +203,8 @@ impl<const P: u16> ServerArgs<P> {
             timeout_keep_alive_s: self.timeout_keep_alive.as_secs_f64(),
             timeout_header_s: self.timeout_header.as_secs_f64(),
             max_watchers: self.max_watchers,
-            events_buffer: crate::events::BUFFER,
-            events_stall: crate::events::WRITE_STALL,
+            events_buffer: WATCHER_BUFFER,
+            events_stall: WATCHER_WRITE_STALL,
         })
     }
 }

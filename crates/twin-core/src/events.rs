@@ -17,8 +17,8 @@
 //! **Watching costs what it must, and no more.** At most `--max-watchers` watch at once (one more
 //! gets a JSON 503; watchers whose clients have gone are let go first); an idle watcher's thread
 //! sleeps until something happens; one that stops reading is let go once a write to it has taken
-//! [`WRITE_STALL`]; the event loops' heartbeats are looked at by one thread for all watchers, and
-//! only while some loop holds a connection. No `Access-Control-Allow-Origin`: other web pages
+//! `events_stall` (10 s, `config::WATCHER_WRITE_STALL`); the event loops' heartbeats are looked at
+//! by one thread for all watchers, and only while some loop holds a connection. No `Access-Control-Allow-Origin`: other web pages
 //! cannot read the stream.
 
 use std::io::{self, Write};
@@ -37,10 +37,6 @@ use crate::timefmt::{self, unix_micros};
 
 /// The path of the stream.
 pub const PATH: &str = "/events";
-
-/// Events a watcher may fall behind by before it loses some: about 1,300 requests' worth on the
-/// pool (three events each), a few hundred kilobytes at most.
-pub const BUFFER: usize = 4096;
 
 /// How often a watcher thread looks at the event loops' heartbeats (event-loop twin only).
 const FROZEN_CHECK: Duration = Duration::from_millis(10);
@@ -153,14 +149,6 @@ impl Event {
 /// while no loop holds a connection (nothing can be frozen, and nothing needs looking at).
 pub type FrozenProbe = dyn Fn() -> Option<Vec<Option<u64>>> + Send + Sync;
 
-/// Watchers a twin serves at once unless `--max-watchers` says otherwise: the stage takes one,
-/// a few terminals `curl -N` more. Each costs a thread and a buffer of [`BUFFER`] events.
-pub const MAX_WATCHERS: usize = 16;
-
-/// How long one write to a watcher may take before it is let go: a watcher that stops reading
-/// must not keep its thread, buffer and place for long.
-pub const WRITE_STALL: Duration = Duration::from_secs(10);
-
 /// The events of one server: where requests publish and watchers subscribe. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
@@ -173,7 +161,7 @@ struct Hub {
     count: AtomicUsize,
     buffer: usize,
     max_watchers: usize,
-    /// How long one write to a watcher may take ([`WRITE_STALL`]).
+    /// How long one write to a watcher may take (`config::WATCHER_WRITE_STALL`).
     stall: Duration,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -297,11 +285,6 @@ impl Events {
         self.publish(|| {
             Event::new(Kind::Finished, id, target, worker, SystemTime::now()).ended(status, elapsed)
         });
-    }
-
-    /// A new request id, for a request that came without `X-Request-Id`: unique in this process.
-    pub fn new_id(&self, pid: u32) -> String {
-        format!("{pid}-{}", self.hub.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// A loop may have begun holding connections: the frozen-loop watch looks again (it sleeps
@@ -546,7 +529,7 @@ impl Watcher {
         if let (Some(socket), Some(tell)) = (&self.socket, self.hang_up.take()) {
             wait_for_hang_up(socket.clone(), tell);
             // Little kernel memory for a watcher that stops reading: its buffer here is what
-            // counts, and WRITE_STALL lets it go.
+            // counts, and WATCHER_WRITE_STALL lets it go.
             let _ = socket2::SockRef::from(&**socket).set_send_buffer_size(64 * 1024);
         }
         let out = Stall {
@@ -676,7 +659,7 @@ fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
     }
 }
 
-/// A watcher's connection, where one write may take at most [`WRITE_STALL`] (or the test's): each write gets
+/// A watcher's connection, where one write may take at most `events_stall` (or the test's): each write gets
 /// what is left of that time (a watcher that reads a little now and then does not reset it);
 /// a flush that completes starts it again.
 struct Stall {
@@ -721,19 +704,6 @@ fn write_event(out: &mut impl Write, name: &str, data: &str) -> io::Result<()> {
     write!(out, "event: {name}\ndata: {data}\n\n")
 }
 
-/// A request's id: its `X-Request-Id` when it sent a good one, or a new one. A bad one (empty,
-/// too long, or with spaces or control characters) gets the 400 at pick-up, under a new id.
-pub fn request_id(events: &Events, pid: u32, header: Option<&[u8]>) -> (Arc<str>, Option<Reply>) {
-    match header {
-        None => (events.new_id(pid).into(), None),
-        Some(value) if valid_id(value) => (String::from_utf8_lossy(value).into(), None),
-        Some(value) => (
-            events.new_id(pid).into(),
-            Some(Reply::bad_request_id(&String::from_utf8_lossy(value))),
-        ),
-    }
-}
-
 /// The route an event names: the request's path, cut to a sane length.
 pub fn route_of(target: &str) -> Arc<str> {
     let path = crate::request::split_target(target).0;
@@ -742,13 +712,6 @@ pub fn route_of(target: &str) -> Arc<str> {
         end -= 1;
     }
     path[..end].into()
-}
-
-/// Longest `X-Request-Id` kept.
-pub const MAX_ID: usize = 128;
-
-fn valid_id(value: &[u8]) -> bool {
-    !value.is_empty() && value.len() <= MAX_ID && value.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// Is this head a `GET /events` (the whole path, any query)? For a server that must recognise the
@@ -770,6 +733,7 @@ pub fn is_events_request(head: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::WATCHER_WRITE_STALL;
 
     fn ev(events: &Events, n: u64) {
         events.publish(|| Event {
@@ -794,7 +758,7 @@ mod tests {
 
     #[test]
     fn a_watcher_behind_loses_events_counted_and_publishing_never_blocks() {
-        let events = Events::with(4, 8, WRITE_STALL, None);
+        let events = Events::with(4, 8, WATCHER_WRITE_STALL, None);
         let w = events.subscribe(None).expect("open");
         for n in 0..10 {
             ev(&events, n);
@@ -805,7 +769,7 @@ mod tests {
 
     #[test]
     fn a_watcher_that_left_is_forgotten_and_a_drain_ends_every_stream() {
-        let events = Events::with(4, 8, WRITE_STALL, None);
+        let events = Events::with(4, 8, WATCHER_WRITE_STALL, None);
         drop(events.subscribe(None).expect("open"));
         ev(&events, 1);
         assert_eq!(events.hub.count.load(Ordering::Relaxed), 0);
@@ -822,7 +786,7 @@ mod tests {
 
     #[test]
     fn watchers_beyond_the_cap_get_the_503_that_says_it() {
-        let events = Events::with(4, 2, WRITE_STALL, None);
+        let events = Events::with(4, 2, WATCHER_WRITE_STALL, None);
         let _held = (events.subscribe(None), events.subscribe(None));
         let refused = events.subscribe(None).expect_err("over the cap");
         assert_eq!(refused.status, 503);
@@ -831,19 +795,6 @@ mod tests {
             "{}",
             refused.body
         );
-    }
-
-    #[test]
-    fn ids_are_kept_made_or_refused() {
-        let events = Events::with(4, 8, WRITE_STALL, None);
-        assert_eq!(&*request_id(&events, 7, Some(b"run1-3")).0, "run1-3");
-        let (made, bad) = request_id(&events, 7, None);
-        assert!(made.starts_with("7-") && bad.is_none());
-        let (_, bad) = request_id(&events, 7, Some(b"has space"));
-        assert_eq!(bad.map(|r| r.status), Some(400));
-        assert!(request_id(&events, 7, Some(&[b'a'; MAX_ID + 1]))
-            .1
-            .is_some());
     }
 
     #[test]

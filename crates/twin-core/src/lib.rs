@@ -13,7 +13,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`route`] | the route catalogue and what each route means on each twin |
+//! | [`job`] | a [`Job`]: the timed work a route asks for; what is wrong with its parameters |
 //! | [`request`] | target parsing, parameter validation, the decision: reply now or do a [`Job`] |
+//! | [`request_id`] | every request's id: its own `X-Request-Id`, or one the twin makes |
 //! | [`reply`] | every response body and header, as plain data |
 //! | [`work`] | blocking waits, async waits, concurrent waits, CPU work, a fresh event loop |
 //! | [`access_log`] | the reference log line, written when a worker picks a request up |
@@ -34,11 +36,13 @@ pub mod banner;
 pub mod config;
 pub mod events;
 pub mod head;
+pub mod job;
 pub mod limits;
 pub mod listener;
 pub mod platform;
 pub mod reply;
 pub mod request;
+pub mod request_id;
 pub mod route;
 pub mod run;
 pub mod shutdown;
@@ -46,6 +50,7 @@ pub mod timefmt;
 pub mod work;
 
 pub use config::{Config, ServerArgs};
+pub use job::Job;
 pub use reply::{Reply, WorkReport};
-pub use request::{dispatch, Dispatch, Job};
+pub use request::{dispatch, Dispatch};
 pub use route::{Route, ServerKind};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::request::{Job, ParamError};
+use crate::job::{Job, ParamError};
 use crate::route::Route;
 use crate::timefmt;
 
@@ -73,7 +73,7 @@ struct WorkBody<'a> {
 }
 
 impl Reply {
-    fn json(status: u16, body: &impl Serialize) -> Reply {
+    pub(crate) fn json(status: u16, body: &impl Serialize) -> Reply {
         Reply {
             status,
             content_type: JSON,
@@ -227,23 +227,6 @@ impl Reply {
                 "parameter": e.parameter,
                 "received": e.received,
                 "allowed": e.allowed,
-            }),
-        )
-    }
-
-    /// An `X-Request-Id` that cannot be kept (it is echoed in headers, logs and the stage).
-    pub fn bad_request_id(received: &str) -> Reply {
-        let shown: String = received.chars().take(64).collect();
-        Reply::json(
-            400,
-            &json!({
-                "error": "bad request id",
-                "header": "X-Request-Id",
-                "received": shown,
-                "allowed": format!(
-                    "1 to {} visible ASCII characters, no spaces (or no header: the server makes one)",
-                    crate::events::MAX_ID
-                ),
             }),
         )
     }

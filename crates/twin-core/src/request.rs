@@ -6,25 +6,9 @@
 use std::time::Duration;
 
 use crate::config::{Config, MAX_TASKS};
+pub use crate::job::{Job, ParamError};
 use crate::reply::Reply;
 use crate::route::{Param, Route};
-
-/// A piece of timed work a worker must carry out before it can answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub route: Route,
-    /// T: how long the work takes in all.
-    pub wait: Duration,
-    /// K: how many concurrent waits (only `/async-io-multi` uses it; 1 elsewhere).
-    pub tasks: u32,
-}
-
-impl Job {
-    /// T/K: the length of each concurrent wait on `/async-io-multi`.
-    pub fn slice(&self) -> Duration {
-        self.wait / self.tasks.max(1)
-    }
-}
 
 /// What a worker does with a request.
 #[derive(Debug)]
@@ -33,15 +17,6 @@ pub enum Dispatch {
     Work(Job),
     /// An answer that needs no work: the index, the health check, or an error.
     Reply(Reply),
-}
-
-/// A rejected query parameter: which one, what was sent, and what is allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamError {
-    pub error: &'static str,
-    pub parameter: String,
-    pub received: String,
-    pub allowed: String,
 }
 
 /// Split a request target (`/io?ms=5`, or absolute-form `http://host/io?ms=5`) into path and query.

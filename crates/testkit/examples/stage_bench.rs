@@ -4,7 +4,7 @@
 //! 1,000, the reference cells with the stage watching, and the event-loop twin's peak memory with
 //! 10,000 `/async-io` in flight while the page watches. Prints a Markdown table.
 //!
-//! `cargo run --release -p burst --example stage_bench -- STAGE_URL WITHOUT.json BURST_BIN SHOTS_DIR`
+//! `cargo run --release -p testkit --example stage_bench -- STAGE_URL WITHOUT.json BURST_BIN SHOTS_DIR`
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
