@@ -433,6 +433,9 @@ impl Request {
         R: Read,
     {
         let res = self.respond_impl(response);
+        // PATCH (twins): the body goes first, so that what is left of it is recorded before the
+        // connection's reader, told the answer is written, reads on.
+        drop(self.data_reader.take());
         if let Some(sender) = self.notify_when_responded.take() {
             let _ = sender.send(());
         }
@@ -518,6 +521,7 @@ impl Drop for Request {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
+            drop(self.data_reader.take()); // PATCH (twins): as in `respond`
             if let Some(sender) = self.notify_when_responded.take() {
                 let _ = sender.send(());
             }
