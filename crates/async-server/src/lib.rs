@@ -11,12 +11,14 @@
 //!
 //! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server.
 //! - `acceptor.rs` decides which loop gets each new connection (and why not "whoever is first").
-//! - `handler.rs` is what an event loop does with one request: read it to see every route.
+//! - `handler.rs` is what an event loop does with one request: read it to see every route;
+//!   `pick_up.rs` is what every request passes through before and after its route.
 
 mod acceptor;
 mod handler;
 mod hyper_errors;
 mod peer;
+mod pick_up;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -36,8 +38,8 @@ use twin_core::shutdown::{InFlight, DRAIN_GRACE};
 use twin_core::{head, limits, Config, ServerKind};
 
 use crate::acceptor::{Loops, Open};
-use crate::handler::LoopState;
 use crate::peer::Peer;
+use crate::pick_up::LoopState;
 
 pub use twin_core::config::DEFAULT_THREADPOOL;
 
@@ -320,7 +322,7 @@ impl Twin for Running {
 }
 
 /// The app, for one connection: each request is first held to the twins' own reading of a head
-/// ([`handler::refusal`]) and checked for a client that has gone ([`handler::skip`]), and counted
+/// ([`pick_up::refusal`]) and checked for a client that has gone ([`pick_up::skip`]), and counted
 /// as being served until its answer is ready (the timeouts' clock, peer.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct WithPeer {
@@ -357,18 +359,18 @@ where
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
         let mut request = request.map(axum::body::Body::new);
-        let answer = match handler::refusal(&request) {
+        let answer = match pick_up::refusal(&request) {
             Some(refused) => Answer::Now {
                 response: Some(refused),
             },
             None => {
-                handler::skip(&self.state, &self.peer, &mut request);
+                pick_up::skip(&self.state, &self.peer, &mut request);
                 Answer::Routed {
                     future: self.router.call(request),
                 }
             }
         };
-        self.peer.serving(answer, || Ok(handler::gone_response()))
+        self.peer.serving(answer, || Ok(pick_up::gone_response()))
     }
 }
 

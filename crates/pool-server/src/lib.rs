@@ -19,9 +19,11 @@
 //!
 //! - [`start`] takes a listener (tests pass `127.0.0.1:0`) and returns a [`Running`] server that
 //!   `Twin::shutdown` drains.
-//! - `handler.rs` is what a worker does with one request: read it to see every route.
+//! - `handler.rs` is what a worker does with one request: read it to see every route;
+//!   `pick_up.rs` is what happens around it (the log line, the limits, the answer).
 
 mod handler;
+mod pick_up;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -148,7 +150,7 @@ fn worker(shared: &Shared, k: usize) {
             // Queued before the drain began, never picked up: a clear 503, not a reset.
             turn_away(shared, rq, &ticket);
         } else {
-            handler::handle(shared, k, rq, ticket);
+            pick_up::serve(shared, k, rq, ticket);
         }
     }
 }
@@ -203,17 +205,17 @@ fn accept(shared: &Shared, server: &tiny_http::Server) {
 fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     // The policy let only targets `http::Uri` reads through.
     let Ok(uri) = head::target(rq.url()) else {
-        return handler::send(rq, head::malformed());
+        return pick_up::send(rq, head::malformed());
     };
     let path = uri.path();
     if path == events::PATH && *rq.method() == tiny_http::Method::Get {
         return match shared.events.subscribe(rq.tcp_stream()) {
             Ok(watcher) => watcher.serve(&shared.config, rq.into_writer()),
-            Err(refused) => handler::send(rq, refused),
+            Err(refused) => pick_up::send(rq, refused),
         };
     }
     if path == events::PATH && *rq.method() == tiny_http::Method::Head {
-        return handler::send(rq, Reply::events_head());
+        return pick_up::send(rq, Reply::events_head());
     }
     let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
     let (id, bad_id) = shared.ids.of(header.map(|h| h.value.as_str().as_bytes()));
@@ -224,14 +226,14 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
         logged: access_log::logged(&shared.config, path),
     };
     let Ok(_gate) = shared.gate.lock() else {
-        return handler::send(rq, Reply::shutting_down());
+        return pick_up::send(rq, Reply::shutting_down());
     };
     if shared.draining.load(Ordering::SeqCst) {
-        return handler::send(rq, Reply::shutting_down());
+        return pick_up::send(rq, Reply::shutting_down());
     }
     if let Some(max) = shared.config.max_queue {
         if shared.waiting.len() >= max {
-            return handler::send(rq, Reply::overloaded("--max-queue", max));
+            return pick_up::send(rq, Reply::overloaded("--max-queue", max));
         }
     }
     if ticket.logged {
@@ -249,7 +251,7 @@ fn turn_away(shared: &Shared, rq: tiny_http::Request, ticket: &Ticket) {
             .events
             .finished(&ticket.id, &ticket.target, None, 503, Duration::ZERO);
     }
-    handler::send(rq, Reply::shutting_down());
+    pick_up::send(rq, Reply::shutting_down());
 }
 
 /// Connections the kernel has completed but tiny_http has not accepted yet (a burst's, on a
