@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Barrier, Semaphore};
+use twin_core::ServerKind;
 
 /// Where to fire: a parsed `http://host:port/path?query` URL.
 #[derive(Debug, Clone)]
@@ -637,16 +638,38 @@ pub fn server_timing(value: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// The command that starts a twin on `port`: the pool on 8000, the event loop on 8001, as their
-/// defaults are; on any other port, either.
+/// The command that starts a twin of `kind` on `port`: the workspace's release build's binary,
+/// not `cargo run -p` (which would build the package again with other features first: half a
+/// minute on a laptop); `--port` only where it is not the twin's default.
+pub fn start_command(kind: ServerKind, port: u16) -> String {
+    let (binary, default) = match kind {
+        ServerKind::Pool => ("pool-server", 8000),
+        ServerKind::EventLoop => ("async-server", 8001),
+    };
+    let path = std::path::Path::new("target").join("release").join(binary);
+    if port == default {
+        format!("{}", path.display())
+    } else {
+        format!("{} --port {port}", path.display())
+    }
+}
+
+/// How to start whatever should be listening on `port`: the pool on 8000, the event loop on
+/// 8001, as their defaults are; on any other port, either.
 pub fn start_hint(port: u16) -> String {
     match port {
-        // The workspace's release build's binaries: `cargo run -p` would build the package again
-        // with other features first (half a minute on a laptop).
-        8000 => "`target/release/pool-server` (listens on 8000)".to_owned(),
-        8001 => "`target/release/async-server` (listens on 8001)".to_owned(),
+        8000 => format!(
+            "`{}` (listens on 8000)",
+            start_command(ServerKind::Pool, port)
+        ),
+        8001 => format!(
+            "`{}` (listens on 8001)",
+            start_command(ServerKind::EventLoop, port)
+        ),
         p => format!(
-            "`target/release/pool-server --port {p}` (or `target/release/async-server --port {p}`)"
+            "`{}` (or `{}`)",
+            start_command(ServerKind::Pool, p),
+            start_command(ServerKind::EventLoop, p)
         ),
     }
 }

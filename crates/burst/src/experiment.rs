@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{self, Burst, FireError, FireOptions, Target};
-use crate::model::{self, Check, Prediction, ServerInfo};
+use crate::model::{self, Check, Prediction, ServerInfo, ServerKind};
 use crate::stats::{self, Summary};
 use crate::svg::{self, Panel, Series};
 
@@ -262,8 +262,8 @@ impl Status {
 pub struct Cell {
     /// The target's name: `pool`, `event-loop`, or what `--target NAME=URL` said.
     pub server: String,
-    /// What the server said it is (`pool` or `event-loop`), if it said.
-    pub kind: Option<String>,
+    /// What the server said it is, if it said.
+    pub kind: Option<ServerKind>,
     pub route: String,
     pub n: usize,
     pub experiment: Experiment,
@@ -322,7 +322,7 @@ pub async fn compare(
                 progress(cells.len() + 1, total, &label, Step::Done(&experiment));
                 cells.push(Cell {
                     server: (*name).to_owned(),
-                    kind: experiment.server.as_ref().map(|s| s.kind.clone()),
+                    kind: experiment.server.as_ref().map(|s| s.kind),
                     route: route.clone(),
                     n,
                     experiment,
@@ -337,23 +337,23 @@ pub async fn compare(
 /// time and a mark (✓ as predicted, ✗ not as predicted, ! requests failed, - no model) — and,
 /// after the last server of each kind, that kind's model.
 pub fn compare_table(cells: &[Cell]) -> String {
-    let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut servers: Vec<(&str, Option<ServerKind>)> = Vec::new();
     let mut rows: Vec<(&str, usize)> = Vec::new();
     for c in cells {
         if !servers.iter().any(|(s, _)| *s == c.server) {
-            servers.push((&c.server, c.kind.as_deref()));
+            servers.push((&c.server, c.kind));
         }
         if !rows.contains(&(c.route.as_str(), c.n)) {
             rows.push((&c.route, c.n));
         }
     }
     // Columns: each server, and a model column after the last server of each kind.
-    let mut columns: Vec<(String, Option<&str>, bool)> = Vec::new();
+    let mut columns: Vec<(String, Option<ServerKind>, bool)> = Vec::new();
     for (k, (name, kind)) in servers.iter().enumerate() {
         columns.push(((*name).to_owned(), *kind, false));
         let last_of_kind = !servers[k + 1..].iter().any(|(_, other)| other == kind);
         if let (true, Some(kind)) = (last_of_kind, kind) {
-            columns.push((format!("model ({kind})"), Some(kind), true));
+            columns.push((format!("model ({kind})"), Some(*kind), true));
         }
     }
     let width = |title: &str| title.chars().count().max(9);
@@ -370,7 +370,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
             let text = if *is_model {
                 cells
                     .iter()
-                    .filter(|c| c.route == *route && c.n == *n && c.kind.as_deref() == *kind)
+                    .filter(|c| c.route == *route && c.n == *n && c.kind == *kind)
                     .find_map(|c| c.experiment.check.as_ref())
                     .map_or("-".to_owned(), |k| {
                         format!("{:.2}", k.prediction.done_at(*n).as_secs_f64())
@@ -449,23 +449,17 @@ pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
 pub fn completion_svg(cells: &[Cell], title: &str, subtitle: &str) -> String {
     let mut sizes: Vec<usize> = cells.iter().map(|c| c.n).collect();
     sizes.dedup();
-    let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut servers: Vec<(&str, Option<ServerKind>)> = Vec::new();
     for c in cells {
         if !servers.iter().any(|(s, _)| *s == c.server) {
-            servers.push((&c.server, c.kind.as_deref()));
+            servers.push((&c.server, c.kind));
         }
     }
-    let shared_kind = |c: &Cell| {
-        servers
-            .iter()
-            .filter(|(_, k)| *k == c.kind.as_deref())
-            .count()
-            > 1
-    };
+    let shared_kind = |c: &Cell| servers.iter().filter(|(_, k)| *k == c.kind).count() > 1;
     let first_of_kind = |c: &Cell| {
         servers
             .iter()
-            .find(|(_, k)| *k == c.kind.as_deref())
+            .find(|(_, k)| *k == c.kind)
             .is_some_and(|(s, _)| *s == c.server)
     };
     let panels: Vec<Panel> = sizes
@@ -498,7 +492,7 @@ pub fn completion_svg(cells: &[Cell], title: &str, subtitle: &str) -> String {
                         color: route_color(path_of(&c.route)),
                         width,
                         opacity,
-                        dashed: c.kind.as_deref() != Some("pool"),
+                        dashed: c.kind != Some(ServerKind::Pool),
                         done,
                     }
                 })

@@ -10,6 +10,7 @@
 //! | [`client`] | open N connections, release N requests together, time each one |
 //! | [`model`] | predict when each request should finish, and check a burst against it |
 //! | [`stats`] | counts, latency percentiles, per-worker tallies, completion order |
+//! | [`units`] | durations in milliseconds, rounded where printed |
 //! | [`render`] | the per-request table, the text waterfall, the summary |
 //! | [`output`] | the same rows as JSON or CSV |
 //! | [`svg`] | the comparison chart and the per-request timeline |
@@ -28,6 +29,7 @@ pub mod render;
 pub mod stage;
 pub mod stats;
 pub mod svg;
+pub mod units;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use burst::client::Cancel;
 use burst::experiment::{self, Settings, Status, Step};
 use burst::model::describe;
-use burst::model::ServerInfo;
+use burst::model::{ServerInfo, ServerKind};
 use burst::progress::Progress;
 use burst::render::{self, WaterfallStyle};
 use burst::{output, svg, Target};
@@ -128,7 +128,7 @@ struct CommonArgs {
     /// The server's model, for a server that does not describe itself at GET / (any HTTP
     /// server): a pool of blocking workers, or event loops. Given, it wins over GET /.
     #[arg(long, value_enum, value_name = "KIND")]
-    model: Option<ModelKind>,
+    model: Option<ServerKind>,
 
     /// With --model: how many workers (pool threads or processes, or event loops).
     #[arg(long, value_name = "N", requires = "model", default_value_t = 4,
@@ -152,14 +152,6 @@ struct CommonArgs {
     /// The response header that names the worker that served a request.
     #[arg(long, value_name = "NAME", default_value = "X-Worker")]
     worker_header: String,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ModelKind {
-    /// A fixed pool of blocking workers (gunicorn sync workers).
-    Pool,
-    /// Event loops (uvicorn workers).
-    EventLoop,
 }
 
 #[derive(Debug, Args)]
@@ -373,14 +365,11 @@ fn settings(common: &CommonArgs) -> Result<Settings, Fatal> {
     };
     let model = common.model.map(|kind| ServerInfo {
         server: None,
-        kind: match kind {
-            ModelKind::Pool => "pool".to_owned(),
-            ModelKind::EventLoop => "event-loop".to_owned(),
-        },
+        kind,
         workers: common.workers,
         task_ms: common.task_ms,
         multi_tasks: common.multi_tasks,
-        threadpool: matches!(kind, ModelKind::EventLoop).then_some(common.threadpool),
+        threadpool: (kind == ServerKind::EventLoop).then_some(common.threadpool),
         max_ms: common.task_ms,
         cores: None,
         told: true,
@@ -507,7 +496,7 @@ fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
                 rest.find('/').map_or("/", |i| &rest[i..])
             });
         let who = e.server.as_ref().map_or("a server".to_owned(), |s| {
-            let name = s.server.clone().unwrap_or_else(|| s.kind.clone());
+            let name = s.server.clone().unwrap_or_else(|| s.kind.to_string());
             let workers = if s.workers == 1 { "worker" } else { "workers" };
             format!("{name} ({} {workers})", s.workers)
         });
@@ -700,7 +689,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
                 let e = &c.experiment;
                 output::CellReport {
                     server: &c.server,
-                    kind: c.kind.as_deref(),
+                    kind: c.kind,
                     route: &c.route,
                     n: c.n,
                     summary: &e.summary,

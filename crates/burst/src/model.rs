@@ -18,53 +18,12 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use twin_core::contract::{Holds, Service};
+pub use twin_core::contract::{RouteRule, ServerInfo, ServerKind};
 
 use crate::client::Burst;
-
-/// What `GET /` on a twin says about itself: the model's inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerInfo {
-    /// What the server calls itself (`pool-server`, `gunicorn + Flask`, …).
-    #[serde(default)]
-    pub server: Option<String>,
-    pub kind: String,
-    pub workers: u32,
-    pub task_ms: u64,
-    pub multi_tasks: u32,
-    #[serde(default)]
-    pub threadpool: Option<u32>,
-    #[serde(default)]
-    pub max_ms: u64,
-    /// Cores the server may use; unknown for a server that does not say.
-    #[serde(default)]
-    pub cores: Option<u32>,
-    /// Told on the command line (`--model`), not read from the server: a path the model does not
-    /// know is then taken as one wait of T — held by a worker on a pool, awaited on a loop.
-    #[serde(skip)]
-    pub told: bool,
-    /// Each route's queueing rule, as the server publishes it.
-    #[serde(default)]
-    pub routes: Vec<RouteRule>,
-}
-
-/// One route of a server's `GET /`: what a request holds while served, and for how long.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteRule {
-    pub path: String,
-    /// `worker`, `thread-pool-slot`, `event-loop` or `nothing`.
-    #[serde(default)]
-    pub holds: Option<String>,
-    /// `T`, `T/K`, `T of CPU` or `0`.
-    #[serde(default)]
-    pub service: Option<String>,
-}
-
-impl ServerInfo {
-    pub fn is_pool(&self) -> bool {
-        self.kind == "pool"
-    }
-}
+use crate::units::ms;
 
 /// How one route on one server is expected to behave.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,43 +96,41 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
         .routes
         .iter()
         .find(|r| r.path == path)
-        .and_then(|r| Some((r.holds.as_deref()?, r.service.as_deref()?)));
+        .and_then(|r| Some((r.holds?, r.service?)));
     let (holds, service) = match rule {
         Some(rule) => rule,
-        None if info.told && info.is_pool() => ("worker", "T"),
-        None if info.told => ("nothing", "T"),
+        None if info.told && info.is_pool() => (Holds::Worker, Service::Wait),
+        None if info.told => (Holds::Nothing, Service::Wait),
         None => return None,
     };
     // CPU work on more threads than cores: the threads share the cores, each wave takes longer.
     let computing = workers.min(info.cores.unwrap_or(workers).max(1));
     let service_time = match service {
-        "T" => t,
-        "T/K" => t / tasks,
-        "T of CPU" => (t * workers) / computing,
-        "0" => Duration::ZERO,
-        _ => return None,
+        Service::Wait => t,
+        Service::Slice => t / tasks,
+        Service::Cpu => (t * workers) / computing,
+        Service::Instant => Duration::ZERO,
     };
     let (parallel, per_worker) = match holds {
-        "worker" => (Some(workers), None),
-        "thread-pool-slot" => {
+        Holds::Worker => (Some(workers), None),
+        Holds::ThreadPoolSlot => {
             let slots = info.threadpool?.max(1);
             (Some(workers.saturating_mul(slots)), Some(slots))
         }
-        "event-loop" => (Some(workers), Some(1)),
-        "nothing" => (None, None),
-        _ => return None,
+        Holds::EventLoop => (Some(workers), Some(1)),
+        Holds::Nothing => (None, None),
     };
     Some(Prediction {
         service: service_time,
         parallel,
         held_by: match holds {
-            "worker" => "worker",
-            "thread-pool-slot" => "thread-pool slot",
-            "event-loop" => "event loop",
-            _ => "nothing",
+            Holds::Worker => "worker",
+            Holds::ThreadPoolSlot => "thread-pool slot",
+            Holds::EventLoop => "event loop",
+            Holds::Nothing => "nothing",
         },
         per_worker,
-        cpu_bound: service == "T of CPU",
+        cpu_bound: service == Service::Cpu,
         computing: (workers, computing),
     })
 }
@@ -528,11 +485,7 @@ fn with_measured_cpu(burst: &Burst, prediction: &Prediction) -> (Prediction, Opt
 }
 
 fn plural_waves(n: usize) -> String {
-    if n == 1 {
-        "1 wave".to_owned()
-    } else {
-        format!("{n} waves")
-    }
+    twin_core::reply::plural(n as u64, "wave")
 }
 
 /// "waves of 4 every 1.00 s (4 waves)" / "all 16 at once after 1.00 s" / "one at a time…".
@@ -558,10 +511,6 @@ fn duration_text(d: Duration) -> String {
     } else {
         format!("{:.0} ms", ms(d))
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// A group of completions that belong together: one wave of a burst.

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::client::Burst;
-use crate::model::{Check, ServerInfo};
+use crate::model::{Check, ServerInfo, ServerKind};
 use crate::stats::Summary;
+use crate::units;
 
 /// One request, flat.
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +39,7 @@ pub const CSV_COLUMNS: &str = "index,worker,status,outcome,sent_ms,first_byte_ms
 latency_ms,server_ms,waiting_ms,predicted_done_ms,bytes,error,pool_wait_ms,cpu_ms";
 
 fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+    units::round(units::ms(d), 3)
 }
 
 pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
@@ -113,7 +114,7 @@ pub struct CellReport<'a> {
     /// The target's name.
     pub server: &'a str,
     /// `pool` or `event-loop`, as the server said.
-    pub kind: Option<&'a str>,
+    pub kind: Option<ServerKind>,
     pub route: &'a str,
     pub n: usize,
     pub summary: &'a Summary,

@@ -9,9 +9,10 @@ use std::time::Duration;
 use crate::client::{Burst, Outcome, RequestResult};
 use crate::model::Check;
 use crate::stats::{completion_order, Summary};
+use crate::units;
 
 fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
+    units::round(units::ms(d), 2)
 }
 
 fn opt_ms(d: Option<Duration>) -> String {

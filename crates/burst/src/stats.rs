@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::client::{Burst, Outcome, RequestResult};
+use crate::units;
 
 /// The numbers under the table.
 #[derive(Debug, Clone, Serialize)]
@@ -29,7 +30,7 @@ pub struct Summary {
 }
 
 fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
+    units::round(units::ms(d), 2)
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::contract::EventName;
 use crate::limits;
 use crate::reply::{self, Reply};
 use crate::timefmt::{self, unix_micros};
@@ -61,13 +62,18 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    /// Its name on the stream (the contract's).
+    pub fn name(self) -> EventName {
         match self {
-            Kind::Queued => "queued",
-            Kind::PickedUp => "picked-up",
-            Kind::Slot => "slot",
-            Kind::Finished => "finished",
+            Kind::Queued => EventName::Queued,
+            Kind::PickedUp => EventName::PickedUp,
+            Kind::Slot => EventName::Slot,
+            Kind::Finished => EventName::Finished,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.name().as_str()
     }
 }
 
@@ -540,7 +546,7 @@ impl Watcher {
         };
         let mut out = io::BufWriter::new(out);
         out.write_all(HEAD.as_bytes())?;
-        write_event(&mut out, "hello", hello.trim_end())?;
+        write_event(&mut out, EventName::Hello, hello.trim_end())?;
         for (worker, since_us) in self.events.frozen_now() {
             let t_us = unix_micros(SystemTime::now());
             let message = Message::Loop {
@@ -627,14 +633,14 @@ fn lagged(out: &mut impl Write, missed: &AtomicU64) -> io::Result<()> {
     let n = missed.swap(0, Ordering::Relaxed);
     if n > 0 {
         let data = json!({ "missed": n, "t_us": unix_micros(SystemTime::now()) });
-        write_event(out, "lagged", &data.to_string())?;
+        write_event(out, EventName::Lagged, &data.to_string())?;
     }
     Ok(())
 }
 
 fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
     match message {
-        Message::Step(event) => write_event(out, event.kind.as_str(), &event.data()),
+        Message::Step(event) => write_event(out, event.kind.name(), &event.data()),
         Message::HungUp => Ok(()),
         Message::Loop {
             worker,
@@ -646,7 +652,7 @@ fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
                 "since_us": since_us,
                 "t_us": t_us,
             });
-            write_event(out, "frozen", &data.to_string())
+            write_event(out, EventName::Frozen, &data.to_string())
         }
         Message::Loop {
             worker,
@@ -654,7 +660,7 @@ fn write_message(out: &mut impl Write, message: &Message) -> io::Result<()> {
             t_us,
         } => {
             let data = json!({ "worker": reply::worker_name(*worker), "t_us": t_us });
-            write_event(out, "thawed", &data.to_string())
+            write_event(out, EventName::Thawed, &data.to_string())
         }
     }
 }
@@ -700,8 +706,8 @@ X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n\
 retry: 1000\n\n";
 
-fn write_event(out: &mut impl Write, name: &str, data: &str) -> io::Result<()> {
-    write!(out, "event: {name}\ndata: {data}\n\n")
+fn write_event(out: &mut impl Write, name: EventName, data: &str) -> io::Result<()> {
+    write!(out, "event: {}\ndata: {data}\n\n", name.as_str())
 }
 
 /// The route an event names: the request's path, cut to a sane length.

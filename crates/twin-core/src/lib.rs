@@ -22,6 +22,7 @@
 //! | [`events`] | `GET /events`: each request's life, live, for the stage — never perturbing it |
 //! | [`head`] | one strict reading of a request head: what both twins refuse, and how |
 //! | [`limits`] | how large a request may be: 414, 431, 413 |
+//! | [`contract`] | what a twin says about itself (`GET /`, `/events`), typed, for burst and the stage to read |
 //! | [`config`] | the shared command-line flags and the effective configuration |
 //! | [`banner`] | the startup banner and the `listening on` line |
 //! | [`listener`] | binding with a real backlog |
@@ -34,6 +35,7 @@
 pub mod access_log;
 pub mod banner;
 pub mod config;
+pub mod contract;
 pub mod events;
 pub mod head;
 pub mod job;

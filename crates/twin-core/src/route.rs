@@ -3,16 +3,22 @@
 //! This is the one place to read what a route *is*. How each twin carries it out lives in that
 //! twin's `handler.rs`; the descriptions here are what `GET /` and the banner show.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which concurrency model a server uses — the one thing the twins differ in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServerKind {
     /// WSGI-style: a fixed pool of blocking workers, one request each (gunicorn + Flask).
     Pool,
     /// ASGI-style: event loops that hold many waiting requests each (uvicorn + FastAPI).
     EventLoop,
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ServerKind {
@@ -67,7 +73,7 @@ pub enum Route {
 
 /// What a request holds while it is served — the queueing rule, in one place. `GET /` publishes
 /// it for every route, and `burst`'s model reads it from there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Holds {
     /// A pool worker, from pick-up to response: `workers` at a time.
@@ -81,7 +87,7 @@ pub enum Holds {
 }
 
 /// How long a request holds what it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Service {
     /// T.
     #[serde(rename = "T")]

@@ -20,6 +20,7 @@ use crate::client::{self, Cancel, Outcome};
 use crate::experiment::{self, Cell, Experiment, Plan, Settings, Status};
 use crate::model;
 use crate::output;
+use crate::units::whole_ms;
 use crate::Target;
 
 /// The routes the page offers (the lesson's, and its two failure modes).
@@ -182,10 +183,6 @@ fn predicted_total(planned: &[Planned]) -> Option<Duration> {
     })
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// `GET /plan?route=/io&n=16&at=both`: what the model predicts before anything is fired, for the
 /// page's buttons ("~4.0 s") and its question before a long burst.
 pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) -> Response<Body> {
@@ -205,7 +202,7 @@ pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) 
         .iter()
         .map(|p| {
             json!({"twin": p.twin,
-                   "predicted_ms": p.plan.predicted_end().map(ms),
+                   "predicted_ms": p.plan.predicted_end().map(whole_ms),
                    "model": p.plan.prediction.as_ref().map(|m| model::describe(m, p.plan.n))})
         })
         .chain(refused)
@@ -214,7 +211,7 @@ pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) 
         StatusCode::OK,
         &json!({
             "route": request.path(), "n": request.n,
-            "predicted_ms": total.map(ms),
+            "predicted_ms": total.map(whole_ms),
             "one_after_the_other": one_after_the_other(&planned),
             "ask_first": total.is_some_and(|t| t > ASK_FIRST),
             "twins": twins,
@@ -333,7 +330,7 @@ async fn fire_burst(
             json!({
                 "twin": p.twin,
                 "run": run,
-                "predicted_ms": p.plan.predicted_end().map(ms),
+                "predicted_ms": p.plan.predicted_end().map(whole_ms),
                 "model": p.plan.prediction.as_ref().map(|m| model::describe(m, p.plan.n)),
             })
         })
@@ -451,7 +448,7 @@ async fn fire_burst(
                     step.push(result);
                     cells.push(Cell {
                         server: name.to_owned(),
-                        kind: e.server.as_ref().map(|s| s.kind.clone()),
+                        kind: e.server.as_ref().map(|s| s.kind),
                         route: path.clone(),
                         n: request.n,
                         experiment: e,
@@ -621,7 +618,7 @@ fn twin_result(k: usize, name: &str, e: &Experiment, ends: &relay::Ends) -> Valu
         "expected_waves": e.check.as_ref().map(|c| c.expected_wave_sizes.clone()),
         // The model the verdict used (for CPU work, from the CPU time the server measured): the
         // panel's model line and words move to it, so they never contradict the verdict.
-        "predicted_last_ms": e.check.as_ref().map(|c| ms(c.predicted_last)),
+        "predicted_last_ms": e.check.as_ref().map(|c| whole_ms(c.predicted_last)),
         "model": e.check.as_ref().map(|c| model::describe(&c.prediction, e.burst.n)),
         "wall_ms": e.summary.wall_ms,
         "ok": e.summary.ok,

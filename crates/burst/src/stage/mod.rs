@@ -42,9 +42,11 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::client::start_command;
 use crate::client::{Cancel, Target};
 use crate::experiment::Cell;
 use crate::model::ServerInfo;
+use twin_core::ServerKind;
 
 pub use fire::{parse_fire, FireRequest, MAX_N, ROUTES};
 pub use replay::Recording;
@@ -147,7 +149,7 @@ pub async fn serve(
 
 /// One watched twin.
 #[derive(Debug)]
-struct Twin {
+struct Watched {
     /// `pool` or `event-loop`: the page's panel.
     name: &'static str,
     base: Target,
@@ -171,7 +173,7 @@ struct Stage(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    twins: [Twin; 2],
+    twins: [Watched; 2],
     /// The stage's own address: a connection from it (or from loopback) is the presenter's.
     bound: IpAddr,
     /// Every message for the pages, as JSON text.
@@ -222,9 +224,9 @@ impl std::ops::Deref for Stage {
 
 impl Stage {
     fn new(config: StageConfig, bound: IpAddr) -> Stage {
-        let twin = |name, base: Target| Twin {
+        let twin = |name, base: Target| Watched {
             name,
-            start: start_command(name, base.addr.port()),
+            start: start_command(twin_kind(name), base.addr.port()),
             base,
             state: Mutex::new(TwinState::default()),
         };
@@ -281,11 +283,11 @@ impl Stage {
         let _ = self.feed.send(message);
     }
 
-    fn twin(&self, name: &str) -> Option<&Twin> {
+    fn twin(&self, name: &str) -> Option<&Watched> {
         self.twins.iter().find(|t| t.name == name)
     }
 
-    fn state(&self, twin: &Twin) -> TwinState {
+    fn state(&self, twin: &Watched) -> TwinState {
         lock(&twin.state).clone()
     }
 
@@ -341,19 +343,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The command that starts the twin a panel watches.
-/// The release build's binary, not `cargo run -p`: the workspace's `cargo build --release` has
-/// built it, and `-p` alone would build the package again with other features (half a minute).
-fn start_command(name: &str, port: u16) -> String {
-    let (binary, default) = match name {
-        "pool" => ("pool-server", 8000),
-        _ => ("async-server", 8001),
-    };
-    let path = std::path::Path::new("target").join("release").join(binary);
-    if port == default {
-        format!("{}", path.display())
+/// Which kind of twin a panel (`pool`, `event-loop`) watches.
+fn twin_kind(name: &str) -> ServerKind {
+    if name == "pool" {
+        ServerKind::Pool
     } else {
-        format!("{} --port {port}", path.display())
+        ServerKind::EventLoop
     }
 }
 
@@ -585,11 +580,11 @@ mod tests {
     fn a_panel_names_the_command_that_starts_its_twin() {
         let sep = std::path::MAIN_SEPARATOR;
         assert_eq!(
-            start_command("pool", 8000),
+            start_command(ServerKind::Pool, 8000),
             format!("target{sep}release{sep}pool-server")
         );
         assert_eq!(
-            start_command("event-loop", 9001),
+            start_command(ServerKind::EventLoop, 9001),
             format!("target{sep}release{sep}async-server --port 9001")
         );
     }

@@ -11,26 +11,14 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{lock, ForLater, Stage, Twin, TwinState};
-use crate::model::ServerInfo;
+use super::{lock, ForLater, Stage, Watched, TwinState};
+use twin_core::contract::{EventName, ServerInfo};
 
 /// How often a twin that is down is looked for again.
 const RETRY: Duration = Duration::from_millis(500);
 
 /// The longest line of an event stream the stage reads: a twin's `hello` is a few KiB.
 const MAX_LINE: u64 = 64 * 1024;
-
-/// The events a twin sends, by name.
-const KNOWN: [&str; 8] = [
-    "hello",
-    "queued",
-    "picked-up",
-    "slot",
-    "finished",
-    "frozen",
-    "thawed",
-    "lagged",
-];
 
 /// Follow twin `i` for as long as the stage runs: connect, relay, and when it goes away, say so
 /// and look for it again.
@@ -63,7 +51,7 @@ pub(super) async fn follow_twin(stage: Stage, i: usize) {
     }
 }
 
-pub(super) fn down_message(twin: &Twin, why: &str) -> Value {
+pub(super) fn down_message(twin: &Watched, why: &str) -> Value {
     json!({
         "type": "down",
         "twin": twin.name,
@@ -177,14 +165,14 @@ impl Lines {
 }
 
 /// One event from a twin, checked, to the pages.
-fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), String> {
-    if !KNOWN.contains(&event) {
+fn relay(stage: &Stage, twin: &Watched, event: &str, data: &str) -> Result<(), String> {
+    let Some(name) = EventName::parse(event) else {
         // A newer twin's event, say: not for this page.
         return Ok(());
-    }
+    };
     let data: Map<String, Value> = serde_json::from_str(data)
         .map_err(|_| format!("its {event:?} event carried no JSON object: not a twin"))?;
-    if event == "hello" {
+    if name == EventName::Hello {
         let info = serde_json::from_value::<ServerInfo>(Value::Object(data.clone())).ok();
         let pid = data.get("pid").and_then(Value::as_u64).unwrap_or(0);
         stage.narrate(format!(
@@ -198,19 +186,19 @@ fn relay(stage: &Stage, twin: &Twin, event: &str, data: &str) -> Result<(), Stri
             why: None,
         };
     }
-    if event == "finished" {
+    if name == EventName::Finished {
         if let Some(id) = data.get("id").and_then(Value::as_str) {
             let skipped = data.get("status").and_then(Value::as_u64) == Some(499);
             ended(stage, id, skipped);
         }
     }
-    let keep = if event == "hello" {
+    let keep = if name == EventName::Hello {
         ForLater::Skip
     } else {
         ForLater::Keep
     };
     stage.say(
-        &json!({"type": event, "twin": twin.name, "data": data}),
+        &json!({"type": name, "twin": twin.name, "data": data}),
         keep,
     );
     Ok(())
