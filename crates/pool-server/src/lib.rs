@@ -123,7 +123,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let acceptor = shared.clone();
     thread::Builder::new()
         .name("acceptor".into())
-        .spawn(move || accept(&acceptor, &server))?;
+        .spawn(move || accept(&acceptor, server))?;
     let (done_tx, done) = mpsc::channel();
     for k in 0..usize::from(config.workers) {
         let shared = shared.clone();
@@ -170,12 +170,24 @@ impl tiny_http::HeadPolicy for Policy {
     }
 }
 
-/// Move requests from tiny_http into the pool's queue, for as long as the process runs. An
+/// Move requests from tiny_http into the pool's queue, for as long as the server runs. An
 /// accept error (out of file descriptors) is said once; tiny_http backs off and accepts again.
-fn accept(shared: &Shared, server: &tiny_http::Server) {
+/// Once the drain has begun, requests are moved (and answered 503) until none has come for
+/// `DRAIN_GRACE`; then tiny_http's server is let go, and the listening socket with it.
+fn accept(shared: &Shared, server: tiny_http::Server) {
     let mut failing = false;
     loop {
-        match server.recv() {
+        let next = if shared.draining.load(Ordering::SeqCst) {
+            match server.recv_timeout(DRAIN_GRACE) {
+                Ok(Some(rq)) => Ok(rq),
+                Ok(None) => return,
+                // The drain shut the listening socket: tiny_http's accept fails from now on.
+                Err(_) => continue,
+            }
+        } else {
+            server.recv()
+        };
+        match next {
             Ok(rq) => {
                 if failing {
                     tracing::info!("accepting connections again");
@@ -183,8 +195,7 @@ fn accept(shared: &Shared, server: &tiny_http::Server) {
                 }
                 enqueue(shared, rq);
             }
-            // The drain shut the listening socket: tiny_http's accept fails from now on, but
-            // connections it accepted may still bring requests, each answered 503 here.
+            // The drain began while this waited: the loop above takes it from here.
             Err(_) if shared.draining.load(Ordering::SeqCst) => {}
             Err(e) if !failing => {
                 tracing::error!(
