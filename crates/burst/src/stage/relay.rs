@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{lock, ForLater, Stage, Watched, TwinState};
+use super::{lock, ForLater, Stage, TwinState, Watched};
 use twin_core::contract::{EventName, ServerInfo};
 
 /// How often a twin that is down is looked for again.
