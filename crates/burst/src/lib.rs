@@ -11,24 +11,20 @@
 //! | [`model`] | predict when each request should finish, and check a burst against it |
 //! | [`stats`] | counts, latency percentiles, per-worker tallies, completion order |
 //! | [`units`] | durations in milliseconds, rounded where printed |
-//! | [`render`] | the per-request table, the text waterfall, the summary |
-//! | [`output`] | the same rows as JSON or CSV |
-//! | [`svg`] | the comparison chart and the per-request timeline |
+//! | [`print`] | what burst shows: text (tables, waterfall, summary), JSON and CSV, SVG charts |
 //! | [`experiment`] | one burst held against the model; the reference matrix |
 //! | [`progress`] | the live progress line while a long burst runs |
 //! | [`stage`] | `burst stage`: the live page that watches both twins' `/events` and fires bursts |
 //!
-//! Data flows one way: `client` → `model` and `stats` → `render` / `output` / `svg`.
+//! Data flows one way: `client` → `model` and `stats` → `print`.
 
 pub mod client;
 pub mod experiment;
 pub mod model;
-pub mod output;
+pub mod print;
 pub mod progress;
-pub mod render;
 pub mod stage;
 pub mod stats;
-pub mod svg;
 pub mod units;
 
 use std::time::Duration;

@@ -9,9 +9,10 @@ use burst::client::Cancel;
 use burst::experiment::{self, Settings, Status, Step};
 use burst::model::describe;
 use burst::model::{ServerInfo, ServerKind};
+use burst::print::text::{self as render, WaterfallStyle};
+use burst::print::{json_csv as output, svg};
 use burst::progress::Progress;
-use burst::render::{self, WaterfallStyle};
-use burst::{output, svg, Target};
+use burst::Target;
 use clap::{Args, Parser, Subcommand};
 
 /// Fire N requests at once, each on its own connection, and show every request: when it was
@@ -703,7 +704,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
         println!("{text}");
     } else {
         println!();
-        print!("{}", experiment::compare_table(&cells));
+        print!("{}", render::compare_table(&cells));
     }
     if let Some(path) = &args.svg {
         let workers = cells
@@ -722,7 +723,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
                 "{workers}pool: solid, event loop: dashed; where /async-io hides /io, it took as long"
             )
         };
-        std::fs::write(path, experiment::compare_svg(&cells, &subtitle))
+        std::fs::write(path, svg::compare_svg(&cells, &subtitle))
             .map_err(|err| Fatal(format!("cannot write {}: {err}", path.display()), 2))?;
         if !args.json {
             println!("chart: {}", path.display());

@@ -96,7 +96,7 @@ fn csv_has_a_header_and_one_row_per_request() {
     assert!(out.status.success());
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], burst::output::CSV_COLUMNS);
+    assert_eq!(lines[0], burst::print::json_csv::CSV_COLUMNS);
     assert_eq!(lines.len(), 8, "{text}");
     for l in &lines[1..] {
         let fields: Vec<&str> = l.split(',').collect();

@@ -19,7 +19,7 @@ use super::{json_response, lock, refused, relay, replay, ForLater, Stage, Stored
 use crate::client::{self, Cancel, Outcome};
 use crate::experiment::{self, Cell, Experiment, Plan, Settings, Status};
 use crate::model;
-use crate::output;
+use crate::print::json_csv as output;
 use crate::units::whole_ms;
 use crate::Target;
 
@@ -544,7 +544,7 @@ fn chart(
     files.push((
         "chart.svg".to_owned(),
         "image/svg+xml",
-        experiment::completion_svg(&shown, title, &subtitle),
+        crate::print::svg::completion_svg(&shown, title, &subtitle),
     ));
     Some(format!("/bursts/{k}/chart.svg"))
 }

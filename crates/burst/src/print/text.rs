@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::client::{Burst, Outcome, RequestResult};
+use crate::experiment::{Cell, Status};
 use crate::model::Check;
+use crate::model::ServerKind;
 use crate::stats::{completion_order, Summary};
 use crate::units;
 
@@ -311,6 +313,96 @@ pub fn summary_text(
             let _ = writeln!(s, "model: no prediction ({why})");
         }
     }
+    s
+}
+
+/// The comparison table: a row per route × burst size, a column per server — each with its total
+/// time and a mark (✓ as predicted, ✗ not as predicted, ! requests failed, - no model) — and,
+/// after the last server of each kind, that kind's model.
+pub fn compare_table(cells: &[Cell]) -> String {
+    let mut servers: Vec<(&str, Option<ServerKind>)> = Vec::new();
+    let mut rows: Vec<(&str, usize)> = Vec::new();
+    for c in cells {
+        if !servers.iter().any(|(s, _)| *s == c.server) {
+            servers.push((&c.server, c.kind));
+        }
+        if !rows.contains(&(c.route.as_str(), c.n)) {
+            rows.push((&c.route, c.n));
+        }
+    }
+    // Columns: each server, and a model column after the last server of each kind.
+    let mut columns: Vec<(String, Option<ServerKind>, bool)> = Vec::new();
+    for (k, (name, kind)) in servers.iter().enumerate() {
+        columns.push(((*name).to_owned(), *kind, false));
+        let last_of_kind = !servers[k + 1..].iter().any(|(_, other)| other == kind);
+        if let (true, Some(kind)) = (last_of_kind, kind) {
+            columns.push((format!("model ({kind})"), Some(*kind), true));
+        }
+    }
+    let width = |title: &str| title.chars().count().max(9);
+    let mut s = String::new();
+    let _ = write!(s, "{:<18} {:>6}", "route", "n");
+    for (title, _, _) in &columns {
+        let _ = write!(s, "  {:>w$}", title, w = width(title));
+    }
+    s.push('\n');
+    let mut judged = (0, 0);
+    for (route, n) in &rows {
+        let _ = write!(s, "{route:<18} {n:>6}");
+        for (title, kind, is_model) in &columns {
+            let text = if *is_model {
+                cells
+                    .iter()
+                    .filter(|c| c.route == *route && c.n == *n && c.kind == *kind)
+                    .find_map(|c| c.experiment.check.as_ref())
+                    .map_or("-".to_owned(), |k| {
+                        format!("{:.2}", k.prediction.done_at(*n).as_secs_f64())
+                    })
+            } else {
+                match cells
+                    .iter()
+                    .find(|c| c.route == *route && c.n == *n && c.server == *title)
+                {
+                    None => "-".to_owned(),
+                    Some(c) => {
+                        let e = &c.experiment;
+                        let mark = match (e.status(), &e.check) {
+                            (Status::Failed, _) => "!",
+                            (_, None) => "-",
+                            (Status::NotAsPredicted, _) => "✗",
+                            (Status::Ok, Some(_)) => "✓",
+                        };
+                        if e.check.is_some() {
+                            judged.1 += 1;
+                            judged.0 += usize::from(e.status() == Status::Ok);
+                        }
+                        // A server whose loops got the burst unevenly has a model of its own.
+                        let own = e.check.as_ref().filter(|k| {
+                            k.predicted_last.abs_diff(k.prediction.done_at(*n))
+                                > Duration::from_millis(1)
+                        });
+                        match own {
+                            Some(k) => format!(
+                                "{:.2} {mark} (model {:.2})",
+                                e.summary.wall_ms / 1000.0,
+                                k.predicted_last.as_secs_f64()
+                            ),
+                            None => format!("{:.2} {mark}", e.summary.wall_ms / 1000.0),
+                        }
+                    }
+                }
+            };
+            let _ = write!(s, "  {:>w$}", text, w = width(title));
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "times in seconds, for the last request to finish; {} of {} judged cells as predicted\n\
+         ✓ as predicted, ✗ NOT as predicted, ! requests failed;\n\
+         (model …): the model's time where the connections spread unevenly over the loops",
+        judged.0, judged.1
+    );
     s
 }
 

@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::client::{Burst, Outcome};
-use crate::render::tick_step;
+use crate::experiment::Cell;
+use crate::model::ServerKind;
+use crate::print::text::tick_step;
+use crate::stats;
 use crate::stats::completion_order;
 
 /// A request whose server gave no timings: in flight, neither waiting nor served as far as we know.
@@ -477,6 +480,90 @@ pub fn timeline(burst: &Burst, title: &str) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+fn route_color(route: &str) -> &'static str {
+    match route {
+        "/io" => "#D55E00",
+        "/async-io" => "#0072B2",
+        "/async-io-multi" => "#009E73",
+        "/async-io-blocking" => "#CC79A7",
+        "/cpu" => "#E69F00",
+        _ => "#000000",
+    }
+}
+
+/// The comparison chart: a panel per size; pool lines solid, event-loop lines dashed. Where a kind
+/// has several servers (real Flask beside the twin, say), the first is drawn wide and light and
+/// the others thin on top: where the lines lie on each other, the servers behaved alike.
+pub fn compare_svg(cells: &[Cell], subtitle: &str) -> String {
+    completion_svg(
+        cells,
+        "IO-bound bursts: a pool of blocking workers vs event loops",
+        subtitle,
+    )
+}
+
+/// [`compare_svg`] with a title of its own (the stage's bursts may be the pitfall routes).
+pub fn completion_svg(cells: &[Cell], title: &str, subtitle: &str) -> String {
+    let mut sizes: Vec<usize> = cells.iter().map(|c| c.n).collect();
+    sizes.dedup();
+    let mut servers: Vec<(&str, Option<ServerKind>)> = Vec::new();
+    for c in cells {
+        if !servers.iter().any(|(s, _)| *s == c.server) {
+            servers.push((&c.server, c.kind));
+        }
+    }
+    let shared_kind = |c: &Cell| servers.iter().filter(|(_, k)| *k == c.kind).count() > 1;
+    let first_of_kind = |c: &Cell| {
+        servers
+            .iter()
+            .find(|(_, k)| *k == c.kind)
+            .is_some_and(|(s, _)| *s == c.server)
+    };
+    let panels: Vec<Panel> = sizes
+        .iter()
+        .map(|&n| Panel {
+            title: format!("{n} requests at once"),
+            series: cells
+                .iter()
+                .filter(|c| c.n == n)
+                .map(|c| {
+                    let b = &c.experiment.burst;
+                    let done = stats::completion_order(b)
+                        .into_iter()
+                        .map(|i| b.results[i].done.filter(|_| b.results[i].is_ok()))
+                        .collect();
+                    let (width, opacity) = if shared_kind(c) {
+                        if first_of_kind(c) {
+                            (9.0, 0.35)
+                        } else {
+                            (2.2, 1.0)
+                        }
+                    } else if path_of(&c.route) == "/io" {
+                        // Drawn wide so that it shows where /async-io lies on top of it.
+                        (6.0, 1.0)
+                    } else {
+                        (2.2, 1.0)
+                    };
+                    Series {
+                        label: format!("{} {}", c.server, c.route),
+                        color: route_color(path_of(&c.route)),
+                        width,
+                        opacity,
+                        dashed: c.kind != Some(ServerKind::Pool),
+                        done,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    compare_chart(title, subtitle, &panels)
+}
+
+/// `/io` of `/io?ms=20`.
+fn path_of(route: &str) -> &str {
+    route.split('?').next().unwrap_or(route)
 }
 
 #[cfg(test)]
