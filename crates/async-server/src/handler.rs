@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, Method, Response, Uri};
 use axum::middleware;
-use axum::routing::{any, get, on, MethodFilter};
+use axum::routing::{any, get};
 use axum::Router;
 use twin_core::events;
 use twin_core::request::{split_target, wants_html, FAVICON};
@@ -29,7 +29,7 @@ pub(crate) fn router(state: LoopState) -> Router {
         .route(Route::Index.path(), get(index))
         .route(Route::Healthz.path(), get(healthz))
         .route(FAVICON, any(favicon))
-        .route(events::PATH, on(MethodFilter::GET, events_again))
+        .route(events::PATH, any(events_again))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), pick_up))
@@ -91,6 +91,10 @@ async fn favicon() -> Response<Body> {
 async fn events_again(method: Method) -> Response<Body> {
     if method == Method::HEAD {
         return to_response(Reply::events_head());
+    }
+    if method != Method::GET {
+        // As on the pool, where `/events` is no route of the catalogue.
+        return to_response(Reply::not_found(events::PATH));
     }
     let mut reply = Reply::error(
         307,

@@ -23,7 +23,7 @@ mod pick_up;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -395,7 +395,17 @@ where
                 Some(r) => Poll::Ready(Ok(r)),
                 None => Poll::Pending,
             },
-            AnswerProj::Routed { future } => future.poll(cx),
+            AnswerProj::Routed { future } => {
+                let mut response = ready!(future.poll(cx));
+                if let Ok(r) = &mut response {
+                    // axum gives a `HEAD` answer the length its `GET` would have, even a 204
+                    // (RFC 9110 §8.6: MUST NOT); the pool sends none.
+                    if matches!(r.status().as_u16(), 204 | 304) {
+                        r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+                    }
+                }
+                Poll::Ready(response)
+            }
         }
     }
 }

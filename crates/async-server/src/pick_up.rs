@@ -146,6 +146,10 @@ pub(crate) async fn pick_up(
     next: Next,
 ) -> Response<Body> {
     let config = &*st.config;
+    if request.uri().path() == twin_core::events::PATH && request.method() == Method::HEAD {
+        // The stream's head, at once and from no worker, as the pool answers it.
+        return to_response(Reply::events_head());
+    }
     if request.extensions().get::<Skipped>().is_some() {
         // Its client had gone when hyper handed it over: said in the log already (`skip`).
         return to_response(Reply::client_gone());

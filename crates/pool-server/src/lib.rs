@@ -222,7 +222,11 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     if path == events::PATH && *rq.method() == tiny_http::Method::Get {
         return match shared.events.subscribe(rq.tcp_stream()) {
             Ok(watcher) => watcher.serve(&shared.config, rq.into_writer()),
-            Err(refused) => pick_up::send(rq, refused),
+            // Closed after it, as the event loop closes it.
+            Err(mut refused) => {
+                refused.headers.push(("Connection", "close".to_owned()));
+                pick_up::send(rq, refused)
+            }
         };
     }
     if path == events::PATH && *rq.method() == tiny_http::Method::Head {

@@ -149,6 +149,26 @@ GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
             answer(&[200, 200]),
         ),
         (
+            "a body declared and cut short, then nothing",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhe".to_vec(),
+            answer(&[200]),
+        ),
+        (
+            "HEAD /favicon.ico",
+            b"HEAD /favicon.ico HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
+            answer(&[204]),
+        ),
+        (
+            "HEAD /events",
+            b"HEAD /events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
+            answer(&[200]),
+        ),
+        (
+            "POST /events",
+            b"POST /events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
+            answer(&[404]),
+        ),
+        (
             "bare LF line ends",
             b"GET /healthz HTTP/1.1\nHost: t\nConnection: close\n\n".to_vec(),
             answer(&[200]),
@@ -450,6 +470,13 @@ fn an_events_stream_outlives_the_timeouts() {
         let mut buf = [0u8; 4096];
         let n = s.read(&mut buf).expect("the stream's head");
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{twin}");
+        let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+        for name in ["server: ", "date: ", "cache-control: no-store"] {
+            assert!(
+                head.contains(name),
+                "{twin}: every answer has {name}: {head}"
+            );
+        }
         // Past the header timeout (0.8 s) and the keep-alive one (0.3 s), twice over.
         std::thread::sleep(Duration::from_millis(1600));
         s.set_nonblocking(true).expect("non-blocking");

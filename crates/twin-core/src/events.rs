@@ -458,6 +458,7 @@ impl Events {
     pub fn watch_connection(&self, config: &Config, mut stream: TcpStream) {
         let events = self.clone();
         let hello = Reply::index(config).body;
+        let config_kind = config.kind;
         let started = std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
@@ -466,9 +467,11 @@ impl Events {
                 let result = read.and_then(|mut out| {
                     let socket = Arc::new(stream);
                     match events.subscribe(Some(socket.clone())) {
-                        Ok(watcher) => watcher.stream(&hello, Box::new(out)),
+                        Ok(watcher) => watcher.stream(config_kind, &hello, Box::new(out)),
                         Err(reply) => {
-                            out.write_all(reply.to_http1().as_bytes())?;
+                            // As every answer of this twin, and closed after it.
+                            let bytes = crate::head::refusal_bytes(&reply, config_kind);
+                            out.write_all(&bytes)?;
                             socket.shutdown(std::net::Shutdown::Write)
                         }
                     }
@@ -506,10 +509,11 @@ impl Watcher {
     /// until the watcher goes away or the server drains. `out` is the connection.
     pub fn serve(self, config: &Config, out: Box<dyn Write + Send>) {
         let hello = Reply::index(config).body;
+        let kind = config.kind;
         let started = std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
-                if let Err(e) = self.stream(&hello, out) {
+                if let Err(e) = self.stream(kind, &hello, out) {
                     tracing::debug!("an events watcher went away: {e}");
                 }
             });
@@ -518,9 +522,14 @@ impl Watcher {
         }
     }
 
-    fn stream(self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
+    fn stream(
+        self,
+        kind: crate::route::ServerKind,
+        hello: &str,
+        out: Box<dyn Write + Send>,
+    ) -> io::Result<()> {
         let (events, id, socket) = (self.events.clone(), self.id, self.socket.clone());
-        let streamed = self.write_events(hello, out);
+        let streamed = self.write_events(kind, hello, out);
         // Done (the client went, the drain, a stall): its place and buffer go now, and the
         // thread waiting for the client to hang up is released.
         events.unsubscribe(id);
@@ -530,7 +539,12 @@ impl Watcher {
         streamed
     }
 
-    fn write_events(mut self, hello: &str, out: Box<dyn Write + Send>) -> io::Result<()> {
+    fn write_events(
+        mut self,
+        kind: crate::route::ServerKind,
+        hello: &str,
+        out: Box<dyn Write + Send>,
+    ) -> io::Result<()> {
         // With no socket to watch the sender goes here: the stream ends when the hub lets go.
         if let (Some(socket), Some(tell)) = (&self.socket, self.hang_up.take()) {
             wait_for_hang_up(socket.clone(), tell);
@@ -545,7 +559,7 @@ impl Watcher {
             since: None,
         };
         let mut out = io::BufWriter::new(out);
-        out.write_all(HEAD.as_bytes())?;
+        out.write_all(head(kind).as_bytes())?;
         write_event(&mut out, EventName::Hello, hello.trim_end())?;
         for (worker, since_us) in self.events.frozen_now() {
             let t_us = unix_micros(SystemTime::now());
@@ -698,13 +712,17 @@ impl Write for Stall {
     }
 }
 
-/// The response head: the stream ends when the connection closes.
-const HEAD: &str = "HTTP/1.1 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-store\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n\
-retry: 1000\n\n";
+/// The response head, with the `Server` and `Date` every answer has: the stream ends when the
+/// connection closes.
+fn head(kind: crate::route::ServerKind) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
+         Server: {}\r\nDate: {}\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n\
+         retry: 1000\n\n",
+        crate::head::server(kind),
+        crate::head::http_date(SystemTime::now())
+    )
+}
 
 fn write_event(out: &mut impl Write, name: EventName, data: &str) -> io::Result<()> {
     write!(out, "event: {}\ndata: {data}\n\n", name.as_str())

@@ -222,7 +222,7 @@ pub(crate) fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             .filter(|r| r.outcome == burst::client::Outcome::Cancelled)
             .count();
         eprintln!(
-            "burst: interrupted after {:.2} s: {} of {n} answered (shown), {given_up} given up —\n\
+            "burst: interrupted after {:.2} s: {} of {n} answered, {given_up} given up —\n\
              burst: their connections reset: a twin skips those it had not picked up yet, and\n\
              burst: finishes, for nobody, those a worker already had",
             e.summary.wall_ms / 1000.0,

@@ -509,21 +509,30 @@ fn chart(
         let path = c.route.split('?').next().unwrap_or("");
         ["/io", "/async-io", "/async-io-multi"].contains(&path)
     };
+    // A burst that failed or was cancelled is no completion curve: it neither joins the chart
+    // nor pushes out the finished burst of the same route it would have replaced.
+    let done: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.experiment.status() != Status::Failed)
+        .collect();
     let mut kept = lock(&stage.cells);
     // Earlier bursts stay only as the reference chart has them: IO-bound, every request ok.
     kept.retain(|old| {
         io_bound(old)
             && old.experiment.status() != Status::Failed
-            && !cells
+            && !done
                 .iter()
                 .any(|c| c.server == old.server && c.route == old.route && c.n == old.n)
     });
-    kept.extend(cells.iter().cloned());
+    kept.extend(done.into_iter().cloned());
     while kept.len() > 4 * ROUTES.len() {
         kept.remove(0);
     }
     let mut shown: Vec<Cell> = kept.iter().filter(|c| c.n == request.n).cloned().collect();
     drop(kept);
+    if shown.is_empty() {
+        return None;
+    }
     let rank = |c: &Cell| {
         let path = c.route.split('?').next().unwrap_or("");
         (c.server != "pool", ROUTES.iter().position(|r| *r == path))
