@@ -229,24 +229,28 @@ fn serve_connection(
         tokio::pin!(conn);
         // On a drain, a connection between requests may still bring one within the grace (it
         // gets the 503, as on the pool); then hyper closes it once it has answered what it holds.
-        let mut stopping = draining;
         let mut shut = false;
-        let grace = tokio::time::sleep(DRAIN_GRACE);
-        tokio::pin!(grace);
+        // When the grace ends, once the drain has begun: no timer before (10,000 connections).
+        let mut grace_ends = draining.then(|| tokio::time::Instant::now() + DRAIN_GRACE);
         let ended = loop {
+            let grace = async move {
+                match grace_ends {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 // Bytes the loop has not read yet are read first: a loop frozen past a
                 // deadline still serves the request that arrived meanwhile.
                 ended = conn.as_mut() => break ended,
                 () = idle.until_idle(header_timeout, keep_alive) => break Ok(()),
-                changed = stop.changed(), if !stopping => {
+                changed = stop.changed(), if grace_ends.is_none() => {
                     if changed.is_err() || *stop.borrow() {
-                        stopping = true;
-                        grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                        grace_ends = Some(tokio::time::Instant::now() + DRAIN_GRACE);
                     }
                 }
-                () = &mut grace, if stopping && !shut => {
+                () = grace, if !shut => {
                     conn.as_mut().graceful_shutdown();
                     shut = true;
                 }

@@ -36,8 +36,10 @@ pub(crate) struct Socket {
     opened: Instant,
     last_read: AtomicU64,
     last_answer: AtomicU64,
-    /// Requests handed to the app and not answered yet.
+    /// Requests handed to the app and not answered yet; told when one is answered (so that a
+    /// connection being served arms no timer of its own).
     serving: AtomicUsize,
+    answered: tokio::sync::Notify,
 }
 
 impl std::ops::Deref for Socket {
@@ -56,6 +58,7 @@ impl Peer {
             last_read: AtomicU64::new(0),
             last_answer: AtomicU64::new(0),
             serving: AtomicUsize::new(0),
+            answered: tokio::sync::Notify::new(),
         }))
     }
 
@@ -90,8 +93,8 @@ impl Peer {
             match self.deadline(header, keep_alive) {
                 Some(at) if at <= Instant::now() => return,
                 Some(at) => tokio::time::sleep_until(at.into()).await,
-                // Serving: look again later (an answer moves the deadline anyway).
-                None => tokio::time::sleep(keep_alive.min(header)).await,
+                // Serving: no deadline until it is answered.
+                None => self.0.answered.notified().await,
             }
         }
     }
@@ -141,6 +144,8 @@ impl Peer {
     fn answered(&self) {
         self.0.last_answer.store(self.now(), Ordering::SeqCst);
         self.0.serving.fetch_sub(1, Ordering::SeqCst);
+        // A permit, if nobody waits yet: the idle watch then looks again at once.
+        self.0.answered.notify_one();
     }
 
     /// Has the client reset the connection (given up on its request)?

@@ -7,9 +7,9 @@
 //! request n (from 1) at ⌈n/workers⌉·T.
 //!
 //! How a request reaches a worker: tiny_http accepts connections and reads requests on threads of
-//! its own; an *acceptor* thread moves each request into the pool's queue — one FIFO that every
-//! worker takes from, like gunicorn's shared listen queue. Owning that queue is what lets the
-//! server count what waits (`--max-queue`) and turn requests away politely on a drain.
+//! its own, and each reader puts its request into the pool's queue (`enqueue`) — one FIFO that
+//! every worker takes from, like gunicorn's shared listen queue. Owning that queue is what lets
+//! the server count what waits (`--max-queue`) and turn requests away politely on a drain.
 //!
 //! tiny_http is vendored with a few fixes (vendor/tiny_http/PATCH.md): it reads each head as
 //! hyper does (so both twins answer the same bytes alike, twin-core's `head.rs`), reads one
@@ -117,6 +117,11 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         header_timeout: Some(config.header_timeout()),
         keep_alive: Some(config.keep_alive()),
         policy: Some(Arc::new(Policy)),
+        // Each request goes into the workers' queue from the thread that read it.
+        deliver: Some(Arc::new({
+            let shared = shared.clone();
+            move |rq| enqueue(&shared, rq)
+        })),
     };
     let server = tiny_http::Server::from_listener_strict(listener, None, strict)
         .map_err(io::Error::other)?;
@@ -170,10 +175,11 @@ impl tiny_http::HeadPolicy for Policy {
     }
 }
 
-/// Move requests from tiny_http into the pool's queue, for as long as the server runs. An
-/// accept error (out of file descriptors) is said once; tiny_http backs off and accepts again.
-/// Once the drain has begun, requests are moved (and answered 503) until none has come for
-/// `DRAIN_GRACE`; then tiny_http's server is let go, and the listening socket with it.
+/// Hold tiny_http's server for as long as it runs, and say what its accept loop meets: an accept
+/// error (out of file descriptors) is said once; tiny_http backs off and accepts again. (Requests
+/// go straight from tiny_http's reader threads into the queue, `enqueue`; any that came this way
+/// are queued too.) Once the drain has begun and `DRAIN_GRACE` has passed quietly, the server is
+/// let go, and the listening socket with it.
 fn accept(shared: &Shared, server: tiny_http::Server) {
     let mut failing = false;
     loop {
@@ -214,11 +220,23 @@ fn accept(shared: &Shared, server: tiny_http::Server) {
 /// drain its stream ends; tiny_http then closes the connection if the watcher asked for
 /// `Connection: close`, as the stage does, and otherwise when the process exits.)
 fn enqueue(shared: &Shared, rq: tiny_http::Request) {
-    // The policy let only targets `http::Uri` reads through.
-    let Ok(uri) = head::target(rq.url()) else {
-        return pick_up::send(rq, head::malformed());
+    // The policy let only targets `http::Uri` reads through; a plain `/path?query` reads as
+    // itself (the usual case, without parsing it again).
+    let plain = rq.url().starts_with('/') && !rq.url().contains('#');
+    let uri = if plain {
+        None
+    } else {
+        match head::target(rq.url()) {
+            Ok(uri) => Some(uri),
+            Err(refusal) => return pick_up::send(rq, refusal),
+        }
     };
-    let path = uri.path();
+    let target = uri.as_ref().map_or_else(|| rq.url().to_owned(), ToString::to_string);
+    let path = match &uri {
+        Some(uri) => uri.path().to_owned(),
+        None => twin_core::request::split_target(&target).0.to_owned(),
+    };
+    let path = path.as_str();
     if path == events::PATH && *rq.method() == tiny_http::Method::Get {
         return match shared.events.subscribe(rq.tcp_stream()) {
             Ok(watcher) => watcher.serve(&shared.config, rq.into_writer()),
@@ -235,7 +253,7 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
     let (id, bad_id) = shared.ids.of(header.map(|h| h.value.as_str().as_bytes()));
     let ticket = Ticket {
-        target: uri.to_string(),
+        target,
         id,
         bad_id,
         logged: access_log::logged(&shared.config, path),

@@ -342,6 +342,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let deliver = strict.deliver.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
@@ -352,7 +353,11 @@ impl Server {
                                 // the head-read timeouts count from the answer.
                                 let (sender, receiver) = mpsc::channel();
                                 for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    let rq = rq.with_notify_sender(sender.clone());
+                                    match &deliver {
+                                        Some(deliver) => deliver(rq),
+                                        None => messages.push(rq.into()),
+                                    }
                                     if receiver.recv().is_err() {
                                         break;
                                     }

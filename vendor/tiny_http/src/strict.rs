@@ -38,6 +38,9 @@ pub struct Strict {
     /// After an answer, how long the client may send nothing before the connection is closed.
     pub keep_alive: Option<Duration>,
     pub policy: Option<Arc<dyn HeadPolicy>>,
+    /// Where each request goes, on the thread that read it: given, requests do not pass
+    /// through `Server::recv` (which then only reports accept errors) — one hand-off less.
+    pub deliver: Option<Arc<dyn Fn(crate::Request) + Send + Sync>>,
 }
 
 impl Default for Strict {
@@ -48,6 +51,7 @@ impl Default for Strict {
             header_timeout: None,
             keep_alive: None,
             policy: None,
+            deliver: None,
         }
     }
 }
@@ -262,8 +266,10 @@ pub const FIELDS: usize = 256;
 
 /// Can the bytes of a head received so far still become a request `httparse` accepts?
 fn still_http(partial: &[u8], max_headers: usize) -> Result<(), u16> {
-    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
-    match httparse::Request::new(&mut fields[..max_headers.min(FIELDS)]).parse(partial) {
+    // Room for the fields, left uninitialised (as hyper does): this runs at each line of a head.
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(partial, &mut fields[..max_headers.min(FIELDS)]) {
         Ok(_) => Ok(()),
         Err(httparse::Error::TooManyHeaders) => Err(431),
         Err(_) => Err(400),
@@ -285,9 +291,9 @@ pub(crate) struct Parsed {
 /// Parse `head` with `httparse` and frame it as hyper does (hyper 1.x, `proto/h1/role.rs`,
 /// `Server::parse`): `Err(status)` is the answer to a head that cannot be trusted.
 pub(crate) fn parse(head: &[u8], max_headers: usize) -> Result<Parsed, u16> {
-    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
-    let mut req = httparse::Request::new(&mut fields[..max_headers.min(FIELDS)]);
-    match req.parse(head) {
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut fields[..max_headers.min(FIELDS)]) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(431),
         Ok(httparse::Status::Partial) | Err(_) => return Err(400),

@@ -89,7 +89,7 @@ pub struct RefinedTcpStream {
     // PATCH (twins): the reader's deadline, applied to each read of a TCP socket as its read
     // timeout; and whether a timeout is set on the socket now
     deadline: Option<std::sync::Arc<crate::strict::Deadline>>,
-    timeout_set: bool,
+    timeout_set: Option<std::time::Duration>,
 }
 
 impl RefinedTcpStream {
@@ -106,7 +106,7 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             deadline: None,
-            timeout_set: false,
+            timeout_set: None,
         };
 
         let write = RefinedTcpStream {
@@ -114,7 +114,7 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             deadline: None,
-            timeout_set: false,
+            timeout_set: None,
         };
 
         (read, write)
@@ -162,26 +162,51 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        // PATCH (twins): a read under a deadline waits at most until it (one `setsockopt` per
-        // read that reaches the socket: the reader reads through a buffer).
-        if let (Some(deadline), Some(tcp)) = (&self.deadline, self.tcp()) {
+        // PATCH (twins): a read under a deadline waits at most until it. The socket's read
+        // timeout is set again only when what is left differs from it by more than a tenth (a
+        // connection's requests, each waited for as long, cost no `setsockopt`); a read that
+        // times out before the deadline is tried again with the exact time left.
+        let Some(deadline) = self.deadline.clone() else {
+            return self.stream.read(buf);
+        };
+        let Some(tcp) = self.tcp() else {
+            return self.stream.read(buf);
+        };
+        loop {
             match deadline.get() {
                 Some(at) => {
                     let left = at.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Err(std::io::ErrorKind::TimedOut.into());
                     }
-                    tcp.set_read_timeout(Some(left))?;
-                    self.timeout_set = true;
+                    let close_enough = self
+                        .timeout_set
+                        .is_some_and(|set| set.abs_diff(left) <= left / 10);
+                    if !close_enough {
+                        tcp.set_read_timeout(Some(left))?;
+                        self.timeout_set = Some(left);
+                    }
                 }
-                None if self.timeout_set => {
+                None if self.timeout_set.is_some() => {
                     tcp.set_read_timeout(None)?;
-                    self.timeout_set = false;
+                    self.timeout_set = None;
                 }
                 None => {}
             }
+            match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && deadline
+                        .get()
+                        .is_some_and(|at| at > std::time::Instant::now()) =>
+                {
+                    self.timeout_set = None;
+                }
+                read => return read,
+            }
         }
-        self.stream.read(buf)
     }
 }
 
