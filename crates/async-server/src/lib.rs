@@ -407,6 +407,11 @@ where
                     if matches!(r.status().as_u16(), 204 | 304) {
                         r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
                     }
+                    // axum adds `Allow` to any answer to a method a route does not take (a 413
+                    // the pick-up gave first, say); the twins say it on the 405 alone.
+                    if r.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+                        r.headers_mut().remove(axum::http::header::ALLOW);
+                    }
                 }
                 Poll::Ready(response)
             }

@@ -231,7 +231,9 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
             Err(refusal) => return pick_up::send(rq, refusal),
         }
     };
-    let target = uri.as_ref().map_or_else(|| rq.url().to_owned(), ToString::to_string);
+    let target = uri
+        .as_ref()
+        .map_or_else(|| rq.url().to_owned(), ToString::to_string);
     let path = match &uri {
         Some(uri) => uri.path().to_owned(),
         None => twin_core::request::split_target(&target).0.to_owned(),

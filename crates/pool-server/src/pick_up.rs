@@ -106,26 +106,14 @@ pub(crate) fn serve(shared: &Shared, worker: usize, rq: Request, ticket: Ticket)
     }
 }
 
-/// Has the client of `rq` reset its connection while the request waited for a worker?
-/// tiny_http's reader may have taken the reset from the socket already (it reads on, for the
-/// next request); otherwise a peek sees it.
+/// Has the client of `rq` reset its connection while the request waited for a worker? tiny_http
+/// reads one request of a connection at a time, so a reset is still in the socket for a peek —
+/// unless the reader met it while it skipped a body nobody read, and then it said so.
 fn client_gone(rq: &Request) -> bool {
-    if rq.client_reset() {
-        return true;
-    }
-    let Some(socket) = rq.tcp_stream() else {
-        return false;
-    };
-    if twin_core::platform::client_gone(&socket) {
-        return true;
-    }
-    // The reader may have taken the reset from the socket a moment ago, leaving the peek only an
-    // end to see; it records the reset right after. (Only when the client has stopped sending.)
-    if twin_core::platform::peer_closed(&socket) {
-        std::thread::sleep(Duration::from_millis(1));
-        return rq.client_reset();
-    }
-    false
+    rq.client_reset()
+        || rq
+            .tcp_stream()
+            .is_some_and(|socket| twin_core::platform::client_gone(&socket))
 }
 
 /// Write `reply` as a tiny_http response, with the headers every answer has (twin-core's

@@ -347,6 +347,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
     }
     s.push('\n');
     let mut judged = (0, 0);
+    let mut any_own = false;
     for (route, n) in &rows {
         let _ = write!(s, "{route:<18} {n:>6}");
         for (title, kind, is_model) in &columns {
@@ -381,6 +382,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
                             k.predicted_last.abs_diff(k.prediction.done_at(*n))
                                 > Duration::from_millis(1)
                         });
+                        any_own |= own.is_some();
                         match own {
                             Some(k) => format!(
                                 "{:.2} {mark} (model {:.2})",
@@ -399,10 +401,15 @@ pub fn compare_table(cells: &[Cell]) -> String {
     let _ = writeln!(
         s,
         "times in seconds, for the last request to finish; {} of {} judged cells as predicted\n\
-         ✓ as predicted, ✗ NOT as predicted, ! requests failed;\n\
-         (model …): the model's time where the connections spread unevenly over the loops",
+         ✓ as predicted, ✗ NOT as predicted, ! requests failed",
         judged.0, judged.1
     );
+    if any_own {
+        let _ = writeln!(
+            s,
+            "(model …): the model's time where the connections spread unevenly over the loops"
+        );
+    }
     s
 }
 

@@ -163,9 +163,10 @@ impl Drop for RefinedTcpStream {
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         // PATCH (twins): a read under a deadline waits at most until it. The socket's read
-        // timeout is set again only when what is left differs from it by more than a tenth (a
-        // connection's requests, each waited for as long, cost no `setsockopt`); a read that
-        // times out before the deadline is tried again with the exact time left.
+        // timeout is set a little short of what is left, and set again only when it would end
+        // after the deadline or more than a tenth before it: a connection's requests, each waited
+        // for as long, cost no `setsockopt`, and a read that times out before the deadline is
+        // tried again with what is left (a few more reads, only when a connection times out).
         let Some(deadline) = self.deadline.clone() else {
             return self.stream.read(buf);
         };
@@ -181,10 +182,11 @@ impl Read for RefinedTcpStream {
                     }
                     let close_enough = self
                         .timeout_set
-                        .is_some_and(|set| set.abs_diff(left) <= left / 10);
+                        .is_some_and(|set| set <= left && left - set <= left / 10);
                     if !close_enough {
-                        tcp.set_read_timeout(Some(left))?;
-                        self.timeout_set = Some(left);
+                        let set = (left - left / 20).max(std::time::Duration::from_millis(1));
+                        tcp.set_read_timeout(Some(set))?;
+                        self.timeout_set = Some(set);
                     }
                 }
                 None if self.timeout_set.is_some() => {
