@@ -48,7 +48,7 @@ enum Item {
     Stop,
 }
 
-/// What the acceptor learnt of a request while queueing it, for the worker that picks it up.
+/// What `enqueue` learnt of a request while queueing it, for the worker that picks it up.
 pub(crate) struct Ticket {
     /// Its target as the event loop's hyper reads it (`/io?ms=5#x` is `/io?ms=5`).
     pub(crate) target: String,
@@ -59,7 +59,7 @@ pub(crate) struct Ticket {
     pub(crate) logged: bool,
 }
 
-/// What the workers and the acceptor share.
+/// What the workers and the readers that queue requests share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) in_flight: InFlight,
@@ -69,7 +69,7 @@ pub(crate) struct Shared {
     ids: Ids,
     queue: Sender<Item>,
     waiting: Receiver<Item>,
-    /// Taken by the acceptor to enqueue and by the drain to close the queue, so that no request
+    /// Taken to enqueue and by the drain to close the queue, so that no request
     /// is queued behind the workers' `Stop`s.
     gate: Mutex<()>,
     draining: AtomicBool,
