@@ -105,7 +105,7 @@ impl Peer {
     pub(crate) fn serving<F: Future>(&self, future: F, gone: fn() -> F::Output) -> Serving<F> {
         self.0.serving.fetch_add(1, Ordering::SeqCst);
         Serving {
-            future: Some(Box::pin(future)),
+            future: Handler::Running { future },
             gone,
             peer: Some(self.clone()),
             half_closed: false,
@@ -236,21 +236,34 @@ impl hyper::rt::Write for Peer {
     }
 }
 
-/// A request being served ([`Peer::serving`]); done when its response is ready, or when its
-/// client has reset the connection (its handler is then dropped, as hyper drops it when it sees
-/// a client go).
-pub(crate) struct Serving<F: Future> {
-    future: Option<Pin<Box<F>>>,
-    gone: fn() -> F::Output,
-    peer: Option<Peer>,
-    half_closed: bool,
+pin_project_lite::pin_project! {
+    /// A request being served ([`Peer::serving`]); done when its response is ready, or when its
+    /// client has reset the connection (its handler is then dropped, as hyper drops it when it
+    /// sees a client go). The handler's future stays inline: no allocation per request.
+    pub(crate) struct Serving<F: Future> {
+        #[pin]
+        future: Handler<F>,
+        gone: fn() -> F::Output,
+        peer: Option<Peer>,
+        half_closed: bool,
+    }
+
+    impl<F: Future> PinnedDrop for Serving<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(peer) = this.project().peer.take() {
+                peer.answered();
+            }
+        }
+    }
 }
 
-impl<F: Future> Drop for Serving<F> {
-    fn drop(&mut self) {
-        if let Some(peer) = self.peer.take() {
-            peer.answered();
-        }
+pin_project_lite::pin_project! {
+    /// The handler's future, until it is done or dropped.
+    #[project = HandlerProj]
+    #[project_replace = HandlerGone]
+    pub(crate) enum Handler<F> {
+        Running { #[pin] future: F },
+        Over,
     }
 }
 
@@ -258,23 +271,23 @@ impl<F: Future> Future for Serving<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        if let Some(future) = &mut this.future {
-            if let Poll::Ready(out) = future.as_mut().poll(cx) {
-                this.future = None;
+        let mut this = self.project();
+        if let HandlerProj::Running { future } = this.future.as_mut().project() {
+            if let Poll::Ready(out) = future.poll(cx) {
+                this.future.project_replace(Handler::Over);
                 if let Some(peer) = this.peer.take() {
                     peer.answered();
                 }
                 return Poll::Ready(out);
             }
         }
-        let gone = match &this.peer {
-            Some(peer) => peer.poll_gone(cx, &mut this.half_closed),
+        let gone = match this.peer.as_ref() {
+            Some(peer) => peer.poll_gone(cx, this.half_closed),
             None => Poll::Pending,
         };
         if gone.is_ready() {
             // Dropped here: its handler's guards say it ended without an answer.
-            this.future = None;
+            this.future.project_replace(Handler::Over);
             if let Some(peer) = this.peer.take() {
                 peer.answered();
             }
