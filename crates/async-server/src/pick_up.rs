@@ -231,12 +231,11 @@ pub(crate) async fn pick_up(
 /// as the pool's tiny_http answers it while it reads the head.
 pub(crate) fn refusal(request: &Request) -> Option<Response<Body>> {
     let http11 = request.version() == axum::http::Version::HTTP_11;
-    let target = request.uri().to_string();
     let fields = request
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    twin_core::head::check(&target, http11, fields)
+    twin_core::head::check(request.uri(), http11, fields)
         .err()
         .map(to_response)
 }
@@ -392,17 +391,12 @@ impl http_body::Body for LogWhenSent {
 /// hyper already refuses heads over MAX_HEAD_BYTES or MAX_HEADERS (see lib.rs); the target and
 /// body limits are checked here, as on the pool twin.
 fn over_limits(request: &Request, target: &str) -> Option<Reply> {
-    let headers = request.headers();
-    let head_bytes = limits::head_bytes(
-        request.method().as_str(),
-        target,
-        headers.iter().map(|(k, v)| (k.as_str().len(), v.len())),
-    );
-    let body_bytes = headers
+    let body_bytes = request
+        .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    limits::check(target.len(), headers.len(), head_bytes, body_bytes)
+    limits::check(target.len(), body_bytes)
 }
 
 /// The answer to a request whose client has gone, written to nobody (hyper then finds the

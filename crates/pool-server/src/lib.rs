@@ -170,15 +170,16 @@ impl tiny_http::HeadPolicy for Policy {
     }
 
     fn check(&self, target: &str, http11: bool, headers: &[(&str, &[u8])]) -> Result<(), Vec<u8>> {
-        head::check(target, http11, headers.iter().copied())
+        head::target(target)
+            .and_then(|uri| head::check(&uri, http11, headers.iter().copied()))
             .map_err(|reply| head::refusal_bytes(&reply, ServerKind::Pool))
     }
 }
 
 /// Hold tiny_http's server for as long as it runs, and say what its accept loop meets: an accept
-/// error (out of file descriptors) is said once; tiny_http backs off and accepts again. (Requests
-/// go straight from tiny_http's reader threads into the queue, `enqueue`; any that came this way
-/// are queued too.) Once the drain has begun and `DRAIN_GRACE` has passed quietly, the server is
+/// error (out of file descriptors) is said once, and so is the end of them; tiny_http backs off
+/// and accepts again meanwhile. (Requests go straight from tiny_http's reader threads into the
+/// queue, `enqueue`; any that came this way are queued too.) Once the drain has begun and `DRAIN_GRACE` has passed quietly, the server is
 /// let go, and the listening socket with it.
 fn accept(shared: &Shared, server: tiny_http::Server) {
     let mut failing = false;
@@ -190,17 +191,23 @@ fn accept(shared: &Shared, server: tiny_http::Server) {
                 // The drain shut the listening socket: tiny_http's accept fails from now on.
                 Err(_) => continue,
             }
+        } else if failing {
+            // tiny_http reports a failed accept at least once a second while they fail (its
+            // back-off tops out at a second): two quiet seconds mean it accepts again.
+            match server.recv_timeout(Duration::from_secs(2)) {
+                Ok(Some(rq)) => Ok(rq),
+                Ok(None) => {
+                    tracing::info!("accepting connections again");
+                    failing = false;
+                    continue;
+                }
+                Err(e) => Err(e),
+            }
         } else {
             server.recv()
         };
         match next {
-            Ok(rq) => {
-                if failing {
-                    tracing::info!("accepting connections again");
-                    failing = false;
-                }
-                enqueue(shared, rq);
-            }
+            Ok(rq) => enqueue(shared, rq),
             // The drain began while this waited: the loop above takes it from here.
             Err(_) if shared.draining.load(Ordering::SeqCst) => {}
             Err(e) if !failing => {

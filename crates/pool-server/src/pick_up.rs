@@ -48,19 +48,7 @@ pub(crate) fn serve(shared: &Shared, worker: usize, rq: Request, ticket: Ticket)
     }
     // tiny_http refuses a head over the size limits itself (as hyper does); the target and body
     // limits are checked here, as on the event loop.
-    let head_bytes = limits::head_bytes(
-        &method,
-        &target,
-        rq.headers()
-            .iter()
-            .map(|h| (h.field.as_str().as_str().len(), h.value.as_str().len())),
-    );
-    let over = limits::check(
-        target.len(),
-        rq.headers().len(),
-        head_bytes,
-        rq.body_length().map(|n| n as u64),
-    );
+    let over = limits::check(target.len(), rq.body_length().map(|n| n as u64));
     let dispatched = match over.or(bad_id) {
         Some(reply) => Dispatch::Reply(reply),
         None => {

@@ -84,6 +84,9 @@ pub fn assert_recovers_from_descriptor_exhaustion(bin: &str) {
     drop(idle);
     let r = waiting.join().expect("the waiting request");
     assert_eq!(r.status, 200, "recovered once descriptors were free");
+    wait_for("the server to say it accepts again", || {
+        server.stderr().contains("accepting connections again")
+    });
     assert_eq!(get(addr, "/healthz").status, 200);
     assert!(
         server.wait(Duration::from_millis(10)).is_none(),

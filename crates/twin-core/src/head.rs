@@ -59,19 +59,21 @@ pub fn target(raw: &str) -> Result<http::Uri, Reply> {
     raw.parse::<http::Uri>().map_err(|_| malformed())
 }
 
-/// The twins' own rules for a head their HTTP layer accepted (see the module docs).
-/// `http11`: the request line said HTTP/1.1; `headers`: each field's name and value.
+/// The twins' own rules for a head their HTTP layer accepted (see the module docs): `target` is
+/// the request's URI as [`target`] (hyper, on the event loop) read it, `http11` whether the request
+/// line said HTTP/1.1, `headers` each field's name and value.
 pub fn check<'a>(
-    target_raw: &str,
+    target: &http::Uri,
     http11: bool,
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<(), Reply> {
-    target(target_raw)?;
-    if let Some(b) = target_raw.bytes().find(|b| !b.is_ascii_graphic()) {
+    // `http::Uri` keeps a scheme and an authority to ASCII; its path and query may hold more.
+    let path_and_query = target.path_and_query().map_or("", |p| p.as_str());
+    if let Some(b) = path_and_query.bytes().find(|b| !b.is_ascii_graphic()) {
         return Err(refused(format!(
             "the request target {:?} has a byte that is not visible ASCII (0x{b:02x}): \
              percent-encode it",
-            shorten(target_raw)
+            shorten(path_and_query)
         )));
     }
     let mut hosts = 0;
@@ -167,14 +169,21 @@ mod tests {
         pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect()
     }
 
+    fn uri(raw: &str) -> http::Uri {
+        target(raw).unwrap_or_default()
+    }
+
     #[test]
     fn http11_needs_exactly_one_host() {
-        assert!(check("/io", true, h(&[("Host", "a")])).is_ok());
-        assert!(check("/io", false, h(&[])).is_ok(), "HTTP/1.0 needs none");
-        let none = check("/io", true, h(&[])).unwrap_err();
+        assert!(check(&uri("/io"), true, h(&[("Host", "a")])).is_ok());
+        assert!(
+            check(&uri("/io"), false, h(&[])).is_ok(),
+            "HTTP/1.0 needs none"
+        );
+        let none = check(&uri("/io"), true, h(&[])).unwrap_err();
         assert_eq!(none.status, 400);
         assert!(none.body.contains("has 0"), "{}", none.body);
-        let two = check("/io", true, h(&[("Host", "a"), ("host", "b")])).unwrap_err();
+        let two = check(&uri("/io"), true, h(&[("Host", "a"), ("host", "b")])).unwrap_err();
         assert!(two.body.contains("has 2"), "{}", two.body);
         assert_eq!(
             two.headers,
@@ -186,10 +195,15 @@ mod tests {
     #[test]
     fn values_must_be_visible_ascii_and_targets_uris() {
         let bad: &[u8] = b"caf\xc3\xa9";
-        let err = check("/io", true, [("Host", &b"a"[..]), ("X-Request-Id", bad)]).unwrap_err();
+        let err = check(
+            &uri("/io"),
+            true,
+            [("Host", &b"a"[..]), ("X-Request-Id", bad)],
+        )
+        .unwrap_err();
         assert!(err.body.contains("x-request-id header"), "{}", err.body);
-        assert!(check("/io", true, [("Host", &b"a\tb c"[..])]).is_ok());
-        assert!(check("/\u{e9}", true, h(&[("Host", "a")])).is_err());
+        assert!(check(&uri("/io"), true, [("Host", &b"a\tb c"[..])]).is_ok());
+        assert!(check(&uri("/\u{e9}"), true, h(&[("Host", "a")])).is_err());
         assert_eq!(
             target("/io?ms=5#frag").map(|u| u.to_string()).ok(),
             Some("/io?ms=5".to_owned())

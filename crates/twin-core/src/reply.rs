@@ -308,34 +308,6 @@ impl Reply {
         reply
     }
 
-    /// This reply as HTTP/1.1 bytes on a connection no HTTP server holds (a refused watcher, a
-    /// connection the drain answers), closed after it.
-    pub fn to_http1(&self) -> String {
-        use std::fmt::Write as _;
-        let reason = match self.status {
-            200 => "OK",
-            499 => "Client Closed Request",
-            503 => "Service Unavailable",
-            _ => "",
-        };
-        let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\n",
-            self.status, self.content_type
-        );
-        for (name, value) in &self.headers {
-            if !name.eq_ignore_ascii_case("connection") {
-                let _ = write!(out, "{name}: {value}\r\n");
-            }
-        }
-        let _ = write!(
-            out,
-            "Connection: close\r\nContent-Length: {}\r\n\r\n{}",
-            self.body.len(),
-            self.body
-        );
-        out
-    }
-
     /// A request over one of the [`crate::limits`]; the connection is closed after it.
     pub fn too_large(status: u16, error: &str, detail: String) -> Reply {
         let mut reply = Reply::json(status, &json!({ "error": error, "detail": detail }));
