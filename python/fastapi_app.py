@@ -5,6 +5,7 @@ request and the loop picks up the next one. Run it as README.md says (--workers 
 """
 
 import asyncio
+import os
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -118,7 +119,11 @@ async def index(request: Request):
     if twin.wants_html(request.headers.get("accept")):  # a browser: a small page of links
         return HTMLResponse(twin.index_page("event-loop", url, "uvicorn + FastAPI"))
     threadpool = to_thread.current_default_thread_limiter().total_tokens  # anyio's default, 40
-    return twin.index("event-loop", url, "uvicorn + FastAPI", threadpool=threadpool)
+    limit = os.environ.get("TWIN_LIMIT_CONCURRENCY")  # uvicorn --limit-concurrency, as launched
+    return twin.index(
+        "event-loop", url, "uvicorn + FastAPI", threadpool=threadpool,
+        limit_concurrency=int(limit) if limit else None,
+    )
 
 
 @app.get("/healthz")

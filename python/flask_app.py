@@ -5,6 +5,7 @@ the view does while it waits. Run it as README.md says (gunicorn.conf.py: 4 work
 """
 
 import asyncio
+import os
 import time
 
 from flask import Flask, g, request
@@ -72,7 +73,8 @@ def index():
     if twin.wants_html(request.headers.get("Accept")):  # a browser: a small page of links
         return twin.index_page("pool", url, "gunicorn + Flask")
     # graceful_timeout_s: gunicorn's default --graceful-timeout, as the twins' --graceful-timeout.
-    return twin.index("pool", url, "gunicorn + Flask", graceful_timeout_s=30)
+    threads = int(os.environ.get("TWIN_THREADS", "1"))  # gunicorn --threads (gthread), 1 if sync
+    return twin.index("pool", url, "gunicorn + Flask", graceful_timeout_s=30, threads=threads)
 
 
 @app.get("/healthz")

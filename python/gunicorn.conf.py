@@ -1,10 +1,14 @@
-"""gunicorn settings for flask_app: 4 sync workers, worker labels, and no access log of its own."""
+"""gunicorn settings for flask_app: 4 sync workers (or gthread with TWIN_THREADS), worker labels, and no
+access log of its own."""
 
 import os
 import sys
 
 workers = int(os.environ.get("TWIN_WORKERS", "4"))
-worker_class = "sync"  # one request per worker process at a time
+# One request per worker process at a time; with TWIN_THREADS > 1, gunicorn's gthread worker:
+# that many threads per process, each serving one request (`--threads`).
+threads = int(os.environ.get("TWIN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 accesslog = None  # flask_app writes its own line, when a worker picks a request up
 timeout = 90  # a sync worker silent for longer is killed; a request may ask for 60 s (?ms=60000)
 control_socket_disable = True  # gunicorn >= 25 opens one at a fixed path: two servers would clash

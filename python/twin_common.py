@@ -335,17 +335,27 @@ def headers(job: Job | None) -> dict:
     return h
 
 
-def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=None) -> dict:
+def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=None,
+          threads=None, limit_concurrency=None) -> dict:
     """GET /: the twins' configuration document, with the same keys where they apply (None values
     are left out). `server` is "gunicorn + Flask" or "uvicorn + FastAPI": `version` gives the
-    versions of those packages."""
+    versions of those packages. `threads`: gunicorn's --threads (gthread); `limit_concurrency`:
+    uvicorn's --limit-concurrency, per worker process, as the launcher says (TWIN_* variables)."""
     packages = [f"{p} {version(p)}" for p in server.split(" + ")]
+    workers = int(os.environ.get("TWIN_WORKERS", "4"))
+    # How many requests hold what a route holds at once, server-wide (the twins' route.rs slots).
+    slots = {
+        "worker": workers * (threads or 1),
+        "thread-pool-slot": workers * (threadpool or 1),
+        "event-loop": workers,
+        "nothing": None,
+    }
     doc = {
         "kind": kind,
         "url": url,
         "version": ", ".join(packages + [f"Python {platform.python_version()}"]),
         "pid": os.getpid(),
-        "workers": int(os.environ.get("TWIN_WORKERS", "4")),
+        "workers": workers,
         "task_ms": TASK_MS,
         "multi_tasks": MULTI_TASKS,
         "max_ms": MAX_MS,
@@ -353,6 +363,8 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
         "cores": CORES,
         "cpu_units_per_ms": CPU_UNITS_PER_MS,
         "threadpool": threadpool,
+        "threads": threads,
+        "limit_concurrency": limit_concurrency,
         "open_files": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "backlog": BACKLOG,
         "log_ms": False,
@@ -369,6 +381,7 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
                 "description": describe(path, kind),
                 "holds": HOLDS[kind][path],
                 "service": SERVICE[path],
+                "slots": slots[HOLDS[kind][path]],
                 "example": f"curl -s '{url}{path}{example_query(path)}'",
             }
             for path, (params, *_) in ROUTES.items()

@@ -44,23 +44,15 @@ struct Cli {
     #[arg(long, default_value_t = async_server::DEFAULT_THREADPOOL, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     threadpool: u32,
-
-    /// Answer 503 at once beyond this many requests in flight, counted over all event loops
-    /// (uvicorn's flag, which counts per worker; off by default).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    limit_concurrency: Option<u32>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (threadpool, limit) = (cli.threadpool, cli.limit_concurrency.map(|n| n as usize));
+    let threadpool = cli.threadpool;
     run::main(
         &cli.server,
         ServerKind::EventLoop,
-        |c| {
-            c.threadpool = Some(threadpool);
-            c.limit_concurrency = limit;
-        },
+        |c| c.threadpool = Some(threadpool),
         async_server::start,
     )
 }

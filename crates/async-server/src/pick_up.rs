@@ -137,6 +137,24 @@ impl<T> std::future::Future for OnThreadPool<T> {
     }
 }
 
+/// A request over `--limit-concurrency`: the JSON 503 that says the limit, at once.
+fn shed(st: &LoopState, request: &Request, limit: usize) -> Response<Body> {
+    let flag = "--limit-concurrency";
+    let target = request.uri().to_string();
+    access_log::shed(&st.config, request.method().as_str(), &target, flag, limit);
+    let header = request
+        .headers()
+        .get("x-request-id")
+        .map(HeaderValue::as_bytes);
+    let (id, _) = st.ids.of(header);
+    if access_log::logged(&st.config, request.uri().path()) {
+        st.events.shed(&id, &target);
+    }
+    let mut reply = Reply::overloaded(flag, limit);
+    reply.headers.push(("X-Request-Id", id.to_string()));
+    to_response(reply)
+}
+
 /// The pick-up: the moment this loop starts on a request, as a pool worker does when it takes
 /// one from the queue — the access-log line, the shared limits, and the drain's 503. Every
 /// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
@@ -156,9 +174,10 @@ pub(crate) async fn pick_up(
     }
     let _in_flight = st.in_flight.enter();
     if let Some(limit) = config.limit_concurrency {
-        // Counted before this request's own place: over the limit, turn it away untouched.
+        // Counted with its own place: the (limit + 1)-th request in the server is shed, untouched
+        // — one log line from no worker, `finished` 503 for the watchers, as on the pool.
         if st.in_flight.count() > limit {
-            return to_response(Reply::overloaded("--limit-concurrency", limit));
+            return shed(&st, &request, limit);
         }
     }
     if *st.draining.borrow() {

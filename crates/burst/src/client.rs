@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -146,6 +147,8 @@ impl Outcome {
 pub struct RequestResult {
     /// 0-based, in the order connections were opened.
     pub index: usize,
+    /// When it was due: the release for a burst (zero); `index / rate` for open-loop traffic.
+    pub scheduled: Duration,
     /// When the request was written.
     pub sent: Duration,
     /// When the response head arrived.
@@ -171,6 +174,7 @@ impl RequestResult {
     pub fn new(index: usize) -> RequestResult {
         RequestResult {
             index,
+            scheduled: Duration::ZERO,
             sent: Duration::ZERO,
             first_byte: None,
             done: None,
@@ -188,6 +192,12 @@ impl RequestResult {
     /// Client-side latency: written to complete.
     pub fn latency(&self) -> Option<Duration> {
         self.done.map(|d| d.saturating_sub(self.sent))
+    }
+
+    /// Latency from when it was due: what a user who wanted it then waited. A client that
+    /// sent it late (a closed loop waiting on an earlier answer) cannot hide that time.
+    pub fn from_schedule(&self) -> Option<Duration> {
+        self.done.map(|d| d.saturating_sub(self.scheduled))
     }
 
     /// How long the request was being served: the server's own time less any wait for a
@@ -483,16 +493,36 @@ async fn one_request(
     connects: &Semaphore,
     how: Exchange<'_>,
 ) -> RequestResult {
-    let Exchange {
-        timeout,
-        worker_header,
-        cancel,
-    } = how;
     let mut result = RequestResult::new(index);
     // Prepare: connect and handshake before the release — within a time limit of its own, so a
     // server that accepts slowly cannot hang the burst before it starts.
-    let connect = async {
+    let prepared = async {
         let _permit = connects.acquire().await.map_err(|e| e.to_string())?;
+        prepare(target, id).await
+    }
+    .await;
+    ready.wait().await;
+    let release = loop {
+        if let Some(at) = *go.borrow_and_update() {
+            break at;
+        }
+        if go.changed().await.is_err() {
+            break Instant::now();
+        }
+    };
+    match prepared {
+        Ok((sender, request)) => exchange(sender, request, release, how, &mut result).await,
+        Err(e) => result.outcome = Outcome::Connect(e),
+    }
+    result
+}
+
+/// A connection to `target`, handshaken, and the request to send on it.
+async fn prepare(
+    target: &Target,
+    id: &str,
+) -> Result<(SendRequest<Empty<Bytes>>, Request<Empty<Bytes>>), String> {
+    let connect = async {
         let stream = TcpStream::connect(target.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -506,46 +536,43 @@ async fn one_request(
             .await
             .map_err(|e| e.to_string())
     };
-    let prepared = async {
-        let (sender, conn) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let request = Request::get(target.path_and_query())
-            .header("Host", target.host_header.as_str())
-            .header("User-Agent", concat!("burst/", env!("CARGO_PKG_VERSION")))
-            .header("X-Request-Id", id)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((sender, request))
-    }
-    .await;
-    ready.wait().await;
-    let release = loop {
-        if let Some(at) = *go.borrow_and_update() {
-            break at;
-        }
-        if go.changed().await.is_err() {
-            break Instant::now();
-        }
-    };
-    let (mut sender, request) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            result.outcome = Outcome::Connect(e);
-            return result;
-        }
-    };
-    result.sent = release.elapsed();
-    let deadline = tokio::time::Instant::from_std(release + timeout);
-    let exchange = async {
+    let (sender, conn) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let request = Request::get(target.path_and_query())
+        .header("Host", target.host_header.as_str())
+        .header("User-Agent", concat!("burst/", env!("CARGO_PKG_VERSION")))
+        .header("X-Request-Id", id)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    Ok((sender, request))
+}
+
+/// Send `request` now and wait for its answer, its timeout or the cancel; times are since
+/// `clock`, and the timeout runs from `clock` too.
+async fn exchange(
+    mut sender: SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+    clock: Instant,
+    how: Exchange<'_>,
+    result: &mut RequestResult,
+) {
+    let Exchange {
+        timeout,
+        worker_header,
+        cancel,
+    } = how;
+    result.sent = clock.elapsed();
+    let deadline = tokio::time::Instant::from_std(clock + timeout);
+    let answer = async {
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| e.to_string())?;
-        result.first_byte = Some(release.elapsed());
+        result.first_byte = Some(clock.elapsed());
         result.status = Some(response.status().as_u16());
         let headers = response.headers();
         result.worker = headers
@@ -565,13 +592,13 @@ async fn one_request(
             .await
             .map_err(|e| e.to_string())?;
         result.bytes = body.to_bytes().len() as u64;
-        result.done = Some(release.elapsed());
+        result.done = Some(clock.elapsed());
         Ok::<(), String>(())
     };
     let outcome = tokio::select! {
         biased;
         () = cancelled(cancel) => None,
-        answered = tokio::time::timeout_at(deadline, exchange) => Some(answered),
+        answered = tokio::time::timeout_at(deadline, answer) => Some(answered),
     };
     result.outcome = match outcome {
         Some(Ok(Ok(()))) => Outcome::Http(result.status.unwrap_or_default()),
@@ -582,7 +609,116 @@ async fn one_request(
             Outcome::Cancelled
         }
     };
-    result
+}
+
+/// Open-loop traffic: requests at a fixed rate, whatever the server does.
+#[derive(Debug, Clone)]
+pub struct SteadyOptions {
+    /// Requests a second, λ.
+    pub rate: f64,
+    /// How long to send for.
+    pub duration: Duration,
+    /// Per request, from its scheduled send time.
+    pub timeout: Duration,
+    pub ended: Option<Arc<AtomicUsize>>,
+    pub worker_header: Arc<str>,
+    pub run: Option<Arc<str>>,
+    /// Stops sending, and gives up on every request still waiting.
+    pub cancel: Option<watch::Receiver<bool>>,
+}
+
+/// When request `i` of open-loop traffic at `rate` for `duration` is due: `i / rate`, for every
+/// `i` with `i / rate < duration`.
+pub fn schedule(rate: f64, duration: Duration) -> Vec<Duration> {
+    let n = (rate * duration.as_secs_f64() - 1e-9).ceil().max(0.0) as usize;
+    (0..n)
+        .map(|i| Duration::from_secs_f64(i as f64 / rate))
+        .collect()
+}
+
+/// Send one request every `1/rate` seconds for `duration`, each on a connection of its own
+/// opened when it is due, as wrk2 and vegeta do: the schedule never waits for the server (an
+/// open loop), so a server that falls behind shows it in every latency measured from the
+/// schedule ([`RequestResult::from_schedule`]) — not hidden by a client that waited
+/// (coordinated omission). The `Burst`'s times are since the first request was due.
+pub async fn fire_steady(target: &Target, opts: SteadyOptions) -> Result<Burst, FireError> {
+    let due = schedule(opts.rate, opts.duration);
+    let run: Arc<str> = opts.run.clone().unwrap_or_else(|| run_id().into());
+    let target = Arc::new(target.clone());
+    let start = Instant::now() + Duration::from_millis(20);
+    let released_unix_us = unix_us_now() + 20_000;
+    let mut tasks = Vec::with_capacity(due.len());
+    let mut cancel = opts.cancel.clone();
+    for (index, &at) in due.iter().enumerate() {
+        let when = tokio::time::Instant::from_std(start + at);
+        let stopped = match cancel.as_mut() {
+            Some(c) => tokio::select! {
+                () = tokio::time::sleep_until(when) => false,
+                _ = c.wait_for(|c| *c) => true,
+            },
+            None => {
+                tokio::time::sleep_until(when).await;
+                false
+            }
+        };
+        if stopped {
+            break;
+        }
+        let target = target.clone();
+        let id = format!("{run}-{index}");
+        let (timeout, ended, header) =
+            (opts.timeout, opts.ended.clone(), opts.worker_header.clone());
+        let cancel = opts.cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut result = RequestResult::new(index);
+            result.scheduled = at;
+            let how = Exchange {
+                timeout,
+                worker_header: &header,
+                cancel,
+            };
+            // The clock is the schedule's: sent, done and the timeout all count from when the
+            // first request was due, so a request's latency can be read from when it was due.
+            match prepare(&target, &id).await {
+                Ok((sender, request)) => exchange(sender, request, start, how, &mut result).await,
+                Err(e) => {
+                    result.sent = start.elapsed();
+                    result.outcome = Outcome::Connect(e);
+                }
+            }
+            if let Some(ended) = ended {
+                ended.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }));
+    }
+    let mut results = Vec::with_capacity(due.len());
+    for (index, task) in tasks.into_iter().enumerate() {
+        results.push(task.await.unwrap_or_else(|e| RequestResult {
+            outcome: Outcome::Io(format!("task failed: {e}")),
+            ..RequestResult::new(index)
+        }));
+    }
+    // Never sent (Ctrl-C stopped the schedule): each is a row, given up.
+    for (index, &at) in due.iter().enumerate().skip(results.len()) {
+        results.push(RequestResult {
+            scheduled: at,
+            sent: at,
+            outcome: Outcome::Cancelled,
+            ..RequestResult::new(index)
+        });
+    }
+    let wall = start.elapsed();
+    let mut burst = finish(&target, run.to_string(), released_unix_us, wall, results)?;
+    // Spread from the schedule, not first-to-last: how late the worst request left.
+    burst.release_spread = burst
+        .results
+        .iter()
+        .filter(|r| !matches!(r.outcome, Outcome::Connect(_) | Outcome::Cancelled))
+        .map(|r| r.sent.saturating_sub(r.scheduled))
+        .max()
+        .unwrap_or_default();
+    Ok(burst)
 }
 
 /// A burst's connection, which ends with the reset its `SO_LINGER` of zero sends when it is

@@ -12,11 +12,15 @@ const QUEUE_H = 34, AXIS_H = 22; // px: the strip of requests not in a lane yet;
 const FROZEN_H = 5;      // px: the strip along a lane's top while its loop is frozen
 const N_COMMIT_MS = 1500; // a typed N is taken after this much quiet, so 1–5 pick routes again
 const C = { waiting: '#f2b33d', serving: '#1f6fd6', done: '#6aa86a', cut: '#b5b5b5',
-            frozen: '#3aa7e8', model: '#222', lane: ['#f4f6f9', '#ffffff'], axis: '#666',
+            frozen: '#3aa7e8', model: '#222', shed: '#c62828', lane: ['#f4f6f9', '#ffffff'], axis: '#666',
             grid: '#e2e2e2' };
-const DEFAULTS = { route: '/io', n: '16' };
+const DEFAULTS = { route: '/io', n: '16', rate: '12' };
+// Steady traffic (key T): λ requests a second for STEADY_S seconds, an open loop the stage sends.
+const RATES = [1, 2, 4, 6, 8, 12, 16, 24, 40, 100, 200];
+const STEADY_S = 5;
 
 let route = localStorage.getItem('stage.route') ?? DEFAULTS.route;
+let steadyMode = localStorage.getItem('stage.mode') === 'steady';
 let firing = false;        // a burst runs (from this page, another one, or curl)
 let canFire = true;        // this page's machine is the presenter's
 let replaying = false;     // the stage plays recordings (burst stage --replay)
@@ -53,7 +57,7 @@ class Panel {
     kick();
     Object.assign(this, { run, predictedMs, n, what, reqs: new Map(), lanes: [], frozen: [],
                           open: 0, lagged: 0, lastEvent: 0, result: null, cut: 0, cutUnseen: 0,
-                          waitingTurn: false, stoppedAt: null, burst: null });
+                          waitingTurn: false, stoppedAt: null, burst: null, steady: null, shed: 0 });
     this.latencies = [];
   }
 
@@ -85,16 +89,18 @@ class Panel {
     this.open = 0;
   }
 
-  get workers() { return this.info ? this.info.workers : Math.max(this.lanes.length, 1); }
+  // A lane per worker thread: gunicorn's gthread (--threads) has workers × threads.
+  get workers() { return this.info ? this.info.workers * (this.info.threads || 1) : Math.max(this.lanes.length, 1); }
   get t0() { return release.get(this.run) ?? null; }
   get key() { return this.what && !this.what.elsewhere ? `${this.n} ${this.what.route}` : null; }
   get axisKey() {
-    if (!this.what || this.what.elsewhere) return null;
+    if (!this.what || this.what.elsewhere || this.steady) return null;
     const path = this.what.route.split('?')[0];
     return IO_BOUND.includes(path) && !this.what.route.includes('ms=') ? `${this.n}` : this.key;
   }
 
   state(r) {
+    if (r.shed) return 'shed';
     if (r.cut) return 'cut';
     if (r.cancelled) return 'cancelled';
     if (r.done !== null) return 'done';
@@ -103,7 +109,7 @@ class Panel {
   }
 
   counts() {
-    const c = { waiting: 0, serving: 0, done: 0, cut: this.cutUnseen, cancelled: 0 };
+    const c = { waiting: 0, serving: 0, done: 0, cut: this.cutUnseen, cancelled: 0, shed: 0 };
     for (const r of this.reqs.values()) c[this.state(r)]++;
     // Fired by the stage, so the page knows how many were sent: those no loop has picked up yet
     // (behind a frozen one) are waiting too, though the server has said nothing of them.
@@ -149,6 +155,8 @@ class Panel {
       // 499: its client gave up (Esc, Ctrl-C). Skipped before a worker took it: never served,
       // so it leaves the queue and takes no place in a lane.
       if (d.status === 499) { r.cancelled = true; if (r.lane === null) return; }
+      // Shed: turned away at once over a limit (--limit-concurrency): never in a lane.
+      if (d.shed) { r.shed = true; this.shed++; return; }
       // The drain's 503 (a request waiting when the twin began to stop): cut off — without a
       // worker on the pool (it never got one), at pick-up on the event loop.
       if (d.status === 503) r.cut = true;
@@ -189,7 +197,11 @@ class Panel {
   // queue or behind a frozen loop.
   get unseen() {
     if (this.result !== null || this.waitingTurn || this.stoppedAt) return 0;
-    return this.n > this.reqs.size ? this.n - this.reqs.size : 0;
+    // Steady traffic is sent over time: only those due by now have been sent.
+    const sent = this.steady
+      ? Math.min(this.n, Math.floor(this.steady.rate * (Date.now() - this.steady.since) / 1000) + 1)
+      : this.n;
+    return sent > this.reqs.size ? sent - this.reqs.size : 0;
   }
   get unseen0() { return this.n > this.reqs.size ? this.n - this.reqs.size : 0; }
 
@@ -277,6 +289,13 @@ class Panel {
       g.fillStyle = '#333';
       g.fillText(`+${waiting - fit}`, from + fit * step + 2, 21);
     }
+    // Shed at once (503): counted at the strip's right end, in red.
+    if (this.shed) {
+      g.fillStyle = C.shed;
+      g.textAlign = 'right';
+      g.fillText(`✕ ${this.shed} shed`, w - 6, 21);
+      g.textAlign = 'start';
+    }
   }
 
   drawAxis(g, x, spanUs, t0, y, top, w) {
@@ -299,11 +318,16 @@ class Panel {
     const c = this.counts(), el = this.el;
     // The long words only while they fit: with cut-off or cancelled counts beside them, short.
     const waitNoun = this.twin === 'pool' && !c.cut && !c.cancelled ? 'waiting for a worker' : 'waiting';
-    setHTML(el.querySelector('.counter'),
+    // Steady traffic: λ, μ and L — the requests in the server now (waiting or being served).
+    const st = this.steady;
+    const little = st ? `<span class="l">λ <b>${+st.rate.toFixed(1)}</b>/s · μ <b>${st.mu ? +st.mu.toFixed(1) + '/s' : 'CPU, memory'}</b>` +
+      ` · L <b>${c.waiting + c.serving}</b> in the server</span> · ` : '';
+    setHTML(el.querySelector('.counter'), little +
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
       `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>` +
       (c.cut ? ` · <span class="r"><b>${c.cut}</b> cut off</span>` : '') +
-      (c.cancelled ? ` · <span class="x"><b>${c.cancelled}</b> cancelled</span>` : ''));
+      (c.cancelled ? ` · <span class="x"><b>${c.cancelled}</b> cancelled</span>` : '') +
+      (c.shed ? ` · <span class="r"><b>${c.shed}</b> shed (503)</span>` : ''));
     const lanes = this.workers, area = el.querySelector('.stage-area');
     const queueH = QUEUE_H;
     const laneH = (area.clientHeight - queueH - AXIS_H) / lanes;
@@ -330,6 +354,7 @@ class Panel {
     setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
       : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, after the pool's (at once, they would share the cores)`
+      : st ? `${+st.rate.toFixed(1)}/s for ${seconds(st.durationMs)} of ${esc(w.route)} (${this.n} requests)${w.model ? ` — model: ${esc(w.model)}` : ''}`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     const res = this.result;
     let verdict = '', links = '';
@@ -337,6 +362,7 @@ class Panel {
     else if (res) {
       const mark = { ok: '✓', 'not-as-predicted': '✗', failed: '✗ FAILED:', cancelled: '■' }[res.status] ?? '';
       verdict = `${mark} ${esc(res.verdict)}`;
+      if (res.little) verdict += `<br><span class="little">${esc(res.little.line)}</span>`;
       if (res.json) links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
       if (res.replay) links += `<a href="${res.replay}" download>replay file</a>`;
     }
@@ -353,6 +379,7 @@ class Panel {
     const lat = [...this.latencies].sort((a, b) => a - b);
     return {
       up: this.up, info: this.info, run: this.run, ...c, lagged: this.lagged, drawn: this.drawn ?? 0,
+      steady: this.steady,
       lanes: Array.from({ length: this.workers }, (_, k) => ({
         worker: `worker${k}`, served: (this.lanes[k] ?? []).filter(r => r.done !== null && !r.cut && !r.cancelled).length,
         frozen: this.isFrozen(k) })),
@@ -423,10 +450,13 @@ function onMessage(m) {
       Object.assign(frames, { count: 0, maxGapMs: 0, last: 0 });
       m.twins.forEach((t, i) => {
         panels[t.twin].reset(t.run ?? m.run, t.predicted_ms, m.n, { route: m.route, model: t.model, note: m.note });
+        if (m.mode === 'steady') {
+          panels[t.twin].steady = { rate: m.rate, durationMs: m.duration_ms, mu: t.mu ?? null, since: Date.now() };
+        }
         panels[t.twin].waitingTurn = m.sequential && i > 0;
         panels[t.twin].burst = m.burst;
       });
-      status(`burst ${m.burst}: ${m.n} × ${m.route} at ${m.twins.length > 1 ? 'both' : NAMES[m.twins[0].twin]}` +
+      status(`burst ${m.burst}: ${m.mode === 'steady' ? `${m.rate}/s for ${seconds(m.duration_ms)} (${m.n})` : m.n} × ${m.route} at ${m.twins.length > 1 ? 'both' : NAMES[m.twins[0].twin]}` +
              (m.sequential ? ', one after the other' : ''));
       notice = m.replay_note ?? '';
       break;
@@ -601,6 +631,38 @@ function stepN(by) {
   commitN();
 }
 
+// What a press asks for: a burst of N, or (steady mode) λ a second for STEADY_S seconds.
+function query(at) {
+  return steadyMode ? { route, rate: rateEl.value, duration: STEADY_S, at } : { route, n: nEl.value, at };
+}
+
+// T: bursts ⇄ steady traffic. The header shows N or λ, and the buttons what each predicts.
+const rateEl = document.getElementById('rate');
+rateEl.value = localStorage.getItem('stage.rate') ?? DEFAULTS.rate;
+function setMode(steady) {
+  steadyMode = steady;
+  localStorage.setItem('stage.mode', steady ? 'steady' : 'burst');
+  document.body.classList.toggle('steady', steady);
+  document.getElementById('mode').setAttribute('aria-pressed', String(steady));
+  askPlan();
+}
+function stepRate(by) {
+  const r = +rateEl.value || 12;
+  const next = by > 0 ? RATES.find(p => p > r) : RATES.slice().reverse().find(p => p < r);
+  rateEl.value = next ?? r;
+  localStorage.setItem('stage.rate', rateEl.value);
+  status(`λ = ${rateEl.value} requests a second for ${STEADY_S} s`);
+  askPlan();
+}
+rateEl.addEventListener('change', () => {
+  const r = +rateEl.value;
+  if (!(r > 0 && r <= 200)) { rateEl.value = localStorage.getItem('stage.rate') ?? DEFAULTS.rate; status('λ is 0.1 to 200 a second', true); }
+  localStorage.setItem('stage.rate', rateEl.value);
+  rateEl.blur();
+  askPlan();
+});
+document.getElementById('mode').onclick = () => setMode(!steadyMode);
+
 function busy(on) {
   firing = on;
   document.querySelectorAll('[data-at]').forEach(b => { b.disabled = on || !canFire; });
@@ -615,7 +677,7 @@ let planAsked = 0;
 async function askPlan() {
   const asked = ++planAsked;
   try {
-    const res = await fetch(`/plan?${new URLSearchParams({ route, n: nEl.value, at: 'both' })}`);
+    const res = await fetch(`/plan?${new URLSearchParams(query('both'))}`);
     if (asked !== planAsked) return;
     plan = res.ok ? await res.json() : null;
   } catch (e) { plan = null; }
@@ -646,7 +708,8 @@ async function fire(at, key) {
   if (!canFire) return status('watching — only the presenter\'s machine fires', true);
   commitN();
   // The prediction for this route and N, not the one asked for a moment ago.
-  if (!plan || plan.n !== +nEl.value || String(plan.route).split('?')[0] !== route) await askPlan();
+  const stale = steadyMode ? plan?.rate !== +rateEl.value : plan?.rate !== undefined || plan?.n !== +nEl.value;
+  if (!plan || stale || String(plan.route).split('?')[0] !== route) await askPlan();
   const ms = predictedFor(at);
   if (ms > 30000 && !(pending && pending.at === at && Date.now() < pending.until)) {
     pending = { at, key, ms, until: Date.now() + 10000 };
@@ -656,7 +719,7 @@ async function fire(at, key) {
   showPending();
   busy(true);
   try {
-    const q = new URLSearchParams({ route, n: nEl.value, at });
+    const q = new URLSearchParams(query(at));
     const res = await fetch(`/fire?${q}`, { method: 'POST' });
     const body = await res.json();
     if (!res.ok) {
@@ -706,7 +769,10 @@ function resetPage() {
   showPending();
   localStorage.removeItem('stage.route');
   localStorage.removeItem('stage.n');
+  localStorage.removeItem('stage.rate');
   nEl.value = DEFAULTS.n;
+  rateEl.value = DEFAULTS.rate;
+  setMode(false);
   commitN();
   pickRoute(DEFAULTS.route);
   sticky.clear();
@@ -714,7 +780,7 @@ function resetPage() {
   toggleChart(false);
   if (!firing) for (const p of Object.values(panels)) p.reset(null, null, 0);
   dirty = true;
-  status('reset: /io, N = 16, fresh axes');
+  status('reset: bursts, /io, N = 16, fresh axes');
 }
 
 // S: both panels as one PNG, for a slide: the burst, each panel's counters, lanes and verdict.
@@ -743,7 +809,8 @@ function savePicture() {
     g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
     g.font = '16px system-ui, sans-serif';
     // A burst from elsewhere is counted by what the page saw of it (the stage did not fire it).
-    const burst = p.what ? ` — ${p.what.elsewhere ? p.reqs.size : p.n} × ${p.what.route}` : '';
+    const burst = !p.what ? '' : p.steady ? ` — ${p.steady.rate}/s × ${seconds(p.steady.durationMs)} of ${p.what.route}`
+      : ` — ${p.what.elsewhere ? p.reqs.size : p.n} × ${p.what.route}`;
     g.fillText(p.el.querySelector('.counter').innerText + burst, x, 76);
     g.drawImage(p.canvas, x, head, p.canvas.width / dpr, p.canvas.height / dpr);
     const laneH = (p.canvas.height / dpr - QUEUE_H - AXIS_H) / p.workers;
@@ -777,6 +844,10 @@ document.addEventListener('keydown', e => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
   // Typing a number of requests: digits, arrows and editing keys are the field's; Enter takes it
   // (without firing), Esc leaves it.
+  if (e.target === rateEl) {
+    if (/^([0-9.]|Arrow(Left|Right)|Backspace|Delete|Home|End)$/.test(e.key)) return;
+    if (e.key === 'Enter' || e.key === 'Escape' || e.key === 'Tab') { rateEl.blur(); e.preventDefault(); return; }
+  }
   if (e.target === nEl) {
     if (/^([0-9]|Arrow(Left|Right)|Backspace|Delete|Home|End)$/.test(e.key)) return;
     if (e.key === 'Enter' || e.key === 'Escape' || e.key === 'Tab') {
@@ -794,8 +865,9 @@ document.addEventListener('keydown', e => {
   else if (k === 'a') fire('event-loop', 'A');
   // A presenter's clicker sends PageDown / → / Space: each fires both.
   else if (['b', ' ', 'enter', 'pagedown', 'arrowright'].includes(k)) fire('both', e.key === ' ' ? 'Space' : 'B');
-  else if (k === 'arrowup') stepN(1);
-  else if (k === 'arrowdown') stepN(-1);
+  else if (k === 'arrowup') steadyMode ? stepRate(1) : stepN(1);
+  else if (k === 'arrowdown') steadyMode ? stepRate(-1) : stepN(-1);
+  else if (k === 't') { if (!firing) setMode(!steadyMode); }
   else if (k === 'c') toggleChart();
   else if (k === 's') savePicture();
   else if (k === 'r') resetPage();
@@ -819,11 +891,14 @@ window.stage = {
   summary: () => Object.fromEntries(Object.entries(panels).map(([k, p]) => [k, p.summary()])),
   frames: () => ({ count: frames.count, maxGapMs: frames.maxGapMs }),
   n: () => nEl.value,
+  mode: () => (steadyMode ? 'steady' : 'burst'),
+  rate: () => rateEl.value,
   route: () => route,
   plan: () => plan,
   scaleNote: () => document.getElementById('scale-note').textContent,
 };
 
+setMode(steadyMode);
 pickRoute(route);
 connect();
 kick();

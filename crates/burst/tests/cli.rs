@@ -93,14 +93,20 @@ fn csv_has_a_header_and_one_row_per_request() {
     let server = event_loop(1, 50);
     let url = format!("http://{}/async-io-multi?tasks=5", server.addr());
     let out = burst(&[&url, "-n", "7", "--csv"]);
-    assert!(out.status.success());
+    // The columns are the point here; the verdict on 10 ms waits (3 on a loaded machine, as
+    // the parallel tests beside this one load it) is checked by the timing tests.
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], burst::print::json_csv::CSV_COLUMNS);
     assert_eq!(lines.len(), 8, "{text}");
     for l in &lines[1..] {
         let fields: Vec<&str> = l.split(',').collect();
-        assert_eq!(fields.len(), 15, "{l}");
+        assert_eq!(fields.len(), 17, "{l}");
         assert_eq!(
             (fields[1], fields[2], fields[3]),
             ("worker0", "200", "ok"),

@@ -4,7 +4,9 @@
 //! sync workers running Flask. Each worker takes one request from the queue and holds it until
 //! the response is sent. A worker that waits — blocking, or awaiting inside a fresh event loop —
 //! cannot pick up anything else, so a burst of N requests that each wait T finishes in waves:
-//! request n (from 1) at ⌈n/workers⌉·T.
+//! request n (from 1) at ⌈n/workers⌉·T. `--threads K` gives each worker K threads, as gunicorn's
+//! gthread worker does: `workers × K` worker threads, waves of that many — a higher ceiling,
+//! still a pool.
 //!
 //! How a request reaches a worker: tiny_http accepts connections and reads requests on threads of
 //! its own, and each reader puts its request into the pool's queue (`enqueue`) — one FIFO that
@@ -37,7 +39,7 @@ use twin_core::events::{self, Events, Kind};
 use twin_core::platform::stop_accepting;
 use twin_core::request_id::Ids;
 use twin_core::run::Twin;
-use twin_core::shutdown::{InFlight, DRAIN_GRACE};
+use twin_core::shutdown::{InFlight, InFlightGuard, DRAIN_GRACE};
 use twin_core::{access_log, head, limits, Config, Reply, ServerKind};
 
 /// What the queue holds: a request, or a note to one worker that the drain has reached it.
@@ -57,12 +59,16 @@ pub(crate) struct Ticket {
     pub(crate) bad_id: Option<Reply>,
     /// In the access log, and so in `/events`.
     pub(crate) logged: bool,
+    /// Its place in the server, with `--limit-concurrency`: given back when it is answered.
+    pub(crate) _place: Option<InFlightGuard>,
 }
 
 /// What the workers and the readers that queue requests share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) in_flight: InFlight,
+    /// Requests in the server — queued or being served — for `--limit-concurrency`.
+    in_server: InFlight,
     /// `GET /events`: each request's queued, picked-up and finished, for watchers.
     pub(crate) events: Events,
     /// Ids for requests that came without one.
@@ -95,7 +101,8 @@ pub struct Running {
     done: mpsc::Receiver<()>,
 }
 
-/// Start `config.workers` workers serving `listener`. Sets `config.url` from the bound address.
+/// Start `config.workers × threads` worker threads serving `listener`. Sets `config.url` from the
+/// bound address.
 pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     config.url = format!("http://{addr}");
@@ -103,6 +110,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let shared = Arc::new(Shared {
         config: config.clone(),
         in_flight: InFlight::default(),
+        in_server: InFlight::default(),
         events: Events::new(&config, None),
         ids: Ids::new(config.pid),
         queue,
@@ -130,7 +138,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
         .name("acceptor".into())
         .spawn(move || accept(&acceptor, server))?;
     let (done_tx, done) = mpsc::channel();
-    for k in 0..usize::from(config.workers) {
+    for k in 0..config.pool_slots() {
         let shared = shared.clone();
         let done_tx = done_tx.clone();
         thread::Builder::new()
@@ -222,7 +230,8 @@ fn accept(shared: &Shared, server: tiny_http::Server) {
     }
 }
 
-/// Queue a request for the workers — or turn it away at once when draining or over `--max-queue`.
+/// Queue a request for the workers — or turn it away at once when draining, or over
+/// `--limit-concurrency` or `--max-queue` (shed: said in the log and on `/events`).
 /// `GET /events` never queues: its watcher gets a thread of its own and takes no worker. (On a
 /// drain its stream ends; tiny_http then closes the connection if the watcher asked for
 /// `Connection: close`, as the stage does, and otherwise when the process exits.)
@@ -261,11 +270,12 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     }
     let header = rq.headers().iter().find(|h| h.field.equiv("X-Request-Id"));
     let (id, bad_id) = shared.ids.of(header.map(|h| h.value.as_str().as_bytes()));
-    let ticket = Ticket {
+    let mut ticket = Ticket {
         target,
         id,
         bad_id,
         logged: access_log::logged(&shared.config, path),
+        _place: None,
     };
     let Ok(_gate) = shared.gate.lock() else {
         return pick_up::send(rq, Reply::shutting_down());
@@ -273,9 +283,16 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
     if shared.draining.load(Ordering::SeqCst) {
         return pick_up::send(rq, Reply::shutting_down());
     }
+    if let Some(limit) = shared.config.limit_concurrency {
+        // Counted with its own place, as the event loop counts: the (limit + 1)-th is shed.
+        ticket._place = Some(shared.in_server.enter());
+        if shared.in_server.count() > limit {
+            return shed(shared, rq, &ticket, "--limit-concurrency", limit);
+        }
+    }
     if let Some(max) = shared.config.max_queue {
         if shared.waiting.len() >= max {
-            return pick_up::send(rq, Reply::overloaded("--max-queue", max));
+            return shed(shared, rq, &ticket, "--max-queue", max);
         }
     }
     if ticket.logged {
@@ -284,6 +301,19 @@ fn enqueue(shared: &Shared, rq: tiny_http::Request) {
             .step(Kind::Queued, &ticket.id, &ticket.target, None);
     }
     let _ = shared.queue.send(Item::Request(rq, ticket));
+}
+
+/// A request over a limit, turned away at once with the JSON 503 that names the limit: one log
+/// line from no worker, and `finished` 503 for the watchers (no worker ever picked it up).
+fn shed(shared: &Shared, rq: tiny_http::Request, ticket: &Ticket, flag: &str, limit: usize) {
+    let method = rq.method().as_str().to_owned();
+    access_log::shed(&shared.config, &method, &ticket.target, flag, limit);
+    if ticket.logged {
+        shared.events.shed(&ticket.id, &ticket.target);
+    }
+    let mut reply = Reply::overloaded(flag, limit);
+    reply.headers.push(("X-Request-Id", ticket.id.to_string()));
+    pick_up::send(rq, reply);
 }
 
 /// A queued request the drain turns away: its 503, and its end for the watchers.
@@ -373,7 +403,7 @@ impl Twin for Running {
                     Item::Stop => None,
                 })
                 .collect();
-            for _ in 0..self.config.workers {
+            for _ in 0..self.config.pool_slots() {
                 let _ = shared.queue.send(Item::Stop);
             }
             waiting

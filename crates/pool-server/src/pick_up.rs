@@ -38,6 +38,7 @@ pub(crate) fn serve(shared: &Shared, worker: usize, rq: Request, ticket: Ticket)
         id,
         bad_id,
         logged,
+        _place,
     } = ticket;
     let pickup = access_log::pick_up(config, worker, &method, &target);
     if logged {

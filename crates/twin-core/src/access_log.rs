@@ -113,6 +113,22 @@ pub fn dropped(config: &Config, worker: usize, method: &str, target: &str) {
     gone(config, worker, method, target, "client gone: dropped");
 }
 
+/// A request turned away at once because the server already holds `limit` (`flag`:
+/// `--limit-concurrency`, or the pool's `--max-queue`): no worker picked it up, so the line names
+/// none — `[…] [4242] 503 GET /io shed: --limit-concurrency 8 reached`.
+pub fn shed(config: &Config, method: &str, target: &str, flag: &str, limit: usize) {
+    if logged(config, split_target(target).0) {
+        tracing::info!(
+            target: TARGET,
+            at_us = unix_micros(SystemTime::now()),
+            method,
+            uri = target,
+            status = 503u16,
+            shed = format!("shed: {flag} {limit} reached").as_str()
+        );
+    }
+}
+
 fn gone(config: &Config, worker: usize, method: &str, target: &str, why: &'static str) {
     if logged(config, split_target(target).0) {
         tracing::info!(
@@ -201,7 +217,7 @@ struct AccessFormat {
 #[derive(Default)]
 struct AccessFields {
     at_us: u64,
-    worker: u64,
+    worker: Option<u64>,
     method: String,
     uri: String,
     status: Option<u64>,
@@ -213,7 +229,7 @@ impl Visit for AccessFields {
     fn record_u64(&mut self, field: &Field, value: u64) {
         match field.name() {
             "at_us" => self.at_us = value,
-            "worker" => self.worker = value,
+            "worker" => self.worker = Some(value),
             "status" => self.status = Some(value),
             "elapsed_us" => self.elapsed_us = value,
             _ => {}
@@ -224,7 +240,7 @@ impl Visit for AccessFields {
         match field.name() {
             "method" => self.method = value.to_owned(),
             "uri" => self.uri = value.to_owned(),
-            "gone" => self.gone = Some(value.to_owned()),
+            "gone" | "shed" => self.gone = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -247,7 +263,10 @@ where
         event.record(&mut f);
         let at = UNIX_EPOCH + Duration::from_micros(f.at_us);
         let stamp = timefmt::log_stamp(at, self.millis);
-        let who = format!("{}-worker{}", self.pid, f.worker);
+        let who = match f.worker {
+            Some(k) => format!("{}-worker{k}", self.pid),
+            None => self.pid.to_string(),
+        };
         let uri = printable(&f.uri);
         match f.status {
             None => writeln!(writer, "[{stamp}] [{who}] {} {uri}", f.method),

@@ -18,14 +18,24 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
         ServerKind::Pool => "serving one request at a time",
         ServerKind::EventLoop => "holding many requests at a time",
     };
-    let names = match c.workers {
+    let threads = c.threads();
+    let slots = match c.kind {
+        ServerKind::Pool => c.pool_slots(),
+        ServerKind::EventLoop => usize::from(c.workers),
+    };
+    let names = match slots {
         1 => "worker0".to_owned(),
         n => format!("worker0..worker{}", n - 1),
     };
     let count = plural(u64::from(c.workers), c.kind.worker_noun());
-    let _ = match c.workers {
-        1 => writeln!(s, "  workers       {count} {each} ({names})"),
-        _ => writeln!(s, "  workers       {count}, each {each} ({names})"),
+    let _ = match (c.workers, threads) {
+        (1, 1) => writeln!(s, "  workers       {count} {each} ({names})"),
+        (_, 1) => writeln!(s, "  workers       {count}, each {each} ({names})"),
+        (w, k) => writeln!(
+            s,
+            "  workers       {w} × {k} threads (--threads, as gunicorn's gthread): {slots} worker \
+             threads, each {each} ({names})"
+        ),
     };
     let _ = writeln!(
         s,
@@ -59,7 +69,8 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     if let Some(n) = c.limit_concurrency {
         let _ = writeln!(
             s,
-            "  concurrency   {n} requests in flight: beyond it, 503 at once (--limit-concurrency)"
+            "  concurrency   {n} requests in the server, waiting or served: beyond it, 503 at once \
+             (--limit-concurrency)"
         );
     }
     for (name, value) in extra {

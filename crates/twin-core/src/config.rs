@@ -90,6 +90,12 @@ pub struct ServerArgs<const DEFAULT_PORT: u16> {
     #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = seconds)]
     pub timeout_header: Duration,
 
+    /// Answer a JSON 503 at once to a request that finds this many already in the server (waiting
+    /// or being served), as uvicorn's `--limit-concurrency` does: a bounded queue, so that what
+    /// is over capacity fails fast instead of waiting ever longer. Off by default.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub limit_concurrency: Option<usize>,
+
     /// On Ctrl-C or SIGTERM, how long to let in-flight requests finish, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub graceful_timeout: u64,
@@ -116,10 +122,14 @@ pub struct Config {
     /// Blocking-pool slots per event loop (async-server only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threadpool: Option<u32>,
+    /// pool-server `--threads`: threads per worker, as gunicorn's gthread worker has; the pool
+    /// serves `workers × threads` requests at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
     /// pool-server `--max-queue`: requests beyond this many waiting for a worker get a 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queue: Option<usize>,
-    /// async-server `--limit-concurrency`: requests beyond this many in flight get a 503.
+    /// `--limit-concurrency`: a request that finds this many in the server gets a 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_concurrency: Option<usize>,
     /// The open-files limit the process runs with (raised to the hard limit at start).
@@ -163,7 +173,7 @@ impl<const P: u16> ServerArgs<P> {
 
     /// Check the flags against each other and build the effective configuration, with `/cpu`
     /// calibrated on this machine now; each binary then sets its own fields (`threadpool`,
-    /// `max_queue`, `limit_concurrency`).
+    /// `threads`, `max_queue`).
     pub fn config(&self, kind: ServerKind) -> Result<Config, ConfigError> {
         self.config_with_cpu(kind, crate::work::calibrate_cpu())
     }
@@ -192,8 +202,9 @@ impl<const P: u16> ServerArgs<P> {
             cores: crate::work::cores(),
             cpu_units_per_ms,
             threadpool: None,
+            threads: None,
             max_queue: None,
-            limit_concurrency: None,
+            limit_concurrency: self.limit_concurrency,
             open_files: None,
             backlog: self.backlog,
             log_ms: self.log_ms,
@@ -231,7 +242,18 @@ impl Config {
             Err(e) => panic!("a test configuration: {e}"),
         };
         config.threadpool = (kind == ServerKind::EventLoop).then_some(DEFAULT_THREADPOOL);
+        config.threads = (kind == ServerKind::Pool).then_some(1);
         config
+    }
+
+    /// Threads per pool worker (1 unless `--threads`; none on an event loop).
+    pub fn threads(&self) -> u32 {
+        self.threads.unwrap_or(1).max(1)
+    }
+
+    /// How many requests the pool serves at once: `workers × threads` worker threads.
+    pub fn pool_slots(&self) -> usize {
+        usize::from(self.workers) * self.threads() as usize
     }
 
     pub fn graceful_timeout(&self) -> Duration {

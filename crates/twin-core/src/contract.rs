@@ -27,6 +27,15 @@ pub struct ServerInfo {
     pub multi_tasks: u32,
     #[serde(default)]
     pub threadpool: Option<u32>,
+    /// Threads per pool worker (gunicorn's `--threads`): `workers × threads` served at once.
+    #[serde(default)]
+    pub threads: Option<u32>,
+    /// `--limit-concurrency`: a request that finds this many in the server gets a 503 at once.
+    #[serde(default)]
+    pub limit_concurrency: Option<u32>,
+    /// The pool's `--max-queue`: a request that finds this many waiting gets a 503 at once.
+    #[serde(default)]
+    pub max_queue: Option<u32>,
     #[serde(default)]
     pub max_ms: u64,
     /// Cores the server may use; unknown for a server that does not say.
@@ -57,6 +66,11 @@ pub struct RouteRule {
     pub holds: Option<Holds>,
     #[serde(default)]
     pub service: Option<Service>,
+    /// How many requests hold it at once, server-wide: the pool's worker threads
+    /// (`workers × threads`), the loops' thread-pool slots (`workers × threadpool`), the loops.
+    /// None for what holds nothing.
+    #[serde(default)]
+    pub slots: Option<u32>,
 }
 
 /// The events of `GET /events`, as the stream names them (`event: picked-up`).
@@ -141,6 +155,12 @@ mod tests {
                 assert_eq!(rule.path, route.path());
                 assert_eq!(rule.holds, Some(route.holds(kind)));
                 assert_eq!(rule.service, Some(route.service()));
+                assert_eq!(
+                    rule.slots,
+                    route.slots(&config).map(|n| n as u32),
+                    "{}",
+                    rule.path
+                );
             }
         }
     }

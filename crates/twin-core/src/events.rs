@@ -90,6 +90,9 @@ pub struct Event {
     /// `finished`: the status and the time since pick-up.
     pub status: Option<u16>,
     pub elapsed_us: Option<u64>,
+    /// `finished` 503 of a request turned away at once over a limit (`--limit-concurrency`,
+    /// `--max-queue`): no worker ever had it.
+    pub shed: bool,
 }
 
 impl Event {
@@ -109,6 +112,7 @@ impl Event {
             t_us: unix_micros(at),
             status: None,
             elapsed_us: None,
+            shed: false,
         }
     }
 
@@ -145,6 +149,9 @@ impl Event {
         }
         if let Some(us) = self.elapsed_us {
             let _ = write!(out, ",\"elapsed_us\":{us}");
+        }
+        if self.shed {
+            out.push_str(",\"shed\":true");
         }
         out.push('}');
         out
@@ -290,6 +297,17 @@ impl Events {
     ) {
         self.publish(|| {
             Event::new(Kind::Finished, id, target, worker, SystemTime::now()).ended(status, elapsed)
+        });
+    }
+
+    /// `finished` 503 with `"shed": true`: request `id` was turned away at once over a limit, by
+    /// no worker.
+    pub fn shed(&self, id: &Arc<str>, target: &str) {
+        self.publish(|| {
+            let mut event = Event::new(Kind::Finished, id, target, None, SystemTime::now())
+                .ended(503, Duration::ZERO);
+            event.shed = true;
+            event
         });
     }
 
@@ -768,6 +786,7 @@ mod tests {
             t_us: n,
             status: None,
             elapsed_us: None,
+            shed: false,
         });
     }
 

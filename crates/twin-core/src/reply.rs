@@ -136,6 +136,7 @@ impl Reply {
                     "description": r.describe(config.kind),
                     "holds": r.holds(config.kind),
                     "service": r.service(),
+                    "slots": r.slots(config),
                     "example": format!("curl -s '{}{}{}'", config.url, r.path(), r.example_query()),
                 })
             })

@@ -174,6 +174,18 @@ impl Route {
         }
     }
 
+    /// How many requests hold what this route holds at once, server-wide (`None`: it holds
+    /// nothing, so any number at once).
+    pub fn slots(self, config: &crate::Config) -> Option<usize> {
+        let workers = usize::from(config.workers);
+        match self.holds(config.kind) {
+            Holds::Worker => Some(config.pool_slots()),
+            Holds::ThreadPoolSlot => Some(workers * config.threadpool.unwrap_or(1) as usize),
+            Holds::EventLoop => Some(workers),
+            Holds::Nothing => None,
+        }
+    }
+
     /// How long it holds it.
     pub fn service(self) -> Service {
         match self {

@@ -50,7 +50,16 @@ pub(crate) struct CompareArgs {
     #[command(flatten)]
     pub(crate) common: CommonArgs,
 
-    /// Write the comparison chart to this SVG file.
+    /// Steady traffic instead of bursts: this many requests a second at each server × route,
+    /// one after another (an open loop, as `burst URL --rate`).
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "sizes")]
+    pub(crate) rate: Option<f64>,
+
+    /// With --rate: for how many seconds each.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, requires = "rate")]
+    pub(crate) duration: f64,
+
+    /// Write the comparison chart to this SVG file (with --rate: latency over time).
     #[arg(long, value_name = "FILE")]
     pub(crate) svg: Option<PathBuf>,
 
@@ -106,6 +115,17 @@ pub(crate) fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             (None, true) => named.push((name.to_owned(), default.to_owned())),
             (None, false) => {}
         }
+    }
+    if let Some(rate) = args.rate {
+        return super::steady::compare(
+            &named,
+            &routes,
+            rate,
+            args.duration,
+            &args.common,
+            args.svg.as_deref(),
+            args.json,
+        );
     }
     ensure_open_files(sizes.iter().copied().max().unwrap_or(1))?;
     let rt = runtime()?;

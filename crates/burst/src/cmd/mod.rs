@@ -14,6 +14,7 @@ use clap::Args;
 pub(crate) mod compare;
 pub(crate) mod one;
 pub(crate) mod stage;
+pub(crate) mod steady;
 
 #[derive(Debug, Args)]
 pub(crate) struct CommonArgs {
@@ -45,6 +46,17 @@ pub(crate) struct CommonArgs {
     #[arg(long, value_name = "K", requires = "model", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) multi_tasks: u32,
+
+    /// With --model pool: threads per worker (gunicorn's --threads): workers × threads at once.
+    #[arg(long, value_name = "K", requires = "model", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) threads: u32,
+
+    /// With --model: the server's --limit-concurrency (a request that finds N in the server
+    /// gets a 503 at once), so the model predicts what is shed.
+    #[arg(long, value_name = "N", requires = "model",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) limit_concurrency: Option<u32>,
 
     /// The response header that names the worker that served a request.
     #[arg(long, value_name = "NAME", default_value = "X-Worker")]
@@ -99,6 +111,9 @@ pub(crate) fn settings(common: &CommonArgs) -> Result<Settings, Fatal> {
         task_ms: common.task_ms,
         multi_tasks: common.multi_tasks,
         threadpool: (kind == ServerKind::EventLoop).then_some(common.threadpool),
+        threads: (kind == ServerKind::Pool).then_some(common.threads),
+        limit_concurrency: common.limit_concurrency,
+        max_queue: None,
         max_ms: common.task_ms,
         cores: None,
         told: true,

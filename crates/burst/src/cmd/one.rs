@@ -29,6 +29,16 @@ pub(crate) struct OneArgs {
     #[arg(short = 'n', long = "requests", alias = "n", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) n: u32,
 
+    /// Steady traffic instead of a burst: this many requests a second, each on its own
+    /// connection, on a fixed schedule whatever the server does (an open loop, as wrk2 and
+    /// vegeta); latency is measured from when each was due.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "n")]
+    pub(crate) rate: Option<f64>,
+
+    /// With --rate: for how many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, requires = "rate")]
+    pub(crate) duration: f64,
+
     #[command(flatten)]
     pub(crate) common: CommonArgs,
 
@@ -44,7 +54,8 @@ pub(crate) struct OneArgs {
     #[arg(long, short)]
     pub(crate) quiet: bool,
 
-    /// Also write a per-request timeline chart to this SVG file.
+    /// Also write a chart to this SVG file: a per-request timeline (a burst), latency over
+    /// time (--rate).
     #[arg(long, value_name = "FILE")]
     pub(crate) svg: Option<PathBuf>,
 
@@ -71,7 +82,7 @@ pub(crate) enum PrintMode {
 }
 
 impl OneArgs {
-    fn print_mode(&self) -> PrintMode {
+    pub(crate) fn print_mode(&self) -> PrintMode {
         match (self.json, self.csv, self.quiet) {
             (true, _, _) => PrintMode::Json,
             (_, true, _) => PrintMode::Csv,
@@ -88,6 +99,9 @@ pub(crate) fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             2,
         ));
     };
+    if let Some(rate) = args.rate {
+        return super::steady::steady(args, url, rate);
+    }
     let n = args.n as usize;
     let mut settings = settings(&args.common)?;
     let cancel = Cancel::default();

@@ -32,6 +32,91 @@ pub struct Check {
     /// Within tolerance?
     pub as_predicted: bool,
     pub verdict: String,
+    /// With a limit on what the server holds: how many were shed (503), and how many the model
+    /// says.
+    pub shed: Option<Shed>,
+}
+
+/// Requests turned away with a 503 at once: as many as the model says?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shed {
+    pub expected: usize,
+    pub actual: usize,
+    /// Of those, answered later than a shed answer comes (at once, within the tolerance).
+    pub slow: usize,
+}
+
+/// Is this request's answer a shed one: a 503 (a limit's, from the server that has one)?
+pub(crate) fn is_shed(r: &crate::client::RequestResult) -> bool {
+    r.outcome == crate::client::Outcome::Http(503)
+}
+
+/// Compare the burst with the prediction. With a limit on what the server holds, the requests
+/// beyond it must be shed — that many 503s, each at once — and the rest served as a burst of the
+/// limit's size is ([`check_waves`]).
+pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
+    let Some(limit) = prediction.limit else {
+        return check_waves(burst, prediction);
+    };
+    let expected = burst.n.saturating_sub(limit as usize);
+    let tol = tolerance(prediction, burst.release_spread);
+    let shed: Vec<&crate::client::RequestResult> =
+        burst.results.iter().filter(|r| is_shed(r)).collect();
+    let slow = shed
+        .iter()
+        .filter(|r| r.done.is_none_or(|d| d > tol))
+        .count();
+    let mut served = burst.clone();
+    served.results.retain(|r| !is_shed(r));
+    served.n = served.results.len();
+    let mut c = check_waves(&served, prediction);
+    // Back to the burst's indices.
+    let mut predicted = vec![None; burst.results.len()];
+    for (r, p) in served.results.iter().zip(&c.predicted) {
+        if let Some(slot) = predicted.get_mut(r.index) {
+            *slot = *p;
+        }
+    }
+    c.predicted = predicted;
+    let flag = prediction.limit_flag;
+    let count_ok = shed.len() == expected && slow == 0;
+    c.verdict = if count_ok {
+        format!(
+            "{} shed at once (503, {flag} {limit}), as predicted; the {} served: {}",
+            shed.len(),
+            served.n,
+            c.verdict
+        )
+    } else if slow > 0 {
+        format!(
+            "NOT as predicted: {slow} of the {} answered 503 took longer than {} — shed \
+             answers come at once ({flag} {limit}); the {} served: {}",
+            shed.len(),
+            ms_text(tol),
+            served.n,
+            c.verdict
+        )
+    } else {
+        format!(
+            "NOT as predicted: {} shed (503), the model says {expected} of {} ({flag} {limit} \
+             in the server at once); the {} served: {}",
+            shed.len(),
+            burst.n,
+            served.n,
+            c.verdict
+        )
+    };
+    c.as_predicted &= count_ok;
+    c.shed = Some(Shed {
+        expected,
+        actual: shed.len(),
+        slow,
+    });
+    c
+}
+
+fn ms_text(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// How far a wave may begin from the model's time and still count as "as predicted": a quarter of
@@ -50,7 +135,7 @@ pub fn tolerance(prediction: &Prediction, release_spread: Duration) -> Duration 
 /// size, each beginning one wave-time after the one before (within [`tolerance`]). How long the
 /// last wave takes to finish is not a wave: beyond the tolerance it is reported as the per-request
 /// cost of the burst, as 10,000 requests on an event loop show.
-pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
+fn check_waves(burst: &Burst, prediction: &Prediction) -> Check {
     let (prediction, measured) = &with_measured_cpu(burst, prediction);
     let mut order: Vec<usize> = (0..burst.results.len())
         .filter(|&i| burst.results[i].done.is_some() && burst.results[i].is_ok())
@@ -204,6 +289,7 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         tail_ms: ms(tail),
         as_predicted,
         verdict,
+        shed: None,
     }
 }
 

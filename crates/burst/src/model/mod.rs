@@ -23,9 +23,10 @@ use twin_core::contract::{Holds, Service};
 pub use twin_core::contract::{RouteRule, ServerInfo, ServerKind};
 
 mod check;
+pub mod steady;
 mod verdict;
 
-pub use check::{check, tolerance, waves, Check, Wave};
+pub use check::{check, tolerance, waves, Check, Shed, Wave};
 pub use verdict::describe;
 
 /// How one route on one server is expected to behave.
@@ -46,6 +47,12 @@ pub struct Prediction {
     /// For CPU work: how many threads compute at once, and on how many cores.
     #[serde(skip)]
     pub computing: (u32, u32),
+    /// At most this many requests in the server at once (`--limit-concurrency`; a pool's slots
+    /// plus its `--max-queue`): one more is shed with a 503 at once.
+    pub limit: Option<u32>,
+    /// The server's flag that sets [`Prediction::limit`], for the words.
+    #[serde(skip)]
+    pub limit_flag: &'static str,
 }
 
 fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -95,33 +102,45 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
     let (path, ms, tasks) = wait_and_tasks(path_and_query, info).ok()?;
     let t = Duration::from_millis(ms);
     let workers = info.workers.max(1);
-    let rule = info
-        .routes
-        .iter()
-        .find(|r| r.path == path)
-        .and_then(|r| Some((r.holds?, r.service?)));
-    let (holds, service) = match rule {
+    let rule = info.routes.iter().find(|r| r.path == path);
+    let slots = rule.and_then(|r| r.slots);
+    let (holds, service) = match rule.and_then(|r| Some((r.holds?, r.service?))) {
         Some(rule) => rule,
         None if info.told && info.is_pool() => (Holds::Worker, Service::Wait),
         None if info.told => (Holds::Nothing, Service::Wait),
         None => return None,
     };
+    // A pool serves `workers × threads` at once (gunicorn's gthread); the rule says so itself.
+    let pool_slots = slots.unwrap_or_else(|| workers.saturating_mul(info.threads.unwrap_or(1)));
     // CPU work on more threads than cores: the threads share the cores, each wave takes longer.
-    let computing = workers.min(info.cores.unwrap_or(workers).max(1));
+    let threads = match holds {
+        Holds::Worker => pool_slots.max(1),
+        _ => workers,
+    };
+    let computing = threads.min(info.cores.unwrap_or(threads).max(1));
     let service_time = match service {
         Service::Wait => t,
         Service::Slice => t / tasks,
-        Service::Cpu => (t * workers) / computing,
+        Service::Cpu => (t * threads) / computing,
         Service::Instant => Duration::ZERO,
     };
     let (parallel, per_worker) = match holds {
-        Holds::Worker => (Some(workers), None),
+        Holds::Worker => (Some(pool_slots.max(1)), None),
         Holds::ThreadPoolSlot => {
             let slots = info.threadpool?.max(1);
             (Some(workers.saturating_mul(slots)), Some(slots))
         }
         Holds::EventLoop => (Some(workers), Some(1)),
         Holds::Nothing => (None, None),
+    };
+    // What the server holds at most: `--limit-concurrency` counts every request in it; a pool's
+    // `--max-queue` counts those waiting, behind the requests its workers hold.
+    let (limit, limit_flag) = match (info.limit_concurrency, info.max_queue, parallel) {
+        (Some(n), _, _) => (Some(n), "--limit-concurrency"),
+        (None, Some(q), Some(p)) if holds == Holds::Worker => {
+            (Some(p.saturating_add(q)), "--max-queue")
+        }
+        _ => (None, ""),
     };
     Some(Prediction {
         service: service_time,
@@ -134,7 +153,9 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
         },
         per_worker,
         cpu_bound: service == Service::Cpu,
-        computing: (workers, computing),
+        computing: (threads, computing),
+        limit,
+        limit_flag,
     })
 }
 
@@ -148,6 +169,11 @@ impl Prediction {
                 self.service * u32::try_from(waves).unwrap_or(u32::MAX)
             }
         }
+    }
+
+    /// Of a burst of `n` at once, how many are served; the rest are shed with a 503.
+    pub fn admitted(&self, n: usize) -> usize {
+        self.limit.map_or(n, |l| n.min(l as usize))
     }
 
     /// Predicted completion times for a burst of `n`, in completion order.
@@ -196,6 +222,7 @@ mod tests {
                 .enumerate()
                 .map(|(index, &t)| RequestResult {
                     index,
+                    scheduled: Duration::ZERO,
                     sent: Duration::ZERO,
                     first_byte: Some(Duration::from_millis(t)),
                     done: Some(Duration::from_millis(t)),
@@ -260,6 +287,8 @@ mod tests {
     fn descriptions_count_right() {
         let mut i = info("pool");
         i.workers = 1;
+        // The rule's slots were published for 4 workers: the model reads them first.
+        i.routes.iter_mut().for_each(|r| r.slots = None);
         let p = predict(&i, "/io").unwrap();
         assert_eq!(describe(&p, 1), "1 request, done after 1.00 s");
         assert_eq!(describe(&p, 3), "one at a time, every 1.00 s (3 waves)");

@@ -32,17 +32,27 @@ pub struct Row {
     pub pool_wait_ms: Option<f64>,
     /// The CPU time the server's work took (`/cpu`).
     pub cpu_ms: Option<f64>,
+    /// When it was due: 0 in a burst; `index / rate` in steady traffic (`--rate`).
+    pub scheduled_ms: f64,
+    /// Latency from when it was due (`done_ms − scheduled_ms`): what coordinated omission hides.
+    pub from_schedule_ms: Option<f64>,
 }
 
 /// The CSV header, in [`Row`] order.
 pub const CSV_COLUMNS: &str = "index,worker,status,outcome,sent_ms,first_byte_ms,done_ms,\
-latency_ms,server_ms,waiting_ms,predicted_done_ms,bytes,error,pool_wait_ms,cpu_ms";
+latency_ms,server_ms,waiting_ms,predicted_done_ms,bytes,error,pool_wait_ms,cpu_ms,scheduled_ms,\
+from_schedule_ms";
 
 fn ms(d: Duration) -> f64 {
     units::round(units::ms(d), 3)
 }
 
 pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
+    rows_predicted(burst, check.map(|c| c.predicted.as_slice()))
+}
+
+/// Rows with each request's predicted end (by index), from whichever model predicted it.
+pub fn rows_predicted(burst: &Burst, predicted: Option<&[Option<Duration>]>) -> Vec<Row> {
     burst
         .results
         .iter()
@@ -57,13 +67,15 @@ pub fn rows(burst: &Burst, check: Option<&Check>) -> Vec<Row> {
             latency_ms: r.latency().map(ms),
             server_ms: r.server_ms,
             waiting_ms: r.waiting().map(ms),
-            predicted_done_ms: check
-                .and_then(|c| c.predicted.get(r.index).copied().flatten())
+            predicted_done_ms: predicted
+                .and_then(|p| p.get(r.index).copied().flatten())
                 .map(ms),
             bytes: r.bytes,
             error: r.outcome.error(),
             pool_wait_ms: r.pool_wait_ms,
             cpu_ms: r.cpu_ms,
+            scheduled_ms: ms(r.scheduled),
+            from_schedule_ms: r.from_schedule().map(ms),
         })
         .collect()
 }
@@ -87,7 +99,7 @@ pub fn csv(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.index,
             csv_field(r.worker.as_deref().unwrap_or("")),
             opt(&r.status),
@@ -102,7 +114,9 @@ pub fn csv(rows: &[Row]) -> String {
             r.bytes,
             csv_field(r.error.as_deref().unwrap_or("")),
             opt(&r.pool_wait_ms),
-            opt(&r.cpu_ms)
+            opt(&r.cpu_ms),
+            r.scheduled_ms,
+            opt(&r.from_schedule_ms)
         );
     }
     s
@@ -152,6 +166,7 @@ mod tests {
             results: vec![
                 RequestResult {
                     index: 0,
+                    scheduled: Duration::ZERO,
                     sent: Duration::from_micros(1500),
                     first_byte: Some(Duration::from_millis(900)),
                     done: Some(Duration::from_millis(1000)),
@@ -174,9 +189,9 @@ mod tests {
         assert_eq!(lines[0], CSV_COLUMNS);
         assert_eq!(
             lines[1],
-            "0,worker1,200,ok,1.5,900,1000,998.5,998.5,0,,42,,,"
+            "0,worker1,200,ok,1.5,900,1000,998.5,998.5,0,,42,,,,0,1000"
         );
-        assert_eq!(lines[2], "1,,,error,0,,,,,,,0,\"reset, by peer\",,");
+        assert_eq!(lines[2], "1,,,error,0,,,,,,,0,\"reset, by peer\",,,0,");
         assert_eq!(lines.len(), 3);
     }
 }

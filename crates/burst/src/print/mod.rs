@@ -4,5 +4,6 @@
 //! results and returns text; none fires or judges anything.
 
 pub mod json_csv;
+pub mod steady;
 pub mod svg;
 pub mod text;

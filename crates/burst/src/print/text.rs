@@ -421,6 +421,7 @@ mod tests {
     fn result(index: usize, sent: u64, done: u64, server: f64, worker: &str) -> RequestResult {
         RequestResult {
             index,
+            scheduled: Duration::ZERO,
             sent: Duration::from_millis(sent),
             first_byte: Some(Duration::from_millis(done)),
             done: Some(Duration::from_millis(done)),

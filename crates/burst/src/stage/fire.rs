@@ -36,10 +36,10 @@ pub const MAX_N: usize = 1000;
 /// A burst the model says takes longer than this is one the page asks about first.
 const ASK_FIRST: Duration = Duration::from_secs(30);
 /// How long a `result` waits for the twins' last `finished` events to arrive.
-const ENDS_GRACE: Duration = Duration::from_secs(1);
+pub(super) const ENDS_GRACE: Duration = Duration::from_secs(1);
 
 /// What `POST /fire` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FireRequest {
     pub route: String,
     /// `?ms=` for each request (the twin's T when not given; the twin's limits apply).
@@ -47,7 +47,16 @@ pub struct FireRequest {
     pub n: usize,
     /// `pool`, `event-loop`, or both.
     pub at: Vec<&'static str>,
+    /// Steady traffic instead of a burst: this many requests a second for `duration`.
+    pub rate: Option<f64>,
+    pub duration: Duration,
 }
+
+/// Steady traffic on the stage: at most this many requests a second, for 1 to this many seconds,
+/// and this many requests in all.
+pub const MAX_RATE: f64 = 500.0;
+pub const MAX_DURATION_S: f64 = 30.0;
+pub const MAX_STEADY: f64 = 5000.0;
 
 impl FireRequest {
     /// The path each request asks for.
@@ -62,15 +71,18 @@ impl FireRequest {
 /// Read `route=/io&n=16&at=both` (and `ms=`); a bad value is said with what is allowed.
 pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
     let (mut route, mut n, mut at, mut ms) = (None, None, None, None);
+    let (mut rate, mut duration) = (None::<String>, None::<String>);
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             "route" => route = Some(value.into_owned()),
             "n" => n = Some(value.into_owned()),
             "at" => at = Some(value.into_owned()),
             "ms" => ms = Some(value.into_owned()),
+            "rate" => rate = Some(value.into_owned()),
+            "duration" => duration = Some(value.into_owned()),
             other => {
                 return Err(json!({"error": "unknown parameter", "parameter": other,
-                                  "allowed": ["route", "n", "at", "ms"]}))
+                                  "allowed": ["route", "n", "at", "ms", "rate", "duration"]}))
             }
         }
     }
@@ -114,14 +126,57 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
             )
         }
     };
-    Ok(FireRequest { route, ms, n, at })
+    let number = |name: &str, text: &str, low: f64, high: f64, what: &str| match text.parse::<f64>()
+    {
+        Ok(v) if v.is_finite() && v >= low && v <= high => Ok(v),
+        _ => Err(
+            json!({"error": "out of range", "parameter": name, "received": text,
+                        "allowed": what}),
+        ),
+    };
+    let rate = match rate {
+        None => None,
+        Some(text) => Some(number(
+            "rate",
+            &text,
+            0.1,
+            MAX_RATE,
+            &format!("0.1 to {MAX_RATE} requests a second"),
+        )?),
+    };
+    let duration = match duration {
+        None => 5.0,
+        Some(text) => number(
+            "duration",
+            &text,
+            1.0,
+            MAX_DURATION_S,
+            &format!("1 to {MAX_DURATION_S} seconds"),
+        )?,
+    };
+    if let Some(rate) = rate {
+        if rate * duration > MAX_STEADY {
+            return Err(json!({"error": "out of range", "parameter": "rate",
+                "received": rate,
+                "allowed": format!("at most {MAX_STEADY} requests in all: rate × duration \
+                                    ({duration} s)")}));
+        }
+    }
+    Ok(FireRequest {
+        route,
+        ms,
+        n,
+        at,
+        rate,
+        duration: Duration::from_secs_f64(duration),
+    })
 }
 
 /// A burst ready to fire at one twin.
-struct Planned {
-    twin: &'static str,
-    target: Target,
-    plan: Plan,
+pub(super) struct Planned {
+    pub(super) twin: &'static str,
+    pub(super) target: Target,
+    pub(super) plan: Plan,
 }
 
 /// What each twin would be fired with, or why not: the model's plan from the twin's `hello`,
@@ -197,6 +252,12 @@ pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) 
         Ok(p) => p,
         Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
     };
+    if let Some(rate) = request.rate {
+        return json_response(
+            StatusCode::OK,
+            &super::steady::plan(&request, rate, &planned, refused),
+        );
+    }
     let total = predicted_total(&planned);
     let twins: Vec<Value> = planned
         .iter()
@@ -242,6 +303,14 @@ pub(super) async fn fire(
         );
     };
     if replay::offered(&stage) {
+        if request.rate.is_some() {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "steady traffic needs the twins running",
+                        "detail": "a replay plays recorded bursts; start the twins and \
+                                   `burst stage` without --replay"}),
+            );
+        }
         return replay::play(&stage, &request, one_at_a_time).await;
     }
     let (planned, refused) = match plans(&stage, &request) {
@@ -250,6 +319,15 @@ pub(super) async fn fire(
     };
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
+    if let Some(rate) = request.rate {
+        let traffic = {
+            let (stage, cancel) = (stage.clone(), cancel.clone());
+            async move {
+                super::steady::fire(&stage, k, &request, rate, planned, refused, &cancel).await
+            }
+        };
+        return super::to_the_end(&stage, k, cancel, one_at_a_time, traffic).await;
+    }
     let burst = {
         let (stage, cancel) = (stage.clone(), cancel.clone());
         async move { fire_burst(&stage, k, &request, planned, refused, &cancel).await }
@@ -671,6 +749,20 @@ mod tests {
         assert_eq!(
             parse_fire("at=mars").expect_err("at")["error"],
             "unknown target"
+        );
+        let steady = parse_fire("route=/io&rate=12&duration=5").expect("steady");
+        assert_eq!(
+            (steady.rate, steady.duration),
+            (Some(12.0), Duration::from_secs(5))
+        );
+        assert_eq!(parse_fire("rate=0").expect_err("rate")["parameter"], "rate");
+        assert_eq!(
+            parse_fire("rate=400&duration=30").expect_err("total")["parameter"],
+            "rate"
+        );
+        assert_eq!(
+            parse_fire("rate=4&duration=99").expect_err("duration")["parameter"],
+            "duration"
         );
     }
 }

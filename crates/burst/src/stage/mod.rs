@@ -23,6 +23,7 @@
 mod fire;
 mod relay;
 mod replay;
+mod steady;
 
 use std::collections::VecDeque;
 use std::future::Future;
