@@ -382,6 +382,9 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
                 "holds": HOLDS[kind][path],
                 "service": SERVICE[path],
                 "slots": slots[HOLDS[kind][path]],
+                # gthread: each process accepts connections for its own threads, and queues
+                # them there — not one queue for all, as the twin's pool has.
+                **({"per_worker": threads} if kind == "pool" and (threads or 1) > 1 else {}),
                 "example": f"curl -s '{url}{path}{example_query(path)}'",
             }
             for path, (params, *_) in ROUTES.items()

@@ -2,7 +2,9 @@
 # real-stacks.sh — the reference experiment on real gunicorn + Flask and uvicorn + FastAPI, side by
 # side with the twins: one table, one chart.
 #
-#   scripts/real-stacks.sh              # 16 requests × /io, /async-io, /async-io-multi × 4 servers
+#   scripts/real-stacks.sh              # 16 requests × /io, /async-io, /async-io-multi × 4 servers,
+#                                       # then part 2: gunicorn gthread vs pool-server --threads,
+#                                       # uvicorn vs async-server --limit-concurrency
 #   scripts/real-stacks.sh -n 16,100    # also 100 at once
 #   scripts/real-stacks.sh --check      # for CI: the Python stacks must show the lesson and answer
 #                                       # like the twins (400 bodies, log lines, GET / keys)
@@ -128,6 +130,71 @@ code=0
   --target "uvicorn + FastAPI=$fastapi" --target "async-server=$async" || code=$?
 if [ "$code" -ne 0 ]; then
   echo "real-stacks.sh: FAILED: burst exited $code — not every server behaved as the model predicts" >&2
+  exit "$code"
+fi
+
+# Part 2 (docs/workshop.md): gunicorn's gthread workers beside pool-server --threads, and
+# uvicorn's --limit-concurrency beside the twin's, T = 500 ms.
+echo
+echo "== part 2: threads (gunicorn gthread 2 × 4) and shedding (--limit-concurrency 8), T = 500 ms =="
+export TWIN_TASK_MS=500
+TWIN_WORKERS=2 TWIN_THREADS=4 start gunicorn-gthread 's/^listening on //p' \
+  "$venv/bin/gunicorn" --config python/gunicorn.conf.py --chdir python --bind 127.0.0.1:0 flask_app:app
+gthread=$url
+start pool-threads 's/^listening on //p' "$bin/pool-server" --port 0 --workers 2 --threads 4 --task-ms 500
+pool_threads=$url
+port=$(free_port)
+TWIN_WORKERS=1 TWIN_LIMIT_CONCURRENCY=8 start uvicorn-limit 's/.*Uvicorn running on \(http:[^ ]*\).*/\1/p' \
+  "$venv/bin/uvicorn" fastapi_app:app --app-dir python --host 127.0.0.1 --port "$port" \
+  --workers 1 --no-access-log --limit-concurrency 8
+uvicorn_limit=$url
+start async-limit 's/^listening on //p' "$bin/async-server" --port 0 --workers 1 --limit-concurrency 8 --task-ms 500
+async_limit=$url
+for _ in $(seq 1 300); do
+  grep -q 'Application startup complete' "$out/uvicorn-limit.stderr.log" && break
+  sleep 0.1
+done
+
+# Threads raise the ceiling, still a pool: 16 at once in waves of 8; 24/s over μ = 8 / 0.5 s.
+"$bin/burst" compare -n 16 --routes /io \
+  --target "gunicorn gthread 2×4=$gthread" --target "pool-server 2×4=$pool_threads" || code=$?
+"$bin/burst" compare --rate 24 --duration 3 --routes /io --svg "$out/threads-steady.svg" \
+  --target "gunicorn gthread 2×4=$gthread" --target "pool-server 2×4=$pool_threads" || code=$?
+if [ "$code" -ne 0 ]; then
+  echo "real-stacks.sh: FAILED: burst exited $code on the threads experiments" >&2
+  exit "$code"
+fi
+
+# Shedding: 16 at once with --limit-concurrency 8. The twin serves 8 and sheds 8; uvicorn's
+# rule is not quite the same, and the table says how.
+python3 - "$bin/burst" "$uvicorn_limit" "$async_limit" <<'PY' || code=$?
+import json, subprocess, sys
+burst, uvicorn, twin = sys.argv[1:]
+def once(url):
+    out = subprocess.run([burst, url + "/async-io", "-n", "16", "--json"], capture_output=True, text=True)
+    doc = json.loads(out.stdout)
+    statuses = doc["summary"]["statuses"]
+    return out.returncode, statuses.get("200", 0), statuses.get("503", 0), doc["model"]["verdict"]
+print(f"{'server':<34} {'served':>6} {'503':>5}  model")
+failed = False
+for name, url in [("uvicorn --limit-concurrency 8", uvicorn), ("async-server --limit-concurrency 8", twin)]:
+    code, served, shed, verdict = once(url)
+    print(f"{name:<34} {served:>6} {shed:>5}  {'✓' if code == 0 else '✗'} {verdict}")
+    if name.startswith("async-server") and code != 0:
+        failed = True
+    # uvicorn sheds a request when its worker's open connections or running requests reach N,
+    # counting the request being decided (h11_impl/httptools_impl: `len(connections) >= limit or
+    # len(tasks) >= limit`): it serves at most N - 1 at once. Anything else is a finding.
+    if name.startswith("uvicorn") and not (7 <= served <= 8 and served + shed == 16):
+        failed = True
+        print(f"  uvicorn served {served} of 16: neither the twin's 8 nor its own N - 1 = 7", file=sys.stderr)
+print("uvicorn serves N - 1 = 7 of a burst: it sheds when its worker's open connections *or* running")
+print("requests reach N, counting the request it is deciding on; the twin counts requests only, so")
+print("N in the server at once. The lesson is the same: beyond the limit, a 503 at once, not a wait.")
+sys.exit(1 if failed else 0)
+PY
+if [ "$code" -ne 0 ]; then
+  echo "real-stacks.sh: FAILED: the shedding experiment did not go as the table says it should" >&2
   exit "$code"
 fi
 echo

@@ -617,3 +617,86 @@ fn a_recorded_burst_plays_back_on_a_stage_with_no_twins() {
     let none = ask_stage(replaying, "POST /fire?route=/cpu&n=8&at=both", "");
     assert_eq!(none.status, 404, "{}", none.body);
 }
+
+#[test]
+fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
+    if std::env::var_os("TWINS_SKIP_BROWSER").is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED: TWINS_SKIP_BROWSER=1");
+        return;
+    }
+    let browser = match Browser::start(1280, 720) {
+        Ok(b) => b,
+        Err(e) => panic!("{e} (or set TWINS_SKIP_BROWSER=1 to skip this test)"),
+    };
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stage-screens");
+    std::fs::create_dir_all(&shots).expect("screenshot folder");
+    let page = Page { browser, shots };
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    // The pool: 2 workers, T = 200 ms, μ = 10/s. The event loop sheds beyond 2 in the server.
+    let _pool = pool_server::start(
+        twin_core::listener::bind(pool_addr, 1024).expect("bind"),
+        Config::for_tests(ServerKind::Pool, 2, T_MS),
+    )
+    .expect("pool");
+    let mut limited = Config::for_tests(ServerKind::EventLoop, 2, T_MS);
+    limited.limit_concurrency = Some(2);
+    let _event_loop = async_server::start(
+        twin_core::listener::bind(loop_addr, 1024).expect("bind"),
+        limited,
+    )
+    .expect("event loop");
+    let (_rt, stage) = start_stage(pool_addr, loop_addr);
+    page.browser
+        .goto(&format!("http://{stage}"))
+        .expect("open the stage");
+    page.wait("both twins up", |s| {
+        s["pool"]["up"] == true && s["event-loop"]["up"] == true
+    });
+    // T: steady traffic; ↑ from 12 to 16 a second (5 s, 80 requests).
+    page.browser.press("t").expect("press T");
+    page.browser.press("\u{E013}").expect("press ↑"); // WebDriver's ArrowUp
+    let read = |what: &str| {
+        page.browser
+            .eval(&format!("return window.stage.{what}();"))
+            .expect("read the page")
+    };
+    assert_eq!((read("mode"), read("rate")), ("steady".into(), "16".into()));
+    page.browser.press("b").expect("press B");
+    // Live: λ 16/s over μ 10/s, the pool's queue grows while the traffic runs.
+    let s = page.wait("the pool's queue growing", |s| {
+        s["pool"]["steady"].is_object() && s["pool"]["waiting"].as_u64().unwrap_or(0) >= 5
+    });
+    assert_eq!(s["pool"]["steady"]["rate"], 16.0, "{s:#}");
+    assert_eq!(s["pool"]["steady"]["mu"], 10.0, "{s:#}");
+    assert!(
+        page.text("#panel-pool .counter")
+            .contains("λ 16/s · μ 10/s"),
+        "{}",
+        page.text("#panel-pool .counter")
+    );
+    page.shot("steady-1-queue-growing");
+    let s = page.wait("both results", |s| {
+        s["pool"]["result"].is_object() && s["event-loop"]["result"].is_object()
+    });
+    page.shot("steady-2-done");
+    let pool = &s["pool"]["result"];
+    assert_eq!(pool["status"], "ok", "{pool:#}");
+    assert!(
+        pool["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("latency grew as predicted")),
+        "{pool:#}"
+    );
+    assert!(pool["little"]["line"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("Little's law, L = λ·W: 16.0/s")));
+    let el = &s["event-loop"]["result"];
+    assert_eq!(el["status"], "ok", "{el:#}");
+    let shed = el["shed"].as_u64().expect("a count");
+    assert!(shed >= 10, "{el:#}");
+    // The page counted every shed request the twin said it shed, as such.
+    assert_eq!(s["event-loop"]["shed"], shed, "{s:#}");
+    assert!(page
+        .text("#panel-event-loop .counter")
+        .contains(&format!("{shed} shed (503)")));
+}

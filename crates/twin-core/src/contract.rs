@@ -71,6 +71,11 @@ pub struct RouteRule {
     /// None for what holds nothing.
     #[serde(default)]
     pub slots: Option<u32>,
+    /// Set when each worker queues its own requests (gunicorn's gthread: each process accepts
+    /// connections for its own threads): this many at once per worker. The twins' pool has one
+    /// queue for all its threads, and says nothing here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_worker: Option<u32>,
 }
 
 /// The events of `GET /events`, as the stream names them (`event: picked-up`).

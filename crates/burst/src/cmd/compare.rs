@@ -122,7 +122,8 @@ pub(crate) fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
             &routes,
             rate,
             args.duration,
-            &args.common,
+            &settings,
+            &cancel,
             args.svg.as_deref(),
             args.json,
         );

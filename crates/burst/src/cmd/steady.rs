@@ -294,22 +294,20 @@ const COLORS: [&str; 6] = [
 ];
 
 /// `burst compare --rate R --duration D`: the same steady traffic at each server × route, one
-/// after another; a row each, every verdict, and one latency chart with a line per run.
+/// after another; a row each, every verdict, and one latency chart with a line per run. Ctrl-C
+/// (`cancel`) is caught by `compare`.
 pub(crate) fn compare(
     named: &[(String, String)],
     routes: &[String],
     rate: f64,
     d: f64,
-    common: &super::CommonArgs,
+    settings: &experiment::Settings,
+    cancel: &Cancel,
     svg: Option<&std::path::Path>,
     json: bool,
 ) -> Result<ExitCode, Fatal> {
     let traffic = traffic(rate, d)?;
-    let mut settings = settings(common)?;
-    let cancel = Cancel::default();
-    settings.cancel = Some(cancel.clone());
     let rt = runtime()?;
-    on_interrupt(&cancel)?;
     let runs = rt
         .block_on(async {
             let mut targets = Vec::new();
@@ -327,7 +325,7 @@ pub(crate) fn compare(
             for route in routes {
                 for (name, base) in &targets {
                     let target = base.with_path(route)?;
-                    match run(&target, traffic, &settings, &cancel).await? {
+                    match run(&target, traffic, settings, cancel).await? {
                         Some(r) if !cancel.is_cancelled() => {
                             runs.push(((*name).to_owned(), route.clone(), r))
                         }

@@ -80,7 +80,10 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     c.predicted = predicted;
     let flag = prediction.limit_flag;
     let count_ok = shed.len() == expected && slow == 0;
-    c.verdict = if count_ok {
+    c.verdict = if count_ok && expected == 0 {
+        // Within the limit: nothing to shed, nothing shed — the burst's own verdict.
+        c.verdict
+    } else if count_ok {
         format!(
             "{} shed at once (503, {flag} {limit}), as predicted; the {} served: {}",
             shed.len(),
@@ -183,10 +186,15 @@ fn check_waves(burst: &Burst, prediction: &Prediction) -> Check {
             spread.sort();
             let spread: Vec<String> = spread.iter().map(|(w, n)| format!("{w} {n}")).collect();
             format!(
-                "{} of {} every {:.2} s, as the loops got the requests ({})",
+                "{} of {} every {:.2} s, as the {} got the requests ({})",
                 plural_waves(expected.len()),
                 sizes.join(", "),
                 prediction.service.as_secs_f64(),
+                if prediction.held_by == "worker" {
+                    "worker processes"
+                } else {
+                    "loops"
+                },
                 spread.join(", ")
             )
         }

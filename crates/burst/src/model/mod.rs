@@ -104,6 +104,7 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
     let workers = info.workers.max(1);
     let rule = info.routes.iter().find(|r| r.path == path);
     let slots = rule.and_then(|r| r.slots);
+    let own_queues = rule.and_then(|r| r.per_worker);
     let (holds, service) = match rule.and_then(|r| Some((r.holds?, r.service?))) {
         Some(rule) => rule,
         None if info.told && info.is_pool() => (Holds::Worker, Service::Wait),
@@ -125,7 +126,8 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
         Service::Instant => Duration::ZERO,
     };
     let (parallel, per_worker) = match holds {
-        Holds::Worker => (Some(pool_slots.max(1)), None),
+        // gunicorn's gthread: each process queues what it accepted for its own threads.
+        Holds::Worker => (Some(pool_slots.max(1)), own_queues),
         Holds::ThreadPoolSlot => {
             let slots = info.threadpool?.max(1);
             (Some(workers.saturating_mul(slots)), Some(slots))

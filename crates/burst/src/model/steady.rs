@@ -118,12 +118,31 @@ pub fn simulate(
     (fates, ties)
 }
 
+/// How many requests are served at once: the slots of what the route holds, or fewer when a
+/// limit on what the server holds is lower.
+fn at_once(p: &Prediction) -> Option<u32> {
+    match (p.parallel, p.limit) {
+        (Some(c), Some(l)) => Some(c.min(l)),
+        (c, None) => c,
+        (None, l) => l,
+    }
+}
+
 /// μ: how many requests a second the route can be served at, when the model knows a bound.
 pub fn capacity(p: &Prediction) -> Option<f64> {
     let s = p.service.as_secs_f64();
-    match p.parallel {
+    match at_once(p) {
         Some(c) if s > 0.0 => Some(f64::from(c) / s),
         _ => None,
+    }
+}
+
+/// What bounds μ, in words: "4 workers", or "2 in the server (--limit-concurrency 2)".
+fn servers(p: &Prediction) -> String {
+    match (p.parallel, p.limit) {
+        (Some(c), Some(l)) if l < c => format!("{l} at once, {} {l}", p.limit_flag),
+        (None, Some(l)) => format!("{l} at once, {} {l}", p.limit_flag),
+        (c, _) => plural(u64::from(c.unwrap_or(1)), p.held_by),
     }
 }
 
@@ -313,21 +332,28 @@ fn words(w: &Words<'_>) -> String {
     let rate = w.traffic.rate;
     let s = w.p.service.as_secs_f64();
     let load = match w.capacity {
-        Some(mu) if rate > mu * 1.001 && w.p.limit.is_some() => format!(
-            "λ = {rate:.1}/s over capacity μ = {mu:.1}/s ({} / {s:.2} s), with at most \
-             {} in the server",
-            plural(u64::from(w.p.parallel.unwrap_or(1)), w.p.held_by),
-            w.p.limit.unwrap_or_default()
-        ),
+        Some(mu) if rate > mu * 1.001 && w.p.limit.is_some() => {
+            let limit = w.p.limit.unwrap_or_default();
+            let above = w.p.parallel.is_some_and(|c| limit >= c);
+            format!(
+                "λ = {rate:.1}/s over capacity μ = {mu:.1}/s ({} / {s:.2} s){}",
+                servers(w.p),
+                if above {
+                    format!(", with at most {limit} in the server")
+                } else {
+                    String::new()
+                }
+            )
+        }
         Some(mu) if rate > mu * 1.001 => format!(
             "λ = {rate:.1}/s over capacity μ = {mu:.1}/s ({} / {s:.2} s): the queue \
              grows by {:.1} a second",
-            plural(u64::from(w.p.parallel.unwrap_or(1)), w.p.held_by),
+            servers(w.p),
             rate - mu
         ),
         Some(mu) => format!(
             "λ = {rate:.1}/s within capacity μ = {mu:.1}/s ({} / {s:.2} s)",
-            plural(u64::from(w.p.parallel.unwrap_or(1)), w.p.held_by)
+            servers(w.p)
         ),
         None => format!(
             "λ = {rate:.1}/s; a request holds {} while it waits, so only CPU and memory bound \

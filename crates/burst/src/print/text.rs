@@ -407,7 +407,7 @@ pub fn compare_table(cells: &[Cell]) -> String {
     if any_own {
         let _ = writeln!(
             s,
-            "(model …): the model's time where the connections spread unevenly over the loops"
+            "(model …): the model's time where the connections spread unevenly over the loops or worker processes"
         );
     }
     s
