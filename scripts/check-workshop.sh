@@ -8,7 +8,7 @@
 # the end of each run, also on failure or Ctrl-C); every line of a ```sh``` block must exit 0 within
 # 120 s — and `burst` exits non-zero when a burst is not what the model predicts, so a lesson that
 # does not show fails the check. Commands run in a scratch folder (target/workshop-check), so a
-# presenter's own `workshop-compare.svg` is never touched. Needs ports 8000-8002 and 8080 free.
+# presenter's own `workshop-compare.svg` is never touched. Needs ports 8000-8004 and 8080 free.
 set -euo pipefail
 
 pause=0
@@ -34,9 +34,9 @@ ln -sfn "$root/scripts" "$scratch/scripts"
 # The workshop's commands name the stage's default port: a STAGE_PORT set for rehearsals
 # elsewhere would move `burst stage` away from the curl lines that follow it.
 unset STAGE_PORT
-for port in 8000 8001 8002 8080; do
+for port in 8000 8001 8002 8003 8004 8080; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "check-workshop.sh: port $port is in use; the workshop needs 8000-8002 and 8080 free" >&2
+    echo "check-workshop.sh: port $port is in use; the workshop needs 8000-8004 and 8080 free" >&2
     exit 2
   fi
 done

@@ -7,11 +7,11 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`client`] | open N connections, release N requests together, time each one |
-//! | [`model`] | predict when each request should finish, and check a burst against it |
+//! | [`client`] | open N connections, release N requests together, time each one; or send steady traffic on a fixed schedule (an open loop) |
+//! | [`model`] | predict when each request should finish, and check a burst against it; [`model::steady`]: steady traffic against the queue, simulated |
 //! | [`stats`] | counts, latency percentiles, per-worker tallies, completion order |
 //! | [`units`] | durations in milliseconds, rounded where printed |
-//! | [`print`] | what burst shows: text (tables, waterfall, summary), JSON and CSV, SVG charts |
+//! | [`print`] | what burst shows: text (tables, waterfall, summary), JSON and CSV, SVG charts; [`print::steady`] for steady traffic |
 //! | [`experiment`] | one burst held against the model; the reference matrix |
 //! | [`progress`] | the live progress line while a long burst runs |
 //! | [`stage`] | `burst stage`: the live page that watches both twins' `/events` and fires bursts |

@@ -42,6 +42,10 @@ use twin_core::run::Twin;
 use twin_core::shutdown::{InFlight, InFlightGuard, DRAIN_GRACE};
 use twin_core::{access_log, head, limits, Config, Reply, ServerKind};
 
+/// Threads kept out of the budget for everything but workers and readers: the acceptor, the
+/// access log, watchers, the drain.
+const RESERVED_THREADS: usize = 64;
+
 /// What the queue holds: a request, or a note to one worker that the drain has reached it.
 // Each item is moved once, into the queue and out; boxing it would allocate once per request.
 #[allow(clippy::large_enum_variant)]
@@ -105,6 +109,22 @@ pub struct Running {
 /// bound address.
 pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let addr = listener.local_addr()?;
+    // Threads are finite: past the system's budget a new thread aborts the process. The workers
+    // must fit, and tiny_http's connection readers (one per open connection) get what is left;
+    // a connection beyond them waits, accepted, for a reader to be free.
+    let slots = config.pool_slots();
+    let budget = twin_core::platform::thread_budget();
+    if let Some(budget) = budget {
+        if slots + RESERVED_THREADS > budget {
+            return Err(io::Error::other(format!(
+                "--workers × --threads is {slots} worker threads, and this machine allows about \
+                 {budget} threads a process (vm.max_map_count ÷ 4), of which each open \
+                 connection takes one more: use fewer, at most {}",
+                budget.saturating_sub(RESERVED_THREADS) / 2
+            )));
+        }
+    }
+    let max_readers = budget.map(|b| b.saturating_sub(slots + RESERVED_THREADS));
     config.url = format!("http://{addr}");
     let (queue, waiting) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
@@ -130,6 +150,7 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
             let shared = shared.clone();
             move |rq| enqueue(&shared, rq)
         })),
+        max_readers,
     };
     let server = tiny_http::Server::from_listener_strict(listener, None, strict)
         .map_err(io::Error::other)?;

@@ -562,3 +562,21 @@ fn requests_whose_client_gave_up_are_skipped_not_served() {
     let server = ServerProcess::start(BIN, &["--workers", "2", "--task-ms", "300"]);
     testkit::watchers::assert_abandoned_requests_are_skipped(&server, "/io", 2, t);
 }
+
+/// Threads are finite: a pool bigger than the machine's thread budget is refused at start with
+/// the reason, not aborted by the system when the thread past it fails to map its stacks.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pool_beyond_the_machine_s_thread_budget_is_refused_with_the_reason() {
+    let Some(budget) = twin_core::platform::thread_budget() else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::for_tests(ServerKind::Pool, 10, T);
+    config.threads = Some(u32::try_from(budget / 10 + 1).unwrap());
+    let e = pool_server::start(listener, config).unwrap_err().to_string();
+    assert!(
+        e.contains("threads a process") && e.contains("use fewer"),
+        "{e}"
+    );
+}

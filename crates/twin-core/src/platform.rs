@@ -6,6 +6,7 @@
 //! | open-files limit | raised to the hard limit at start | raised to the hard limit | none to raise |
 //! | a drain stops accepting | the listening socket is shut down: new connections are refused at once | new connections get a JSON 503 | new connections get a JSON 503 |
 //! | is the client still there? ([`client_gone`]) | a non-blocking peek (`MSG_DONTWAIT`) | the same | the socket made non-blocking for the peek |
+//! | threads a process may have ([`thread_budget`]) | from `vm.max_map_count` and `threads-max` | not known | not known |
 
 use std::io;
 use std::net::TcpListener;
@@ -23,6 +24,26 @@ pub fn raise_open_files() -> Option<(u64, u64)> {
 /// Windows has no open-files limit on sockets to raise.
 #[cfg(not(unix))]
 pub fn raise_open_files() -> Option<(u64, u64)> {
+    None
+}
+
+/// About how many threads this process may have, where the system says: on Linux, each thread
+/// maps its stack and its signal stack, each with a guard page, so `vm.max_map_count` (65,530 by
+/// default) allows about a quarter as many threads; `kernel.threads-max` bounds them too. A
+/// thread past it does not fail to start: the standard library aborts the process. `None` where
+/// the limit is not known.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn thread_budget() -> Option<usize> {
+    let read =
+        |path: &str| -> Option<usize> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let maps = read("/proc/sys/vm/max_map_count")?;
+    // Room for the maps of the heap, the libraries and the sockets' buffers.
+    let by_maps = maps.saturating_sub(2048) / 4;
+    Some(read("/proc/sys/kernel/threads-max").map_or(by_maps, |t| by_maps.min(t / 2)))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn thread_budget() -> Option<usize> {
     None
 }
 

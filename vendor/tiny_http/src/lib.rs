@@ -303,7 +303,7 @@ impl Server {
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::with_cap(strict.max_readers);
 
             log::debug!("Running accept thread");
             // PATCH (twins): how long to wait before accepting again after an error

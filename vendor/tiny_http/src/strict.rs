@@ -41,6 +41,9 @@ pub struct Strict {
     /// Where each request goes, on the thread that read it: given, requests do not pass
     /// through `Server::recv` (which then only reports accept errors) — one hand-off less.
     pub deliver: Option<Arc<dyn Fn(crate::Request) + Send + Sync>>,
+    /// At most this many threads reading connections (one each); a connection beyond it waits,
+    /// accepted, until a reader is free. `None`: a thread for every connection, as upstream.
+    pub max_readers: Option<usize>,
 }
 
 impl Default for Strict {
@@ -52,6 +55,7 @@ impl Default for Strict {
             keep_alive: None,
             policy: None,
             deliver: None,
+            max_readers: None,
         }
     }
 }

@@ -120,8 +120,7 @@ pub(crate) fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
         return super::steady::compare(
             &named,
             &routes,
-            rate,
-            args.duration,
+            super::steady::traffic(rate, args.duration)?,
             &settings,
             &cancel,
             args.svg.as_deref(),

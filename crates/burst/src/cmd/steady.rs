@@ -57,8 +57,9 @@ pub(crate) async fn run(
     };
     let modelled = plan.prediction.as_ref().map(|p| steady::plan(p, &traffic));
     let worst = modelled.as_ref().map_or(Duration::ZERO, |m| m.1);
-    // In flight at once, at most: what the model holds, or all of them.
-    let in_flight = (rate * (worst.as_secs_f64() + 1.0)).ceil() as usize;
+    // In flight at once: λ × the slowest latency (Little's law), a fifth more for the jitter of a
+    // busy machine — or all of them.
+    let in_flight = (rate * worst.as_secs_f64() * 1.2).ceil() as usize + 100;
     if let Err(Fatal(line, _)) = ensure_open_files(in_flight.min(n)) {
         return Err(burst::FireError(line));
     }
@@ -299,14 +300,13 @@ const COLORS: [&str; 6] = [
 pub(crate) fn compare(
     named: &[(String, String)],
     routes: &[String],
-    rate: f64,
-    d: f64,
+    traffic: Traffic,
     settings: &experiment::Settings,
     cancel: &Cancel,
     svg: Option<&std::path::Path>,
     json: bool,
 ) -> Result<ExitCode, Fatal> {
-    let traffic = traffic(rate, d)?;
+    let (rate, d) = (traffic.rate, traffic.duration.as_secs_f64());
     let rt = runtime()?;
     let runs = rt
         .block_on(async {

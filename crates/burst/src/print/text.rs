@@ -271,15 +271,18 @@ pub fn summary_text(
         .iter()
         .map(|(w, n)| format!("{w} {n}"))
         .collect();
-    let _ = writeln!(
-        s,
-        "per worker: {}",
-        if workers.is_empty() {
-            "-".to_owned()
-        } else {
-            workers.join(", ")
-        }
-    );
+    // Thousands of worker threads (--threads) are a count and a range, not a line each.
+    let counts = || sum.per_worker.values().copied();
+    let per_worker = match workers.len() {
+        0 => "-".to_owned(),
+        k if k > 16 => format!(
+            "{k} workers, {}–{} requests each",
+            counts().min().unwrap_or(0),
+            counts().max().unwrap_or(0)
+        ),
+        _ => workers.join(", "),
+    };
+    let _ = writeln!(s, "per worker: {per_worker}");
     let statuses: Vec<String> = sum
         .statuses
         .iter()

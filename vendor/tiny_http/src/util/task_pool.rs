@@ -24,6 +24,11 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // Patched (see PATCH.md): threads spawned and not yet ended, counted when spawned (not when
+    // they start running), and the most there may be.
+    spawned: AtomicUsize,
+    cap: Option<usize>,
 }
 
 /// Minimum number of active threads.
@@ -48,17 +53,25 @@ impl<'a> Drop for Registration<'a> {
 
 impl TaskPool {
     pub fn new() -> TaskPool {
+        TaskPool::with_cap(None)
+    }
+
+    /// Patched (see PATCH.md): at most `cap` threads; a task beyond them waits in the queue for a
+    /// thread to be free, as does one whose thread the system refused to create.
+    pub fn with_cap(cap: Option<usize>) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
+                spawned: AtomicUsize::new(0),
+                cap: cap.map(|c| c.max(MIN_THREADS)),
             }),
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            let _ = pool.add_thread(None);
         }
 
         pool
@@ -73,20 +86,36 @@ impl TaskPool {
         // `waiting_tasks` until it can take the lock, which this function holds. Checking for
         // "any idle thread" let a burst of connections queue behind one or two woken threads;
         // a task is queued only while there are more idle threads than tasks already queued.
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) > queue.len() {
+        let full = self
+            .sharing
+            .cap
+            .is_some_and(|cap| self.sharing.spawned.load(Ordering::Acquire) >= cap);
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) > queue.len() || full {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
-        } else {
-            self.add_thread(Some(code));
+        } else if let Err(code) = self.add_thread(Some(code)) {
+            // No thread to be had: the task waits for one that is free.
+            if let Some(code) = code {
+                queue.push_back(code);
+            }
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    /// Spawn a thread (with `initial_fn` to run first); the system's refusal gives the task back.
+    fn add_thread(
+        &self,
+        initial_fn: Option<Box<dyn FnMut() + Send>>,
+    ) -> Result<(), Option<Box<dyn FnMut() + Send>>> {
         let sharing = self.sharing.clone();
-
-        thread::spawn(move || {
+        // Handed back if the thread cannot be made.
+        let task = Arc::new(Mutex::new(initial_fn));
+        let first = task.clone();
+        self.sharing.spawned.fetch_add(1, Ordering::AcqRel);
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
+            let _spawned_guard = Spawned(&sharing.spawned);
             let _active_guard = Registration::new(&sharing.active_tasks);
+            let initial_fn = first.lock().ok().and_then(|mut f| f.take());
 
             if let Some(mut f) = initial_fn {
                 f();
@@ -128,6 +157,20 @@ impl TaskPool {
                 task();
             }
         });
+        if spawned.is_err() {
+            self.sharing.spawned.fetch_sub(1, Ordering::AcqRel);
+            return Err(task.lock().ok().and_then(|mut f| f.take()));
+        }
+        Ok(())
+    }
+}
+
+/// Counts a spawned thread out when it ends.
+struct Spawned<'a>(&'a AtomicUsize);
+
+impl Drop for Spawned<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
