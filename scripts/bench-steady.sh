@@ -63,26 +63,28 @@ total() {
     | python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print("%.2f %d" % (s["wall_ms"] / 1000, s["ok"]))'
 }
 
+# row N NAME LABEL PATH CMD…: start the server, hold N requests waiting at PATH, and add its row.
 rows=()
+row() {
+  local n=$1 name=$2 label=$3 path=$4
+  shift 4
+  serve "$name" "$@"
+  local start=$started_s idle nthreads total ok peak
+  idle=$(rss_kib "$pid")
+  nthreads=$(threads "$pid")
+  read -r total ok < <(total "$n" "$url$path")
+  peak=$(hwm_kib "$pid")
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local per
+  per=$(awk -v p="$peak" -v i="$idle" -v n="$n" 'BEGIN { printf "%.1f", (p - i) / n }')
+  rows+=("| $n | $label | $nthreads | $start s | $(mib "$idle") MiB | $(mib "$peak") MiB | $per KiB | $total s ($ok × 200) |")
+}
 for n in 1000 10000; do
   say "thread against task: $n waiting requests…"
-  serve "pool-$n" "$bin/pool-server" --workers 10 --threads $((n / 10)) --task-ms 2000 --backlog 65535
-  pool_start=$started_s
-  pool_idle=$(rss_kib "$pid")
-  pool_threads=$(threads "$pid")
-  read -r pool_total pool_ok < <(total "$n" "$url/io")
-  pool_peak=$(hwm_kib "$pid")
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  serve "loop-$n" "$bin/async-server" --workers 4 --task-ms 2000 --backlog 65535
-  loop_start=$started_s
-  loop_idle=$(rss_kib "$pid")
-  loop_threads=$(threads "$pid")
-  read -r loop_total loop_ok < <(total "$n" "$url/async-io")
-  loop_peak=$(hwm_kib "$pid")
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  per() { awk -v p="$1" -v i="$2" -v n="$n" 'BEGIN { printf "%.1f", (p - i) / n }'; }
-  rows+=("| $n | pool-server, $((n / 10)) threads × 10 workers | $pool_threads | $pool_start s | $(mib "$pool_idle") MiB | $(mib "$pool_peak") MiB | $(per "$pool_peak" "$pool_idle") KiB | $pool_total s ($pool_ok × 200) |")
-  rows+=("| $n | async-server, 4 event loops | $loop_threads | $loop_start s | $(mib "$loop_idle") MiB | $(mib "$loop_peak") MiB | $(per "$loop_peak" "$loop_idle") KiB | $loop_total s ($loop_ok × 200) |")
+  row "$n" "pool-$n" "pool-server, $((n / 10)) threads × 10 workers" /io \
+    "$bin/pool-server" --workers 10 --threads $((n / 10)) --task-ms 2000 --backlog 65535
+  row "$n" "loop-$n" "async-server, 4 event loops" /async-io \
+    "$bin/async-server" --workers 4 --task-ms 2000 --backlog 65535
 done
 
 say "the largest steady rate the event loop holds within T + 10 %…"

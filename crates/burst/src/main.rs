@@ -26,6 +26,7 @@ Examples:
   burst http://127.0.0.1:8001/async-io -n 100    # 100 at once at the event-loop twin: 1 wave
   burst http://127.0.0.1:8000/io --csv > io.csv  # one row per request for a spreadsheet
   burst http://127.0.0.1:8000/io --svg io.svg    # a per-request timeline chart
+  burst 'http://127.0.0.1:8000/io?ms=500' --rate 12 --duration 5   # steady traffic: the queue grows
   burst compare --pool http://127.0.0.1:8000 --async http://127.0.0.1:8001 -n 16,100 --svg cmp.svg
   burst stage                                    # the live page at http://127.0.0.1:8080
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Compare(args)) => cmd::compare::compare(&args),
         Some(Command::Stage(args)) => cmd::stage::stage(&args),
+        None if cli.one.rate.is_some() => cmd::steady::steady(&cli.one),
         None => cmd::one::one(&cli.one),
     };
     match result {

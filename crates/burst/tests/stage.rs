@@ -65,6 +65,22 @@ struct Page {
 }
 
 impl Page {
+    /// Headless Chromium for a test, with a folder for its screenshots; `None` (said) when
+    /// TWINS_SKIP_BROWSER=1.
+    fn open() -> Option<Page> {
+        if std::env::var_os("TWINS_SKIP_BROWSER").is_some_and(|v| v == "1") {
+            eprintln!("SKIPPED: TWINS_SKIP_BROWSER=1");
+            return None;
+        }
+        let browser = match Browser::start(1280, 720) {
+            Ok(b) => b,
+            Err(e) => panic!("{e} (or set TWINS_SKIP_BROWSER=1 to skip this test)"),
+        };
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stage-screens");
+        std::fs::create_dir_all(&shots).expect("screenshot folder");
+        Some(Page { browser, shots })
+    }
+
     fn summary(&self) -> Value {
         self.browser
             .eval("return window.stage.summary();")
@@ -123,17 +139,9 @@ fn served(s: &Value, twin: &str) -> Vec<u64> {
 
 #[test]
 fn the_stage_shows_waves_at_the_pool_one_wave_at_the_loop_and_twins_coming_and_going() {
-    if std::env::var_os("TWINS_SKIP_BROWSER").is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED: TWINS_SKIP_BROWSER=1");
+    let Some(page) = Page::open() else {
         return;
-    }
-    let browser = match Browser::start(1280, 720) {
-        Ok(b) => b,
-        Err(e) => panic!("{e} (or set TWINS_SKIP_BROWSER=1 to skip this test)"),
     };
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stage-screens");
-    std::fs::create_dir_all(&shots).expect("screenshot folder");
-    let page = Page { browser, shots };
 
     let (pool_addr, loop_addr) = (free_addr(), free_addr());
     let (_rt, stage) = start_stage(pool_addr, loop_addr);
@@ -620,17 +628,9 @@ fn a_recorded_burst_plays_back_on_a_stage_with_no_twins() {
 
 #[test]
 fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
-    if std::env::var_os("TWINS_SKIP_BROWSER").is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED: TWINS_SKIP_BROWSER=1");
+    let Some(page) = Page::open() else {
         return;
-    }
-    let browser = match Browser::start(1280, 720) {
-        Ok(b) => b,
-        Err(e) => panic!("{e} (or set TWINS_SKIP_BROWSER=1 to skip this test)"),
     };
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stage-screens");
-    std::fs::create_dir_all(&shots).expect("screenshot folder");
-    let page = Page { browser, shots };
     let (pool_addr, loop_addr) = (free_addr(), free_addr());
     // The pool: 2 workers, T = 200 ms, μ = 10/s. The event loop sheds beyond 2 in the server.
     let _pool = pool_server::start(

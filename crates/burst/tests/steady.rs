@@ -222,18 +222,23 @@ fn a_limit_the_model_does_not_know_is_not_as_predicted() {
     // The server sheds beyond 4, but the model is told nothing of a limit: its 503s are failures.
     let e = event_loop(1, 100, |c| c.limit_concurrency = Some(4));
     let url = format!("http://{}/async-io", e.addr());
-    let out = burst(&[
-        &url,
-        "-n",
-        "8",
-        "-q",
-        "--model",
-        "event-loop",
-        "--workers",
-        "1",
-        "--task-ms",
-        "100",
-    ]);
+    let told = |extra: &[&str]| {
+        let mut args = vec![
+            url.as_str(),
+            "-n",
+            "8",
+            "-q",
+            "--model",
+            "event-loop",
+            "--workers",
+            "1",
+            "--task-ms",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        burst(&args)
+    };
+    let out = told(&[]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -241,20 +246,7 @@ fn a_limit_the_model_does_not_know_is_not_as_predicted() {
         String::from_utf8_lossy(&out.stdout)
     );
     // Told a limit of 6, it expects 2 shed, and 4 were: not as predicted.
-    let out = burst(&[
-        &url,
-        "-n",
-        "8",
-        "-q",
-        "--model",
-        "event-loop",
-        "--workers",
-        "1",
-        "--task-ms",
-        "100",
-        "--limit-concurrency",
-        "6",
-    ]);
+    let out = told(&["--limit-concurrency", "6"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(

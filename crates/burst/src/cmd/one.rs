@@ -99,9 +99,6 @@ pub(crate) fn one(args: &OneArgs) -> Result<ExitCode, Fatal> {
             2,
         ));
     };
-    if let Some(rate) = args.rate {
-        return super::steady::steady(args, url, rate);
-    }
     let n = args.n as usize;
     let mut settings = settings(&args.common)?;
     let cancel = Cancel::default();

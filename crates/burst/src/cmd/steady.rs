@@ -180,7 +180,15 @@ pub(crate) fn traffic(rate: f64, d: f64) -> Result<Traffic, Fatal> {
     })
 }
 
-pub(crate) fn steady(args: &OneArgs, url: &str, rate: f64) -> Result<ExitCode, Fatal> {
+/// `burst URL --rate R` (main sends it here, `one` the bursts).
+pub(crate) fn steady(args: &OneArgs) -> Result<ExitCode, Fatal> {
+    let (Some(url), Some(rate)) = (args.url.as_deref(), args.rate) else {
+        return Err(Fatal(
+            "give a URL and a rate, e.g. `burst http://127.0.0.1:8000/io --rate 12 --duration 5`"
+                .into(),
+            2,
+        ));
+    };
     let d = args.duration;
     let traffic = traffic(rate, d)?;
     let n = client::schedule(rate, traffic.duration).len();

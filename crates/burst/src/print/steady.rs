@@ -130,12 +130,11 @@ pub fn summary(burst: &Burst, check: Option<&SteadyCheck>, color: bool) -> Strin
     let _ = writeln!(s, "status: {}", statuses.join(", "));
     match check {
         Some(c) => {
-            let (on, off) = match (color, c.as_predicted) {
-                (false, _) => ("", ""),
-                (true, true) => ("\x1b[32m", "\x1b[0m"),
-                (true, false) => ("\x1b[1;31m", "\x1b[0m"),
-            };
-            let _ = writeln!(s, "{on}model: {}{off}", c.verdict);
+            s.push_str(&crate::print::text::model_line(
+                &c.verdict,
+                c.as_predicted,
+                color,
+            ));
             let _ = writeln!(s, "{}", c.little.line());
         }
         None => {

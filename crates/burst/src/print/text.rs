@@ -296,14 +296,7 @@ pub fn summary_text(
         sum.errors
     );
     match check {
-        Some(c) => {
-            let (on, off) = match (color, c.as_predicted) {
-                (false, _) => ("", ""),
-                (true, true) => ("\x1b[32m", "\x1b[0m"),
-                (true, false) => ("\x1b[1;31m", "\x1b[0m"),
-            };
-            let _ = writeln!(s, "{on}model: {}{off}", c.verdict);
-        }
+        Some(c) => s.push_str(&model_line(&c.verdict, c.as_predicted, color)),
         None => {
             let why = if let Some(why) = unknown {
                 why
@@ -317,6 +310,16 @@ pub fn summary_text(
         }
     }
     s
+}
+
+/// `model: …` and its verdict, green as predicted, bold red not (with `color`).
+pub fn model_line(verdict: &str, as_predicted: bool, color: bool) -> String {
+    let (on, off) = match (color, as_predicted) {
+        (false, _) => ("", ""),
+        (true, true) => ("\x1b[32m", "\x1b[0m"),
+        (true, false) => ("\x1b[1;31m", "\x1b[0m"),
+    };
+    format!("{on}model: {verdict}{off}\n")
 }
 
 /// The comparison table: a row per route × burst size, a column per server — each with its total

@@ -7,7 +7,9 @@
 //! |---|---|
 //! | this one | the axum app: the page, `GET /feed` (every message, batched), who may fire |
 //! | [`relay`] | follows each twin's `GET /events`, checks every event, relays it |
+//! | [`request`] | what a press asks for (a burst, or steady traffic), checked; each twin's plan |
 //! | [`fire`] | `POST /fire` (fire, check against the model, keep the files), `POST /cancel`, `GET /plan` |
+//! | [`steady`] | steady traffic from the stage: both twins at once, each held against its model |
 //! | [`replay`] | a burst kept as a recording, played back at its own pace with no twins running |
 //!
 //! A browser never fires: it sends about 6 requests at a time to one host, and would fake the
@@ -23,6 +25,7 @@
 mod fire;
 mod relay;
 mod replay;
+mod request;
 mod steady;
 
 use std::collections::VecDeque;
@@ -49,8 +52,8 @@ use crate::experiment::Cell;
 use crate::model::ServerInfo;
 use twin_core::ServerKind;
 
-pub use fire::{parse_fire, FireRequest, MAX_N, ROUTES};
 pub use replay::Recording;
+pub use request::{parse_fire, FireRequest, MAX_N, ROUTES};
 
 const PAGE: &str = include_str!("../../stage/index.html");
 const SCRIPT: &str = include_str!("../../stage/stage.js");

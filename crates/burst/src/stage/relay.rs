@@ -227,6 +227,9 @@ pub(super) struct Ends {
     pub(super) skipped: usize,
 }
 
+/// How long a `result` waits for the twins' last `finished` events to arrive.
+pub(super) const ENDS_GRACE: Duration = Duration::from_secs(1);
+
 /// Count the ends of `run`'s requests from now on.
 pub(super) fn count_ends(stage: &Stage, run: &str) {
     lock(&stage.ends).push(Ends {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::fire::{FireRequest, Planned, ENDS_GRACE};
+use super::relay::ENDS_GRACE;
+use super::request::{FireRequest, Planned};
 use super::{lock, relay, ForLater, Stage, Stored, KEEP};
 use crate::client::{self, Cancel, Outcome, SteadyOptions};
 use crate::model::steady::{self, Traffic};
