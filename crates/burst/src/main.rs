@@ -14,8 +14,9 @@ use cmd::one::OneArgs;
 use cmd::stage::StageArgs;
 use cmd::Fatal;
 
-/// Fire N requests at once, each on its own connection, and show every request: when it was
-/// sent, waited and served, by which worker — and whether that matches the queueing model.
+/// Fire N requests at once (or steady traffic, --rate), each on its own connection, and show
+/// every request: when it was sent, waited and served, by which worker — and whether that
+/// matches the queueing model.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -52,6 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Compare(args)) => cmd::compare::compare(&args),
@@ -67,3 +69,18 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// `burst … | head -3`: end quietly when the reader goes, as `cat` does, instead of panicking on
+/// the next write. Rust starts programs with SIGPIPE ignored; the default ends the process.
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}

@@ -18,6 +18,9 @@ const DEFAULTS = { route: '/io', n: '16', rate: '12' };
 // Steady traffic (key T): λ requests a second for STEADY_S seconds, an open loop the stage sends.
 const RATES = [1, 2, 4, 6, 8, 12, 16, 24, 40, 100, 200];
 const STEADY_S = 5;
+// Steady traffic waits 500 ms a request (`ms=500`), as the workshop's part 2: a pool of 4 then
+// serves μ = 8 a second, and 12 a second is over it.
+const STEADY_MS = 500;
 
 let route = localStorage.getItem('stage.route') ?? DEFAULTS.route;
 let steadyMode = localStorage.getItem('stage.mode') === 'steady';
@@ -317,14 +320,14 @@ class Panel {
   render() {
     const c = this.counts(), el = this.el;
     // The long words only while they fit: with cut-off or cancelled counts beside them, short.
-    const waitNoun = this.twin === 'pool' && !c.cut && !c.cancelled ? 'waiting for a worker' : 'waiting';
+    const waitNoun = this.twin === 'pool' && !c.cut && !c.cancelled && !this.steady ? 'waiting for a worker' : 'waiting';
     // Steady traffic: λ, μ and L — the requests in the server now (waiting or being served).
     const st = this.steady;
     const little = st ? `<span class="l">λ <b>${+st.rate.toFixed(1)}</b>/s · μ <b>${st.mu ? +st.mu.toFixed(1) + '/s' : 'CPU, memory'}</b>` +
-      ` · L <b>${c.waiting + c.serving}</b> in the server</span> · ` : '';
+      ` · L <b>${c.waiting + c.serving}</b></span> · ` : '';
     setHTML(el.querySelector('.counter'), little +
       `<span class="w"><b>${c.waiting}</b> ${waitNoun}</span> · ` +
-      `<span class="s"><b>${c.serving}</b> being served</span> · <span class="d"><b>${c.done}</b> done</span>` +
+      `<span class="s"><b>${c.serving}</b> ${st ? 'served' : 'being served'}</span> · <span class="d"><b>${c.done}</b> done</span>` +
       (c.cut ? ` · <span class="r"><b>${c.cut}</b> cut off</span>` : '') +
       (c.cancelled ? ` · <span class="x"><b>${c.cancelled}</b> cancelled</span>` : '') +
       (c.shed ? ` · <span class="r"><b>${c.shed}</b> shed (503)</span>` : ''));
@@ -633,7 +636,7 @@ function stepN(by) {
 
 // What a press asks for: a burst of N, or (steady mode) λ a second for STEADY_S seconds.
 function query(at) {
-  return steadyMode ? { route, rate: rateEl.value, duration: STEADY_S, at } : { route, n: nEl.value, at };
+  return steadyMode ? { route, ms: STEADY_MS, rate: rateEl.value, duration: STEADY_S, at } : { route, n: nEl.value, at };
 }
 
 // T: bursts ⇄ steady traffic. The header shows N or λ, and the buttons what each predicts.

@@ -632,10 +632,11 @@ fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
         return;
     };
     let (pool_addr, loop_addr) = (free_addr(), free_addr());
-    // The pool: 2 workers, T = 200 ms, μ = 10/s. The event loop sheds beyond 2 in the server.
+    // The page's steady traffic waits 500 ms a request: the pool of 4 serves μ = 8/s. The event
+    // loop sheds beyond 2 in the server (μ = 4/s).
     let _pool = pool_server::start(
         twin_core::listener::bind(pool_addr, 1024).expect("bind"),
-        Config::for_tests(ServerKind::Pool, 2, T_MS),
+        Config::for_tests(ServerKind::Pool, 4, T_MS),
     )
     .expect("pool");
     let mut limited = Config::for_tests(ServerKind::EventLoop, 2, T_MS);
@@ -652,25 +653,25 @@ fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
     page.wait("both twins up", |s| {
         s["pool"]["up"] == true && s["event-loop"]["up"] == true
     });
-    // T: steady traffic; ↑ from 12 to 16 a second (5 s, 80 requests).
+    // T: steady traffic; ↑ to 16 a second and ↓ back to 12 (5 s, 60 requests).
     page.browser.press("t").expect("press T");
     page.browser.press("\u{E013}").expect("press ↑"); // WebDriver's ArrowUp
+    page.browser.press("\u{E015}").expect("press ↓"); // and ArrowDown
     let read = |what: &str| {
         page.browser
             .eval(&format!("return window.stage.{what}();"))
             .expect("read the page")
     };
-    assert_eq!((read("mode"), read("rate")), ("steady".into(), "16".into()));
+    assert_eq!((read("mode"), read("rate")), ("steady".into(), "12".into()));
     page.browser.press("b").expect("press B");
-    // Live: λ 16/s over μ 10/s, the pool's queue grows while the traffic runs.
+    // Live: λ 12/s over μ 8/s, the pool's queue grows while the traffic runs.
     let s = page.wait("the pool's queue growing", |s| {
         s["pool"]["steady"].is_object() && s["pool"]["waiting"].as_u64().unwrap_or(0) >= 5
     });
-    assert_eq!(s["pool"]["steady"]["rate"], 16.0, "{s:#}");
-    assert_eq!(s["pool"]["steady"]["mu"], 10.0, "{s:#}");
+    assert_eq!(s["pool"]["steady"]["rate"], 12.0, "{s:#}");
+    assert_eq!(s["pool"]["steady"]["mu"], 8.0, "{s:#}");
     assert!(
-        page.text("#panel-pool .counter")
-            .contains("λ 16/s · μ 10/s"),
+        page.text("#panel-pool .counter").contains("λ 12/s · μ 8/s"),
         "{}",
         page.text("#panel-pool .counter")
     );
@@ -689,7 +690,7 @@ fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
     );
     assert!(pool["little"]["line"]
         .as_str()
-        .is_some_and(|l| l.starts_with("Little's law, L = λ·W: 16.0/s")));
+        .is_some_and(|l| l.starts_with("Little's law, L = λ·W: 12.0/s")));
     let el = &s["event-loop"]["result"];
     assert_eq!(el["status"], "ok", "{el:#}");
     let shed = el["shed"].as_u64().expect("a count");

@@ -115,12 +115,14 @@ pub fn start(listener: TcpListener, mut config: Config) -> io::Result<Running> {
     let slots = config.pool_slots();
     let budget = twin_core::platform::thread_budget();
     if let Some(budget) = budget {
-        if slots + RESERVED_THREADS > budget {
+        // Each busy worker's request came on a connection that tiny_http reads on a thread of
+        // its own: a worker thread needs a reader thread beside it.
+        let most = budget.saturating_sub(RESERVED_THREADS) / 2;
+        if slots > most {
             return Err(io::Error::other(format!(
-                "--workers × --threads is {slots} worker threads, and this machine allows about \
-                 {budget} threads a process (vm.max_map_count ÷ 4), of which each open \
-                 connection takes one more: use fewer, at most {}",
-                budget.saturating_sub(RESERVED_THREADS) / 2
+                "--workers × --threads is {slots} worker threads; this machine allows about \
+                 {budget} threads a process (vm.max_map_count ÷ 4), and each busy worker needs \
+                 a thread reading its connection too: at most {most} worker threads"
             )));
         }
     }

@@ -34,7 +34,7 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
         (w, k) => writeln!(
             s,
             "  workers       {w} × {k} threads (--threads, as gunicorn's gthread): {slots} worker \
-             threads, each {each} ({names})"
+             threads,\n                each {each} ({names})"
         ),
     };
     let _ = writeln!(
@@ -69,8 +69,9 @@ pub fn render(config: &Config, extra: &[(&str, String)]) -> String {
     if let Some(n) = c.limit_concurrency {
         let _ = writeln!(
             s,
-            "  concurrency   {n} requests in the server, waiting or served: beyond it, 503 at once \
-             (--limit-concurrency)"
+            "  concurrency   {} in the server, waiting or served: beyond it, 503 at once \
+             (--limit-concurrency)",
+            plural(n as u64, "request")
         );
     }
     for (name, value) in extra {

@@ -32,11 +32,22 @@ pub(crate) struct OneArgs {
     /// Steady traffic instead of a burst: this many requests a second, each on its own
     /// connection, on a fixed schedule whatever the server does (an open loop, as wrk2 and
     /// vegeta); latency is measured from when each was due.
-    #[arg(long, value_name = "PER_SECOND", conflicts_with = "n")]
+    #[arg(
+        long,
+        value_name = "PER_SECOND",
+        conflicts_with = "n",
+        allow_negative_numbers = true
+    )]
     pub(crate) rate: Option<f64>,
 
     /// With --rate: for how many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, requires = "rate")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        requires = "rate",
+        allow_negative_numbers = true
+    )]
     pub(crate) duration: f64,
 
     #[command(flatten)]

@@ -29,7 +29,11 @@ struct Report<'a> {
     rate: f64,
     duration_ms: f64,
     requests: usize,
+    /// What the server said at `GET /` (in `compare`, `info`: `server` is the target's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<&'a burst::model::ServerInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<&'a burst::model::ServerInfo>,
     model: Option<&'a steady::SteadyCheck>,
     rows: Vec<output::Row>,
 }
@@ -52,6 +56,14 @@ pub(crate) async fn run(
 ) -> Result<Option<Run>, burst::FireError> {
     let (rate, d) = (traffic.rate, traffic.duration.as_secs_f64());
     let n = client::schedule(rate, traffic.duration).len();
+    // Nothing listening is said at once, not after the whole schedule has failed to connect.
+    if let Err(e) = tokio::net::TcpStream::connect(target.addr).await {
+        return Err(burst::FireError(format!(
+            "cannot connect to {} ({e}): nothing is listening there; start a twin first: {}",
+            target.url,
+            client::start_hint(target.addr.port())
+        )));
+    }
     let Some(plan) = plan_telling(target, 1, settings).await? else {
         return Ok(None);
     };
@@ -82,8 +94,9 @@ pub(crate) async fn run(
             String::new()
         };
         eprintln!(
-            "burst: {n} requests at {rate}/s for {d} s at {}; capacity μ {mu}; the model: the \
+            "burst: {} at {rate}/s for {d} s at {}; capacity μ {mu}; the model: the \
              slowest answered {:.2} s after it was due{shed}",
+            twin_core::reply::plural(n as u64, "request"),
             target.url,
             worst.as_secs_f64()
         );
@@ -239,6 +252,7 @@ pub(crate) fn steady(args: &OneArgs) -> Result<ExitCode, Fatal> {
                 duration_ms: d * 1000.0,
                 requests: n,
                 server: plan.server.as_ref(),
+                info: None,
                 model: check.as_ref(),
                 rows: output::rows_predicted(&burst, predicted),
             };
@@ -254,15 +268,16 @@ pub(crate) fn steady(args: &OneArgs) -> Result<ExitCode, Fatal> {
             let color = !args.no_color
                 && std::env::var_os("NO_COLOR").is_none()
                 && std::io::stdout().is_terminal();
+            // Interrupted: what came back, not a row for each request given up or never sent.
+            let mut seen = burst.clone();
+            seen.results.retain(|r| r.outcome != Outcome::Cancelled);
             if mode == PrintMode::Text {
                 println!(
                     "burst: {rate}/s for {d} s, open loop, at GET {} ({who})\n",
                     burst.url
                 );
-                print!("{}", show::table(&burst, check.as_ref(), traffic.duration));
+                print!("{}", show::table(&seen, check.as_ref(), traffic.duration));
                 println!();
-                let mut seen = burst.clone();
-                seen.results.retain(|r| r.outcome != Outcome::Cancelled);
                 if !seen.results.is_empty() {
                     let width =
                         terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0));
@@ -275,7 +290,13 @@ pub(crate) fn steady(args: &OneArgs) -> Result<ExitCode, Fatal> {
                     println!();
                 }
             }
-            print!("{}", show::summary(&burst, check.as_ref(), color));
+            let no_model = if interrupted {
+                "no verdict: interrupted (Ctrl-C) before every request was sent and answered"
+            } else {
+                "no prediction (the server publishes no queueing rule for this route; give one \
+                 with --model pool|event-loop)"
+            };
+            print!("{}", show::summary(&seen, check.as_ref(), no_model, color));
             if let Some(path) = &args.svg {
                 println!("latency chart: {}", path.display());
             }
@@ -388,7 +409,8 @@ pub(crate) fn compare(
                     rate,
                     duration_ms: d * 1000.0,
                     requests: r.burst.results.len(),
-                    server: r.plan.server.as_ref(),
+                    server: None,
+                    info: r.plan.server.as_ref(),
                     model: r.check.as_ref(),
                     rows: output::rows_predicted(
                         &r.burst,

@@ -78,14 +78,14 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         }
     }
     c.predicted = predicted;
-    let flag = prediction.limit_flag;
-    let count_ok = shed.len() == expected && slow == 0;
+    let (flag, value) = (prediction.limit_flag, prediction.limit_value);
+    let count_ok = shed.len().abs_diff(expected) <= prediction.limit_slack as usize && slow == 0;
     c.verdict = if count_ok && expected == 0 {
         // Within the limit: nothing to shed, nothing shed — the burst's own verdict.
         c.verdict
     } else if count_ok {
         format!(
-            "{} shed at once (503, {flag} {limit}), as predicted; the {} served: {}",
+            "{} shed at once (503, {flag} {value}), as predicted; the {} served: {}",
             shed.len(),
             served.n,
             c.verdict
@@ -93,7 +93,7 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
     } else if slow > 0 {
         format!(
             "NOT as predicted: {slow} of the {} answered 503 took longer than {} — shed \
-             answers come at once ({flag} {limit}); the {} served: {}",
+             answers come at once ({flag} {value}); the {} served: {}",
             shed.len(),
             ms_text(tol),
             served.n,
@@ -101,8 +101,8 @@ pub fn check(burst: &Burst, prediction: &Prediction) -> Check {
         )
     } else {
         format!(
-            "NOT as predicted: {} shed (503), the model says {expected} of {} ({flag} {limit} \
-             in the server at once); the {} served: {}",
+            "NOT as predicted: {} shed (503), the model says {expected} of {} ({flag} {value}: \
+             {limit} in the server at once); the {} served: {}",
             shed.len(),
             burst.n,
             served.n,

@@ -50,9 +50,15 @@ pub struct Prediction {
     /// At most this many requests in the server at once (`--limit-concurrency`; a pool's slots
     /// plus its `--max-queue`): one more is shed with a 503 at once.
     pub limit: Option<u32>,
-    /// The server's flag that sets [`Prediction::limit`], for the words.
+    /// The server's flag that sets [`Prediction::limit`], and its value, for the words.
     #[serde(skip)]
     pub limit_flag: &'static str,
+    #[serde(skip)]
+    pub limit_value: u32,
+    /// How many more or fewer may be shed than the model says: `--max-queue` counts only those
+    /// waiting, and a burst races the workers' waking (a wave's worth).
+    #[serde(skip)]
+    pub limit_slack: u32,
 }
 
 fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -137,13 +143,30 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
     };
     // What the server holds at most: `--limit-concurrency` counts every request in it; a pool's
     // `--max-queue` counts those waiting, behind the requests its workers hold.
-    let (limit, limit_flag) = match (info.limit_concurrency, info.max_queue, parallel) {
-        (Some(n), _, _) => (Some(n), "--limit-concurrency"),
-        (None, Some(q), Some(p)) if holds == Holds::Worker => {
-            (Some(p.saturating_add(q)), "--max-queue")
-        }
-        _ => (None, ""),
-    };
+    // A loop frozen by its request (`/async-io-blocking`, `/cpu`) has not read the requests behind
+    // it: they are in its socket, not in the server, so at most a request a loop counts — a
+    // limit of at least `workers` never sheds there.
+    let frozen_below = |n: u32| holds == Holds::EventLoop && n >= workers;
+    // `--max-queue` counts those waiting for a worker: whether a burst's request finds a worker
+    // still idle, or just woken, is a race the model cannot see — up to a wave either way.
+    let (limit, limit_flag, limit_value, limit_slack) =
+        match (info.limit_concurrency, info.max_queue, parallel) {
+            (Some(n), _, _) if frozen_below(n) => (None, "", 0, 0),
+            (Some(n), None, _) => (Some(n), "--limit-concurrency", n, 0),
+            (Some(n), Some(q), Some(p)) if holds == Holds::Worker => {
+                let queue = p.saturating_add(q);
+                if queue < n {
+                    (Some(queue), "--max-queue", q, p)
+                } else {
+                    (Some(n), "--limit-concurrency", n, 0)
+                }
+            }
+            (Some(n), _, _) => (Some(n), "--limit-concurrency", n, 0),
+            (None, Some(q), Some(p)) if holds == Holds::Worker => {
+                (Some(p.saturating_add(q)), "--max-queue", q, p)
+            }
+            _ => (None, "", 0, 0),
+        };
     Some(Prediction {
         service: service_time,
         parallel,
@@ -158,6 +181,8 @@ pub fn predict(info: &ServerInfo, path_and_query: &str) -> Option<Prediction> {
         computing: (threads, computing),
         limit,
         limit_flag,
+        limit_value,
+        limit_slack,
     })
 }
 

@@ -31,7 +31,7 @@ use crate::units::ms;
 pub struct Traffic {
     /// λ, requests a second.
     pub rate: f64,
-    #[serde(serialize_with = "as_ms")]
+    #[serde(serialize_with = "as_ms", rename = "duration_ms")]
     pub duration: Duration,
 }
 
@@ -140,8 +140,8 @@ pub fn capacity(p: &Prediction) -> Option<f64> {
 /// What bounds μ, in words: "4 workers", or "2 in the server (--limit-concurrency 2)".
 fn servers(p: &Prediction) -> String {
     match (p.parallel, p.limit) {
-        (Some(c), Some(l)) if l < c => format!("{l} at once, {} {l}", p.limit_flag),
-        (None, Some(l)) => format!("{l} at once, {} {l}", p.limit_flag),
+        (Some(c), Some(l)) if l < c => format!("{l} at once, {} {}", p.limit_flag, p.limit_value),
+        (None, Some(l)) => format!("{l} at once, {} {}", p.limit_flag, p.limit_value),
         (c, _) => plural(u64::from(c.unwrap_or(1)), p.held_by),
     }
 }
@@ -157,7 +157,7 @@ pub struct SteadyCheck {
     #[serde(skip)]
     pub predicted: Vec<Option<Duration>>,
     /// The model's latency from schedule for the last request sent, and what it was.
-    #[serde(serialize_with = "as_ms")]
+    #[serde(serialize_with = "as_ms", rename = "predicted_last_latency_ms")]
     pub predicted_last_latency: Duration,
     pub last_latency_ms: Option<f64>,
     /// How many the model sheds, and how many were.
@@ -182,14 +182,20 @@ pub struct Little {
     pub w_s: f64,
     /// L = λ·W.
     pub l: f64,
-    /// L counted from the timeline: the mean number in the server while requests were sent.
+    /// L counted from the timeline: the mean number in the server while requests were sent
+    /// (after the first service time).
     pub l_counted: f64,
+    /// Over capacity: the queue grew all along, and there is no steady state to speak of.
+    pub growing: bool,
 }
 
 impl Little {
-    /// From what came back: answered requests (served or shed) while the schedule ran.
-    pub fn of(burst: &Burst, traffic: &Traffic) -> Little {
+    /// From what came back: answered requests (served or shed) while the schedule ran. The
+    /// count from the timeline leaves out the first `warm_up` (one service time: the server
+    /// filling up), where fewer are in it than the steady state holds.
+    pub fn of(burst: &Burst, traffic: &Traffic, warm_up: Duration, growing: bool) -> Little {
         let window = traffic.duration.as_secs_f64().max(1e-9);
+        let from = warm_up.as_secs_f64().min(window / 2.0);
         let answered: Vec<(f64, f64)> = burst
             .results
             .iter()
@@ -205,13 +211,14 @@ impl Little {
         // look at the server at a random moment would count.
         let area: f64 = answered
             .iter()
-            .map(|&(s, d)| (d.min(window) - s.min(window)).max(0.0))
+            .map(|&(s, d)| (d.min(window) - s.max(from).min(window)).max(0.0))
             .sum();
         Little {
             lambda,
             w_s,
             l: lambda * w_s,
-            l_counted: area / window,
+            l_counted: area / (window - from).max(1e-9),
+            growing,
         }
     }
 
@@ -220,8 +227,7 @@ impl Little {
     pub fn line(&self) -> String {
         // Little's law is about a steady state; a queue still growing when the sending stopped
         // has none, and the two numbers part: that is the lesson too.
-        let growing = self.l_counted < self.l * 0.85;
-        let why = if growing {
+        let why = if self.growing && self.l_counted < self.l * 0.85 {
             " — they differ: no steady state, the queue was still growing when sending stopped"
         } else {
             ""
@@ -280,20 +286,22 @@ pub fn check(burst: &Burst, p: &Prediction, traffic: Traffic) -> SteadyCheck {
     let predicted_last_latency = last
         .and_then(|r| Some(predicted[r.index]?.saturating_sub(r.scheduled)))
         .unwrap_or_default();
-    let little = Little::of(burst, &traffic);
+    let growing = capacity.is_some_and(|mu| traffic.rate > mu * 1.001) && p.limit.is_none();
+    let little = Little::of(burst, &traffic, p.service, growing);
     let as_predicted = all_answered && off == 0 && shed_ok;
-    let verdict = words(&Words {
-        traffic: &traffic,
-        p,
-        capacity,
-        burst,
-        all_answered,
-        off,
-        first_off,
-        shed: (shed_expected, shed_actual, shed_ok),
-        last: (last_latency, predicted_last_latency),
-        worst,
-    });
+    let verdict = behind(burst, p).unwrap_or_default()
+        + &words(&Words {
+            traffic: &traffic,
+            p,
+            capacity,
+            burst,
+            all_answered,
+            off,
+            first_off,
+            shed: (shed_expected, shed_actual, shed_ok),
+            last: (last_latency, predicted_last_latency),
+            worst,
+        });
     SteadyCheck {
         traffic,
         prediction: p.clone(),
@@ -376,7 +384,7 @@ fn words(w: &Words<'_>) -> String {
     }
     let limit =
         w.p.limit
-            .map(|l| format!(" ({} {l})", w.p.limit_flag))
+            .map(|_| format!(" ({} {})", w.p.limit_flag, w.p.limit_value))
             .unwrap_or_default();
     if !shed_ok {
         return format!(
@@ -425,6 +433,24 @@ fn words(w: &Words<'_>) -> String {
         "{load}; {outcome} (largest deviation {:.0} ms)",
         w.worst.as_secs_f64() * 1000.0
     )
+}
+
+/// When burst itself could not keep its schedule (the machine is saturated: burst and the
+/// server share its cores), the verdict says so first: the latencies include burst's own delays.
+fn behind(burst: &Burst, p: &Prediction) -> Option<String> {
+    let late = burst
+        .results
+        .iter()
+        .map(|r| r.sent.saturating_sub(r.scheduled))
+        .max()
+        .unwrap_or_default();
+    (late > (p.service / 4).max(Duration::from_millis(50))).then(|| {
+        format!(
+            "burst itself fell behind its schedule, sending up to {:.0} ms late (this machine \
+             is saturated; its delays are in these latencies): ",
+            late.as_secs_f64() * 1000.0
+        )
+    })
 }
 
 /// What the model says before anything is sent: each request's latency from its schedule (or
@@ -574,15 +600,17 @@ mod tests {
                 .map(|i| (i * 100, i * 100 + 500, 200))
                 .collect::<Vec<_>>(),
         );
-        let l = Little::of(
-            &b,
-            &Traffic {
-                rate: 10.0,
-                duration: Duration::from_secs(1),
-            },
-        );
+        let traffic = Traffic {
+            rate: 10.0,
+            duration: Duration::from_secs(1),
+        };
+        let l = Little::of(&b, &traffic, Duration::from_millis(500), false);
         assert!((l.l - 5.0).abs() < 1e-9, "{l:?}");
-        // Counted over the first second: those sent late are partly outside it.
-        assert!(l.l_counted > 3.5 && l.l_counted < 5.0, "{l:?}");
+        // Counted after the first service time (the server filling up): 5 in it all along.
+        assert!((l.l_counted - 5.0).abs() < 1e-9, "{l:?}");
+        assert!(!l.line().contains("they differ"), "{}", l.line());
+        // From the start, the filling-up counts too: fewer.
+        let cold = Little::of(&b, &traffic, Duration::ZERO, false);
+        assert!(cold.l_counted > 3.5 && cold.l_counted < 5.0, "{cold:?}");
     }
 }

@@ -40,6 +40,11 @@ pub fn table(burst: &Burst, check: Option<&SteadyCheck>, duration: Duration) -> 
             .iter()
             .filter(|r| r.scheduled >= from && r.scheduled < to)
             .collect();
+        if rows.is_empty() {
+            // A slice with nothing due (sparse traffic, or a run stopped early): no row.
+            from = to;
+            continue;
+        }
         let served: Vec<&&RequestResult> = rows.iter().filter(|r| r.is_ok()).collect();
         let shed = rows
             .iter()
@@ -82,8 +87,9 @@ pub fn table(burst: &Burst, check: Option<&SteadyCheck>, duration: Duration) -> 
     s
 }
 
-/// The summary under it: latency three ways, the verdict, and Little's law.
-pub fn summary(burst: &Burst, check: Option<&SteadyCheck>, color: bool) -> String {
+/// The summary under it: latency three ways, the verdict (or `no_model`, why there is none), and
+/// Little's law.
+pub fn summary(burst: &Burst, check: Option<&SteadyCheck>, no_model: &str, color: bool) -> String {
     let mut s = String::new();
     let ok: Vec<&RequestResult> = burst.results.iter().filter(|r| r.is_ok()).collect();
     let stat = |v: &mut Vec<Duration>| {
@@ -138,10 +144,7 @@ pub fn summary(burst: &Burst, check: Option<&SteadyCheck>, color: bool) -> Strin
             let _ = writeln!(s, "{}", c.little.line());
         }
         None => {
-            let _ = writeln!(
-                s,
-                "model: no prediction (the server publishes no queueing rule for this route)"
-            );
+            let _ = writeln!(s, "model: {no_model}");
         }
     }
     s
@@ -203,7 +206,7 @@ pub fn latency_chart(title: &str, subtitle: &str, runs: &[Run<'_>]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif">"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height:.0}" font-family="sans-serif">"##
     );
     let _ = writeln!(
         s,
@@ -250,32 +253,6 @@ pub fn latency_chart(title: &str, subtitle: &str, runs: &[Run<'_>]) -> String {
         y0 + h / 2.0
     );
     for (k, run) in runs.iter().enumerate() {
-        if let Some(c) = run.check {
-            let mut points: Vec<(f64, f64)> = c
-                .predicted
-                .iter()
-                .zip(&run.burst.results)
-                .filter_map(|(p, q)| {
-                    Some((
-                        q.scheduled.as_secs_f64(),
-                        p.as_ref()?.saturating_sub(q.scheduled).as_secs_f64(),
-                    ))
-                })
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let path: Vec<String> = points
-                .iter()
-                .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-                .collect();
-            if !path.is_empty() {
-                let _ = writeln!(
-                    s,
-                    r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2" stroke-dasharray="6 4" opacity="0.7"/>"##,
-                    path.join(" "),
-                    run.color
-                );
-            }
-        }
         for q in &run.burst.results {
             let x = px(q.scheduled.as_secs_f64());
             match (
@@ -313,6 +290,33 @@ pub fn latency_chart(title: &str, subtitle: &str, runs: &[Run<'_>]) -> String {
                         esc(q.outcome.label())
                     );
                 }
+            }
+        }
+        // The model's line over the dots, so it stays visible where they agree.
+        if let Some(c) = run.check {
+            let mut points: Vec<(f64, f64)> = c
+                .predicted
+                .iter()
+                .zip(&run.burst.results)
+                .filter_map(|(p, q)| {
+                    Some((
+                        q.scheduled.as_secs_f64(),
+                        p.as_ref()?.saturating_sub(q.scheduled).as_secs_f64(),
+                    ))
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let path: Vec<String> = points
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+                .collect();
+            if !path.is_empty() {
+                let _ = writeln!(
+                    s,
+                    r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.6" stroke-dasharray="6 4" opacity="0.9"/>"##,
+                    path.join(" "),
+                    run.color
+                );
             }
         }
         let ly = y0 + h + 58.0 + 22.0 * k as f64;

@@ -275,11 +275,15 @@ pub fn summary_text(
     let counts = || sum.per_worker.values().copied();
     let per_worker = match workers.len() {
         0 => "-".to_owned(),
-        k if k > 16 => format!(
-            "{k} workers, {}–{} requests each",
-            counts().min().unwrap_or(0),
-            counts().max().unwrap_or(0)
-        ),
+        k if k > 16 => {
+            let (low, high) = (counts().min().unwrap_or(0), counts().max().unwrap_or(0));
+            let each = if low == high {
+                twin_core::reply::plural(low as u64, "request")
+            } else {
+                format!("{low}–{high} requests")
+            };
+            format!("{k} workers, {each} each")
+        }
         _ => workers.join(", "),
     };
     let _ = writeln!(s, "per worker: {per_worker}");

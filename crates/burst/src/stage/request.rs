@@ -88,6 +88,7 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
                           "allowed": ROUTES}),
         );
     }
+    let n_given = n.is_some();
     let n_text = n.unwrap_or_else(|| "16".to_owned());
     let n = match n_text.parse::<usize>() {
         Ok(n) if (1..=MAX_N).contains(&n) => n,
@@ -137,6 +138,10 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
             &format!("1 to {MAX_DURATION_S} seconds"),
         )?,
     };
+    if rate.is_some() && n_given {
+        return Err(json!({"error": "one or the other", "parameter": "n",
+            "allowed": "n= for a burst, or rate= (and duration=) for steady traffic"}));
+    }
     if let Some(rate) = rate {
         if rate * duration > MAX_STEADY {
             return Err(json!({"error": "out of range", "parameter": "rate",
