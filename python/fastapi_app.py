@@ -28,6 +28,10 @@ class JSON(JSONResponse):
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     twin.claim_worker_index()  # worker0..worker3: see twin_common.claim_worker_index
+    if twin.EVENTS:
+        # This worker is up: the relay greets its watchers with GET /'s document. uvicorn says
+        # nowhere in a worker where it listens: the launcher's TWIN_URL does.
+        twin.hello(configuration(twin.URL or ""))
     yield
 
 
@@ -50,22 +54,33 @@ class PickUp:
         target = scope["raw_path"].decode(errors="replace")
         if query := scope["query_string"].decode(errors="replace"):
             target += "?" + query
+        rid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"),
+                   None)
         try:
-            job = twin.pick_up("event-loop", scope["method"], target)
+            job = twin.pick_up("event-loop", scope["method"], target, rid)
         except twin.Reject as e:
             answer = JSON if e.body is not None else Response  # 204 for /favicon.ico: no body
-            response = answer(e.body, e.status, twin.headers(None) | e.headers)
-            return await response(scope, receive, send)
+            response = answer(e.body, e.status, twin.headers(e.job) | e.headers)
+            await response(scope, receive, send)
+            return twin.finished(e.job, e.status)
+        if job.route == "/io":
+            twin.step("queued", job)  # for a thread of the pool: `slot` when it has one
         scope.setdefault("state", {})["job"] = job
         if scope["method"] == "HEAD":
             # Route HEAD as GET, as the twins and Flask do (FastAPI's @app.get alone says 405);
             # uvicorn, which keeps the original scope, leaves the body out.
             scope = dict(scope, method="GET")
 
+        status = 500
+
         async def send_with_headers(message):
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableHeaders(scope=message).update(twin.headers(job))
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                twin.finished(job, status)  # handed to the connection
 
         await self.app(scope, receive, send_with_headers)
 
@@ -84,6 +99,7 @@ Job = Annotated[twin.Job, Depends(picked_up)]
 def io(job: Job):
     # A plain def route: FastAPI runs it on anyio's thread pool (40 threads), off the event loop.
     waited = job.since_pick_up()  # how long it queued for a thread
+    twin.step("slot", job)
     time.sleep(job.seconds)
     return job.done(pool_wait_ms=waited)
 
@@ -113,17 +129,21 @@ async def cpu(job: Job):
     return job.done(cpu_ms=cpu_ms)
 
 
-@app.get("/")
-async def index(request: Request):
-    url = twin.URL or "http://{}:{}".format(*request.scope["server"])  # the address it listens on
-    if twin.wants_html(request.headers.get("accept")):  # a browser: a small page of links
-        return HTMLResponse(twin.index_page("event-loop", url, "uvicorn + FastAPI"))
+def configuration(url: str) -> dict:
     threadpool = to_thread.current_default_thread_limiter().total_tokens  # anyio's default, 40
     limit = os.environ.get("TWIN_LIMIT_CONCURRENCY")  # uvicorn --limit-concurrency, as launched
     return twin.index(
         "event-loop", url, "uvicorn + FastAPI", threadpool=threadpool,
         limit_concurrency=int(limit) if limit else None,
     )
+
+
+@app.get("/")
+async def index(request: Request):
+    url = twin.URL or "http://{}:{}".format(*request.scope["server"])  # the address it listens on
+    if twin.wants_html(request.headers.get("accept")):  # a browser: a small page of links
+        return HTMLResponse(twin.index_page("event-loop", url, "uvicorn + FastAPI"))
+    return configuration(url)
 
 
 @app.get("/healthz")

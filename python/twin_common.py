@@ -6,14 +6,18 @@ uvicorn + FastAPI answer byte for byte like pool-server and async-server.
 """
 
 import fcntl
+import itertools
+import json
 import math
 import multiprocessing
 import os
 import platform
 import re
 import resource
+import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +30,10 @@ from urllib.parse import parse_qsl
 TASK_MS = int(os.environ.get("TWIN_TASK_MS", "1000"))  # T
 MULTI_TASKS = int(os.environ.get("TWIN_MULTI_TASKS", "2"))  # K
 URL = os.environ.get("TWIN_URL")  # where the server listens, e.g. http://127.0.0.1:8000
+# Where this stack's events go: events_relay.py's address (host:port). Its UDP inbox takes each
+# worker's events; its HTTP `GET /events` serves them, as the twins serve theirs.
+EVENTS = os.environ.get("TWIN_EVENTS")
+EVENTS_PATH = "/events"
 MAX_MS, MAX_TASKS = 60_000, 1000
 FAVICON = "/favicon.ico"  # the browser's icon: 204 at once, and no log line
 TEXT = "text/plain; charset=utf-8"
@@ -184,11 +192,13 @@ def claim_worker_index() -> None:
 
 
 class Reject(Exception):
-    """An answer without work: 400, 404 or 405 with the twins' JSON body, or 204 with none."""
+    """An answer without work: 400, 404 or 405 with the twins' JSON body, or 204 with none.
+    `job`: the request as picked up (its id, and its `finished` for the watchers)."""
 
     def __init__(self, status: int, body: dict | None, headers: dict | None = None):
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
+        self.job: Job | None = None
 
 
 @dataclass
@@ -201,6 +211,8 @@ class Job:
     tasks: int
     started: datetime  # wall clock at pick-up, as logged
     clock: float  # perf_counter at pick-up
+    id: str = ""  # X-Request-Id: the client's, or one this worker made
+    watched: bool = False  # in the access log, and so in the events
     elapsed_ms: float | None = None  # set by done()
     pool_wait_ms: float | None = None  # FastAPI's /io: the wait for a thread, set by done()
     cpu_ms: float | None = None  # /cpu: the CPU time the work took, set by done()
@@ -231,6 +243,7 @@ class Job:
             "server": self.kind,
             "route": self.route,
             "worker": worker_name(),
+            "request_id": self.id,
             "pid": os.getpid(),
             "ms": self.ms,
             "tasks": self.tasks,
@@ -244,12 +257,15 @@ class Job:
         return {k: v for k, v in body.items() if v is not None}
 
 
-def pick_up(kind: str, method: str, target: str) -> Job:
-    """A worker has just picked up `method target` (the target as sent): write the access-log line,
-    then answer 204, 404, 405 or 400 by raising Reject, or return the Job."""
+def pick_up(kind: str, method: str, target: str, request_id: str | None = None) -> Job:
+    """A worker has just picked up `method target` (the target as sent; `request_id`, its
+    X-Request-Id header if any): write the access-log line and publish `picked-up`, then answer
+    204, 404, 405 or 400 by raising Reject, or return the Job."""
     started, clock = datetime.now().astimezone(), time.perf_counter()
     path, query = split_target(target)
-    if path not in (FAVICON, "/healthz"):
+    rid, bad_id = request_ids.of(request_id)
+    job = Job(kind, path, 0, 1, started, clock, rid, path not in (FAVICON, "/healthz", EVENTS_PATH))
+    if job.watched:
         stamp = started.strftime("%Y-%m-%d %H:%M:%S")
         # One write() per line, as the worker processes share stdout: print() writes the text and
         # the newline apart under PYTHONUNBUFFERED=1 (set in most containers), and lines interleave.
@@ -257,16 +273,130 @@ def pick_up(kind: str, method: str, target: str) -> Job:
             f"[{stamp}] [{os.getpid()}-{worker_name()}] {method} {printable(target)}\n"
         )
         sys.stdout.flush()
-    if path == FAVICON:
-        raise Reject(204, None, {"Content-Type": TEXT})
-    if path not in ROUTES:
-        raise Reject(404, {"error": "not found", "path": path, "routes": list(ROUTES)})
-    if method not in ("GET", "HEAD"):  # HEAD is GET without the body, as Flask has it
-        allowed = "GET, HEAD"
-        body = {"error": "method not allowed", "method": method, "path": path, "allowed": allowed}
-        raise Reject(405, body, {"Allow": allowed})
-    ms, tasks = parse_params(path, query)
-    return Job(kind, path, ms, tasks, started, clock)
+        step("picked-up", job, started=rfc3339(started))
+    try:
+        if bad_id is not None:
+            raise bad_id
+        if path == FAVICON:
+            raise Reject(204, None, {"Content-Type": TEXT})
+        if path == EVENTS_PATH and EVENTS:
+            # Served by the relay, not by a worker: a worker that streams is a worker lost.
+            raise Reject(404, {"error": "not found", "path": path, "events": events_url(),
+                               "detail": "this stack's events are served by its relay"})
+        if path not in ROUTES:
+            raise Reject(404, {"error": "not found", "path": path, "routes": list(ROUTES)})
+        if method not in ("GET", "HEAD"):  # HEAD is GET without the body, as Flask has it
+            allowed = "GET, HEAD"
+            body = {"error": "method not allowed", "method": method, "path": path,
+                    "allowed": allowed}
+            raise Reject(405, body, {"Allow": allowed})
+        job.ms, job.tasks = parse_params(path, query)
+    except Reject as e:
+        e.job = job
+        raise
+    return job
+
+
+# --- Request ids (request_id.rs) ------------------------------------------------------------------
+
+MAX_ID = 128
+
+
+class Ids:
+    """Every request's id: its own X-Request-Id when it sent a good one, or `{pid}-{n}`. The id is
+    echoed in the answer's header and body and in the events, so a client (the stage) can line its
+    request up with the server's account of it."""
+
+    def __init__(self):
+        self._next = itertools.count(1)  # next() on a count is atomic under the GIL
+
+    def make(self) -> str:
+        return f"{os.getpid()}-{next(self._next)}"
+
+    def of(self, header: str | None) -> tuple[str, "Reject | None"]:
+        if header is None:
+            return self.make(), None
+        if 0 < len(header) <= MAX_ID and all(33 <= ord(c) <= 126 for c in header):
+            return header, None
+        return self.make(), Reject(400, {
+            "error": "bad request id",
+            "header": "X-Request-Id",
+            "received": header[:64],
+            "allowed": f"1 to {MAX_ID} visible ASCII characters, no spaces "
+            "(or no header: the server makes one)",
+        })
+
+
+request_ids = Ids()
+
+
+# --- Events: each step of each request, handed to the stack's relay (events.rs) -----------------
+
+
+class Publisher:
+    """Each worker process hands its events to events_relay.py as one UDP datagram each, on
+    loopback. The socket never blocks: an event that finds the buffer full is dropped, and the
+    relay, which numbers each process's events, tells the watchers how many they missed (`lagged`)
+    — a request is never delayed by being watched. With no relay configured, publishing is a test
+    of one variable."""
+
+    def __init__(self, where: str | None):
+        self.addr = None
+        if where:
+            host, _, port = where.rpartition(":")
+            self.addr = (host or "127.0.0.1", int(port))
+        self.lock = threading.Lock()  # gthread's and anyio's threads share the socket and count
+        self.pid = None
+        self.sock = None
+        self.seq = 0
+
+    def __call__(self, name: str, data: dict) -> None:
+        if self.addr is None:
+            return
+        with self.lock:
+            if self.pid != os.getpid():  # first use in this (forked) process: its own socket
+                self.pid, self.seq = os.getpid(), 0
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.sock.setblocking(False)
+            self.seq += 1
+            message = {"event": name, "pid": self.pid, "seq": self.seq, "data": data}
+            try:
+                self.sock.sendto(json.dumps(message, separators=(",", ":")).encode(), self.addr)
+            except OSError:
+                pass  # counted by the relay, from the gap in `seq`
+
+
+publish = Publisher(EVENTS)
+
+
+def events_url() -> str | None:
+    """Where a watcher reads this stack's events (GET / says it)."""
+    if not EVENTS:
+        return None
+    host, _, port = EVENTS.rpartition(":")
+    return f"http://{host or '127.0.0.1'}:{port}{EVENTS_PATH}"
+
+
+def step(name: str, job: Job, **more) -> None:
+    """`queued`, `picked-up`, `slot` or `finished` of `job`, with the twins' fields in their
+    order: id, route, worker, t_us, then `started` (picked-up) or `status` and `elapsed_us`."""
+    if job.watched and publish.addr is not None:
+        data = {"id": job.id, "route": job.route[:128], "worker": worker_name(),
+                "t_us": time.time_ns() // 1000}
+        publish(name, data | more)
+
+
+def finished(job: Job | None, status: int) -> None:
+    """The answer has been handed to the connection."""
+    if job is not None:
+        step("finished", job, status=status,
+             elapsed_us=round((time.perf_counter() - job.clock) * 1e6))
+
+
+def hello(doc: dict) -> None:
+    """This worker is up, with the configuration document GET / gives: the relay greets each
+    watcher with it, as the twins' streams begin."""
+    publish("hello", doc)
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -324,8 +454,10 @@ def bad_request(path, error, parameter, received, allowed) -> Reject:
 
 
 def headers(job: Job | None) -> dict:
-    """Every answer names its worker; a finished work route also gives its time."""
+    """Every answer names its worker and its id; a finished work route also gives its time."""
     h = {"X-Worker": worker_name()}
+    if job is not None:
+        h["X-Request-Id"] = job.id
     if job is not None and job.elapsed_ms is not None:
         h["Server-Timing"] = f"app;dur={job.elapsed_ms:.1f}"
         if job.pool_wait_ms is not None:  # the part of it spent waiting for a thread
@@ -373,6 +505,7 @@ def index(kind: str, url: str, server: str, threadpool=None, graceful_timeout_s=
         "graceful_timeout_s": graceful_timeout_s,
         "server": server,
         "about": ABOUT[kind],
+        "events": events_url(),
         "routes": [
             {
                 "path": path,

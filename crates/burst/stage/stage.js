@@ -33,7 +33,9 @@ let plan = null;           // what the model predicts for the route and N picked
 let pending = null;        // a long burst waiting for a second press: { at, until }
 let lostAtUs = null;       // the stage server stopped answering: nothing grows after this
 let notice = '';           // said above the panels for the burst shown (what a replay plays)
-const NAMES = { pool: 'pool', 'event-loop': 'event loop' };
+// The twins' own panel names, as the room says them; any other panel is titled by its name.
+const TITLES = { pool: 'pool', 'event-loop': 'event loop' };
+const title = name => TITLES[name] ?? name;
 const release = new Map(); // run id → earliest event time (µs) of that run: its release
 // The time axis keeps its length from burst to burst while N stays the same for the IO-bound
 // routes (so /async-io-multi's staircase is drawn half as wide as /io's, not stretched to the same
@@ -46,9 +48,10 @@ const sticky = new Map(); // axis key → µs
 // ---- one panel per twin ---------------------------------------------------------------------
 
 class Panel {
-  constructor(el) {
+  constructor(el, kind) {
     this.el = el;
     this.twin = el.dataset.twin;
+    this.declared = kind;          // the twins' kinds, known by name; others' from their hello
     this.canvas = el.querySelector('canvas');
     this.info = null;
     this.up = null;
@@ -90,6 +93,21 @@ class Panel {
       if (r.serve0 === null && r.lane !== null) r.serve0 = end;
     }
     this.open = 0;
+  }
+
+  get kind() { return this.info?.kind ?? this.declared ?? null; }
+
+  // What the panel watches, under its name: a twin (like which stack), or a real stack's
+  // versions.
+  get subtitle() {
+    const i = this.info, kind = this.kind;
+    const style = kind === 'pool' ? 'WSGI' : kind === 'event-loop' ? 'ASGI' : '';
+    if (!i) return style ? `${style}-style` : '';
+    if (i.server === 'pool-server' || i.server === 'async-server') {
+      return `${style}-style twin · like ${kind === 'pool' ? 'gunicorn + Flask' : 'uvicorn + FastAPI'}`;
+    }
+    const versions = String(i.version ?? '').split(', ').slice(0, 2).join(', ');
+    return `${style} · the real thing: ${versions}`;
   }
 
   // A lane per worker thread: gunicorn's gthread (--threads) has workers × threads.
@@ -282,7 +300,7 @@ class Panel {
     for (const r of this.reqs.values()) if (r.lane === null && r.done === null) waiting++;
     g.fillStyle = '#333';
     g.font = '600 15px system-ui, sans-serif';
-    const label = this.twin === 'pool' ? 'queue' : 'not picked up';
+    const label = this.kind === 'pool' ? 'queue' : 'not picked up';
     g.fillText(label, 4, 21);
     const from = Math.max(GUTTER, g.measureText(label).width + 14);
     const size = 14, step = 17, fit = Math.floor((w - from - 40) / step);
@@ -318,9 +336,10 @@ class Panel {
 
   // The words around the canvas: counters, lane labels, verdict, links, "not running".
   render() {
-    const c = this.counts(), el = this.el;
+    const c = this.counts(), el = this.el, four = layoutOf() === 'four';
+    setHTML(el.querySelector('h2 small'), esc(this.subtitle));
     // The long words only while they fit: with cut-off or cancelled counts beside them, short.
-    const waitNoun = this.twin === 'pool' && !c.cut && !c.cancelled && !this.steady ? 'waiting for a worker' : 'waiting';
+    const waitNoun = this.kind === 'pool' && !four && !c.cut && !c.cancelled && !this.steady ? 'waiting for a worker' : 'waiting';
     // Steady traffic: λ, μ and L — the requests in the server now (waiting or being served).
     const st = this.steady;
     const little = st ? `<span class="l">λ <b>${+st.rate.toFixed(1)}</b>/s · μ <b>${st.mu ? +st.mu.toFixed(1) + '/s' : 'CPU, memory'}</b>` +
@@ -352,11 +371,13 @@ class Panel {
     let notes = [];
     if (this.every > 1) notes.push(`drawing 1 request in ${this.every} of ${this.reqs.size}; all are counted`);
     if (this.lagged) notes.push(`this page missed ${this.lagged} events (it fell behind); counts may be short`);
-    if (this.cut) notes.push(`${this.cut} cut off: the twin stopped before it served them`);
+    if (this.cut) notes.push(`${this.cut} cut off: the server stopped before it served them`);
+    const spread = this.unevenLanes();
+    if (spread) notes.push(spread);
     const w = this.what;
     setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
-      : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, after the pool's (at once, they would share the cores)`
+      : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, one server at a time (at once, they would share the cores)`
       : st ? `${+st.rate.toFixed(1)}/s for ${seconds(st.durationMs)} of ${esc(w.route)} (${this.n} requests)${w.model ? ` — model: ${esc(w.model)}` : ''}`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     const res = this.result;
@@ -377,11 +398,22 @@ class Panel {
     setHTML(el.querySelector('.links'), links + notes.map(n => `<span class="note">${esc(n)}</span>`).join(' · '));
   }
 
+  // Worker processes that each accept what they can (uvicorn's, gunicorn's) share a burst unevenly:
+  // said in the room's words when the lanes show it.
+  unevenLanes() {
+    if (this.steady || !this.info || this.reqs.size < 2 * this.workers) return '';
+    const served = Array.from({ length: this.workers }, (_, k) => (this.lanes[k] ?? []).length);
+    const most = Math.max(...served), least = Math.min(...served);
+    if (most - least < 2 || served.reduce((a, b) => a + b, 0) < this.reqs.size) return '';
+    const k = served.indexOf(most), who = this.info.server ?? title(this.twin);
+    return `worker${k} took ${most} of ${this.reqs.size}, one took ${least}: ${who}'s workers race to accept`;
+  }
+
   summary() {
     const c = this.counts();
     const lat = [...this.latencies].sort((a, b) => a - b);
     return {
-      up: this.up, info: this.info, run: this.run, ...c, lagged: this.lagged, drawn: this.drawn ?? 0,
+      up: this.up, info: this.info, kind: this.kind, run: this.run, ...c, uneven: this.unevenLanes(), lagged: this.lagged, drawn: this.drawn ?? 0,
       steady: this.steady,
       lanes: Array.from({ length: this.workers }, (_, k) => ({
         worker: `worker${k}`, served: (this.lanes[k] ?? []).filter(r => r.done !== null && !r.cut && !r.cancelled).length,
@@ -411,8 +443,38 @@ function seconds(ms) {
   return s >= 10 ? `${Math.round(s)} s` : `${+s.toFixed(1)} s`;
 }
 
-const panels = Object.fromEntries(
-  [...document.querySelectorAll('.panel')].map(el => [el.dataset.twin, new Panel(el)]));
+// The panels, as the stage server lists them (its --target NAMEs, in order): two side by side,
+// or four in two rows of two — each real stack beside its twin.
+const panels = {};
+function layoutOf() { const n = Object.keys(panels).length; return n > 2 ? 'four' : 'two'; }
+function buildPanels(list) {
+  const names = list.map(p => p.twin);
+  if (names.join('\n') === Object.keys(panels).join('\n')) return;
+  const main = document.getElementById('panels');
+  main.textContent = '';
+  for (const k of Object.keys(panels)) delete panels[k];
+  for (const p of list) {
+    const el = document.createElement('section');
+    el.className = 'panel';
+    el.id = `panel-${p.twin.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`;
+    el.dataset.twin = p.twin;
+    el.innerHTML = `<div class="head"><h2>${esc(title(p.twin))} <small></small></h2>` +
+      '<div class="counter" aria-live="polite"></div><div class="what"></div></div>' +
+      '<div class="stage-area"><canvas></canvas><div class="lanes"></div><div class="down" hidden></div></div>' +
+      '<div class="foot"><div class="verdict"></div><div class="links"></div></div>';
+    main.appendChild(el);
+    panels[p.twin] = new Panel(el, p.kind);
+    resized.observe(el.querySelector('.stage-area'));
+  }
+  const four = layoutOf() === 'four';
+  document.body.classList.toggle('four', four);
+  main.className = four ? 'grid' : '';
+  // The fire buttons say what they fire at: with four panels, every server of a kind.
+  const words = four ? { pool: 'pools', 'event-loop': 'event loops', all: `all ${list.length}` }
+                     : { pool: 'pool', 'event-loop': 'event loop', all: list.length === 2 ? 'both' : 'fire' };
+  for (const [at, w] of Object.entries(words)) document.querySelector(`[data-at="${at}"] .what-at`).textContent = w;
+  dirty = true;
+}
 
 // ---- the feed: every twin's events, through the stage server ---------------------------------
 
@@ -422,6 +484,7 @@ function onMessage(m) {
   kick();
   switch (m.type) {
     case 'mode':
+      if (Array.isArray(m.panels)) buildPanels(m.panels);
       canFire = m.can_fire;
       replaying = !!m.replay;
       document.body.classList.toggle('replay', replaying);
@@ -440,12 +503,21 @@ function onMessage(m) {
     case 'down':
       if (p.up) p.stopped(Date.now() * 1000);
       p.up = false;
-      p.el.querySelector('.down').innerHTML = m.full
-        ? `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is running, but not watched</b><span>at ${esc(m.url)}</span>` +
-          `<span>${esc(m.why)}</span><span>this panel comes alive by itself when a place is free</span>`
-        : `<b>The ${esc(NAMES[m.twin] ?? m.twin)} twin is not running</b><span>at ${esc(m.url)}</span>` +
-          `<span>start it with</span><code>${esc(m.start)}</code>` +
-          `<span>this panel comes alive by itself when it starts</span>`;
+      {
+        // The twins are "the pool twin"; a real stack is called by its name.
+        const who = TITLES[m.twin] ? `The ${esc(title(m.twin))} twin` : esc(m.twin);
+        const start = String(m.start ?? '');
+        const how = start.startsWith('start it with `')
+          ? `<span>start it with</span><code>${esc(start.slice(15, -1))}</code>` : `<span>${esc(start)}</span>`;
+        p.el.querySelector('.down').innerHTML = m.full
+          ? `<b>${who} is running, but not watched</b><span>at ${esc(m.url)}</span>` +
+            `<span>${esc(m.why)}</span><span>this panel comes alive by itself when a place is free</span>`
+          : m.why && !String(m.why).startsWith('not running')
+            ? `<b>${who} is not watched</b><span>at ${esc(m.url)}</span><span>${esc(m.why)}</span>` +
+              `<span>this panel comes alive by itself when it can</span>`
+            : `<b>${who} is not running</b><span>at ${esc(m.url)}</span>${how}` +
+              `<span>this panel comes alive by itself when it starts</span>`;
+      }
       askPlan();
       break;
     case 'firing':     // from this page, another one, or curl: no second burst meanwhile
@@ -459,7 +531,7 @@ function onMessage(m) {
         panels[t.twin].waitingTurn = m.sequential && i > 0;
         panels[t.twin].burst = m.burst;
       });
-      status(`burst ${m.burst}: ${m.mode === 'steady' ? `${m.rate}/s for ${seconds(m.duration_ms)} (${m.n})` : m.n} × ${m.route} at ${m.twins.length > 1 ? 'both' : NAMES[m.twins[0].twin]}` +
+      status(`burst ${m.burst}: ${m.mode === 'steady' ? `${m.rate}/s for ${seconds(m.duration_ms)} (${m.n})` : m.n} × ${m.route} at ${m.twins.length === Object.keys(panels).length && m.twins.length > 1 ? (m.twins.length === 2 ? 'both' : 'all') : m.twins.map(t => title(t.twin)).join(', ')}` +
              (m.sequential ? ', one after the other' : ''));
       notice = m.replay_note ?? '';
       break;
@@ -498,7 +570,7 @@ function onMessage(m) {
         let what = fired.length === 0 ? `nothing fired: ${refused.map(t => t.error).join('; ')}`
           : fired.some(t => t.status === 'cancelled') ? 'cancelled'
           : fired.every(t => t.status === 'ok') ? 'as predicted' : 'NOT as predicted';
-        if (fired.length && refused.length) what += ` (${refused.map(t => NAMES[t.twin]).join(', ')}: not fired)`;
+        if (fired.length && refused.length) what += ` (${refused.map(t => title(t.twin)).join(', ')}: not fired)`;
         status(`burst ${m.burst}: ${m.n} × ${m.route} ${what}` + (m.replay ? ' (replayed)' : ''),
                !what.startsWith('as predicted') && what !== 'cancelled');
       }
@@ -527,7 +599,10 @@ function connect() {
     status('the stage server is not answering; retrying…', true);
   };
   // Back after the stage restarted: start from what it knows now, not from this page's past.
-  feed.onopen = () => { if (lost) location.reload(); else if (canFire && !replaying) status('watching both twins'); };
+  feed.onopen = () => {
+    const n = Object.keys(panels).length;
+    if (lost) location.reload(); else if (canFire && !replaying) status(n === 2 ? 'watching both twins' : `watching ${n} servers`);
+  };
 }
 
 // ---- drawing: one frame per screen refresh ---------------------------------------------------
@@ -574,7 +649,7 @@ function frame(at) {
   const drawn = shown.map(p => p.drawnSpanUs);
   const differ = Math.max(...drawn) > Math.min(...drawn) * 1.05;
   const note = same || !differ ? '' : 'each panel has its own time scale: ' +
-    shown.map(p => `${NAMES[p.twin]} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
+    shown.map(p => `${title(p.twin)} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
   setHTML(document.getElementById('scale-note'), esc([notice, note].filter(Boolean).join(' · ')));
   // A gap between frames counts only while frames follow each other, not across idle time.
   if (live) kick(); else frames.last = 0;
@@ -582,7 +657,6 @@ function frame(at) {
 window.addEventListener('resize', () => { dirty = true; kick(); });
 // A verdict that takes another line shrinks the lanes: draw again so labels stay on their lanes.
 const resized = new ResizeObserver(() => { dirty = true; kick(); });
-document.querySelectorAll('.stage-area').forEach(el => resized.observe(el));
 
 // ---- controls: the stage server fires; the page only asks -----------------------------------
 
@@ -680,21 +754,23 @@ let planAsked = 0;
 async function askPlan() {
   const asked = ++planAsked;
   try {
-    const res = await fetch(`/plan?${new URLSearchParams(query('both'))}`);
+    const res = await fetch(`/plan?${new URLSearchParams(query('all'))}`);
     if (asked !== planAsked) return;
     plan = res.ok ? await res.json() : null;
   } catch (e) { plan = null; }
-  const each = Object.fromEntries((plan?.twins ?? []).map(t => [t.twin, t.predicted_ms]));
-  const label = (at, ms) => { document.querySelector(`[data-at="${at}"] .eta`).textContent = ms ? `~${seconds(ms)}` : ''; };
-  label('pool', each.pool);
-  label('event-loop', each['event-loop']);
-  label('both', plan?.predicted_ms);
+  for (const at of ['pool', 'event-loop', 'all']) {
+    const ms = predictedFor(at);
+    document.querySelector(`[data-at="${at}"] .eta`).textContent = ms ? `~${seconds(ms)}` : '';
+  }
 }
 
+// What the model predicts for a press: the whole press (all), or the longest of the panels of a
+// kind (P, A) — the stage fires those together.
 function predictedFor(at) {
   if (!plan) return null;
-  if (at === 'both') return plan.predicted_ms;
-  return (plan.twins ?? []).find(t => t.twin === at)?.predicted_ms ?? null;
+  if (at === 'all') return plan.predicted_ms;
+  const each = (plan.twins ?? []).filter(t => panels[t.twin]?.kind === at && t.predicted_ms);
+  return each.length ? Math.max(...each.map(t => t.predicted_ms)) : null;
 }
 
 function showPending() {
@@ -740,7 +816,7 @@ async function fire(at, key) {
   }
 }
 document.querySelectorAll('[data-at]').forEach(b => {
-  b.onclick = () => fire(b.dataset.at, { pool: 'P', 'event-loop': 'A', both: 'B' }[b.dataset.at]);
+  b.onclick = () => fire(b.dataset.at, { pool: 'P', 'event-loop': 'A', all: 'B' }[b.dataset.at]);
 });
 
 async function stop() {
@@ -796,9 +872,12 @@ function savePicture() {
   measure.font = '15px system-ui, sans-serif';
   const wrapped = all.map(p => wrapText(measure, p.el.querySelector('.verdict').innerText, panelW - 8));
   const foot = Math.max(...wrapped.map(w => w.length)) * lineH + 16;
+  // Side by side; four in two rows of two, as on the page.
+  const cols = all.length > 2 ? 2 : all.length, rows = Math.ceil(all.length / cols);
+  const rowH = head + panelH + foot;
   const out = document.createElement('canvas');
-  out.width = Math.round((panelW * all.length + pad * (all.length + 1)) * dpr);
-  out.height = Math.round((head + panelH + foot) * dpr);
+  out.width = Math.round((panelW * cols + pad * (cols + 1)) * dpr);
+  out.height = Math.round(rowH * rows * dpr);
   const g = out.getContext('2d');
   g.scale(dpr, dpr);
   g.fillStyle = '#fff'; g.fillRect(0, 0, out.width, out.height);
@@ -806,7 +885,9 @@ function savePicture() {
   g.font = '600 18px system-ui, sans-serif';
   g.fillText('twins · live stage', pad, 22);
   all.forEach((p, i) => {
-    const x = pad + i * (panelW + pad);
+    const x = pad + (i % cols) * (panelW + pad);
+    g.save();
+    g.translate(0, Math.floor(i / cols) * rowH);
     g.fillStyle = '#111';
     g.font = '600 22px system-ui, sans-serif';
     g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
@@ -822,6 +903,7 @@ function savePicture() {
     g.font = '15px system-ui, sans-serif';
     g.fillStyle = p.result?.status === 'ok' ? '#2e7d32' : p.result?.status === 'cancelled' ? '#555' : '#c62828';
     wrapped[i].forEach((line, k) => g.fillText(line, x, head + panelH + 20 + k * lineH));
+    g.restore();
   });
   const link = document.createElement('a');
   link.download = `stage-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
@@ -867,7 +949,7 @@ document.addEventListener('keydown', e => {
   else if (k === 'p') fire('pool', 'P');
   else if (k === 'a') fire('event-loop', 'A');
   // A presenter's clicker sends PageDown / → / Space: each fires both.
-  else if (['b', ' ', 'enter', 'pagedown', 'arrowright'].includes(k)) fire('both', e.key === ' ' ? 'Space' : 'B');
+  else if (['b', ' ', 'enter', 'pagedown', 'arrowright'].includes(k)) fire('all', e.key === ' ' ? 'Space' : 'B');
   else if (k === 'arrowup') steadyMode ? stepRate(1) : stepN(1);
   else if (k === 'arrowdown') steadyMode ? stepRate(-1) : stepN(-1);
   else if (k === 't') { if (!firing) setMode(!steadyMode); }

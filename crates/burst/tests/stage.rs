@@ -701,3 +701,135 @@ fn steady_traffic_shows_the_pool_queue_growing_and_what_a_limit_sheds() {
         .text("#panel-event-loop .counter")
         .contains(&format!("{shed} shed (503)")));
 }
+
+/// The real stacks on the stage: gunicorn + Flask beside pool-server, uvicorn + FastAPI beside
+/// async-server, four panels. B fires at all four at the same instant: the pool-style panels
+/// show four waves, the loop-style ones one, each judged by the same model from its own hello.
+/// Skipped (said) where the Python stacks are not installed, unless TWINS_REQUIRE_PYTHON=1.
+#[test]
+fn four_panels_the_real_stacks_beside_their_twins() {
+    let Some(bin) = testkit::python::venv_or_skip() else {
+        return;
+    };
+    let Some(page) = Page::open() else {
+        return;
+    };
+    let (pool_addr, loop_addr) = (free_addr(), free_addr());
+    let _pool = start_pool(pool_addr);
+    let _event_loop = start_event_loop(loop_addr);
+    let gunicorn = testkit::python::gunicorn(&bin, 4, T_MS);
+    let uvicorn = testkit::python::uvicorn(&bin, 4, T_MS);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stage = rt.block_on(async {
+        let mut targets = Vec::new();
+        for (name, url) in [
+            ("gunicorn + Flask", gunicorn.url().to_owned()),
+            ("pool-server", format!("http://{pool_addr}")),
+            ("uvicorn + FastAPI", uvicorn.url().to_owned()),
+            ("async-server", format!("http://{loop_addr}")),
+        ] {
+            targets.push((name.to_owned(), Target::parse(&url).await.expect("url")));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = StageConfig::named(targets);
+        tokio::spawn(stage::serve(listener, config, std::future::pending()));
+        addr
+    });
+    let names = [
+        "gunicorn + Flask",
+        "pool-server",
+        "uvicorn + FastAPI",
+        "async-server",
+    ];
+    page.browser
+        .goto(&format!("http://{stage}"))
+        .expect("open the stage");
+    let s = page.wait("all four up", |s| names.iter().all(|n| s[n]["up"] == true));
+    for (name, kind) in names
+        .iter()
+        .zip(["pool", "pool", "event-loop", "event-loop"])
+    {
+        assert_eq!(s[name]["kind"], kind, "{name}: {s:#}");
+    }
+    page.shot("four-1-up");
+
+    page.browser.press("b").expect("press B");
+    let s = page.wait("all four results", |s| {
+        names.iter().all(|n| s[n]["result"]["status"].is_string())
+    });
+    page.shot("four-2-done");
+    for name in names {
+        let result = &s[name]["result"];
+        assert_eq!(result["status"], "ok", "{name}: {result:#}");
+        let pool_style = s[name]["kind"] == "pool";
+        let waves = if pool_style {
+            serde_json::json!([4, 4, 4, 4])
+        } else {
+            serde_json::json!([16])
+        };
+        assert_eq!(result["waves"], waves, "{name}: {result:#}");
+        if pool_style {
+            // A sync worker takes one request a wave: four each.
+            assert_eq!(served(&s, name), [4, 4, 4, 4], "{name}: {s:#}");
+        }
+        assert_eq!(
+            s[name]["done"], 16,
+            "{name}: every request seen to its end: {s:#}"
+        );
+    }
+    // uvicorn's workers race to accept: where the lanes show it, the panel says it in words.
+    let lanes = served(&s, "uvicorn + FastAPI");
+    let (most, least) = (lanes.iter().max(), lanes.iter().min());
+    let uneven = s["uvicorn + FastAPI"]["uneven"].as_str().unwrap_or("");
+    if most.zip(least).is_some_and(|(m, l)| m - l >= 2) {
+        assert!(
+            uneven.contains("workers race to accept"),
+            "{lanes:?}: {uneven:?}"
+        );
+    } else {
+        assert_eq!(uneven, "", "{lanes:?}");
+    }
+    // Each panel is titled by what it watches, and the real ones say so.
+    let heads: Vec<String> = names
+        .iter()
+        .map(|n| {
+            page.browser
+                .eval(&format!(
+                    "return [...document.querySelectorAll('.panel')].find(p => p.dataset.twin === {n:?}).querySelector('h2').innerText;"
+                ))
+                .expect("read a title")
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(heads[0].contains("the real thing: gunicorn"), "{heads:?}");
+    assert!(
+        heads[1].contains("twin · like gunicorn + Flask"),
+        "{heads:?}"
+    );
+    assert!(heads[2].contains("the real thing: uvicorn"), "{heads:?}");
+    // Legible on a 1280×720 projector: four lanes of every panel at least 20 px high, the page
+    // no taller than the window.
+    let layout = page
+        .browser
+        .eval(
+            "return { page: document.documentElement.scrollHeight, \
+             lanes: [...document.querySelectorAll('.stage-area')].map(a => a.clientHeight) };",
+        )
+        .expect("read the layout");
+    assert!(layout["page"].as_f64().unwrap_or(9e9) <= 722.0, "{layout}");
+    for h in layout["lanes"].as_array().expect("areas") {
+        assert!(
+            h.as_f64().unwrap_or(0.0) >= 34.0 + 22.0 + 4.0 * 20.0,
+            "{layout}"
+        );
+    }
+}

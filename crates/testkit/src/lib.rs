@@ -13,6 +13,7 @@
 //! | [`events`] | a `GET /events` watcher that keeps up, and one that never reads |
 //! | [`watchers`] | what watching and giving up cost, the same on both twins |
 //! | [`browser`] | headless Chromium through WebDriver, for the live stage's tests |
+//! | [`python`] | the real gunicorn + Flask and uvicorn + FastAPI, each with its events relay |
 
 pub mod bad_input;
 pub mod browser;
@@ -20,6 +21,7 @@ pub mod contract;
 pub mod events;
 pub mod http;
 pub mod process;
+pub mod python;
 pub mod watchers;
 pub mod waves;
 pub mod wire;

@@ -31,9 +31,17 @@ impl ServerProcess {
 
     /// Start `program` with exactly `args` (e.g. a shell that sets a limit, then execs a server).
     pub fn start_with(program: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_env(program, args, &[])
+    }
+
+    /// Start `program` with exactly `args` and these environment variables set. Its URL is
+    /// read from `listening on URL` (the twins, gunicorn.conf.py, events_relay.py) or
+    /// `Uvicorn running on URL`.
+    pub fn start_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let bin = program;
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -54,7 +62,10 @@ impl ServerProcess {
         let sink = lines.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
+                let uvicorn = line
+                    .split_once("Uvicorn running on ")
+                    .and_then(|(_, rest)| rest.split_whitespace().next());
+                if let Some(url) = line.strip_prefix("listening on ").or(uvicorn) {
                     let _ = url_tx.send(url.to_owned());
                 }
                 sink.lock().expect("stderr lines").push(line);
@@ -104,6 +115,24 @@ impl ServerProcess {
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr lines").join("\n")
+    }
+
+    /// Wait (up to 30 s) until `count` lines of its stderr contain `text`.
+    pub fn wait_stderr(&self, text: &str, count: usize) {
+        let seen = || {
+            self.stderr
+                .lock()
+                .map_or(0, |l| l.iter().filter(|l| l.contains(text)).count())
+        };
+        let end = Instant::now() + Duration::from_secs(30);
+        while seen() < count {
+            assert!(
+                Instant::now() < end,
+                "gave up waiting for {count} × {text:?}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Send a signal by name (`TERM`, `INT`) to this server's PID.

@@ -88,34 +88,7 @@ pub(crate) fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
     let cancel = Cancel::default();
     settings.cancel = Some(cancel.clone());
     on_interrupt(&cancel)?;
-    let mut named: Vec<(String, String)> = Vec::new();
-    for t in &args.targets {
-        match t.split_once('=') {
-            Some((name, url)) if !name.is_empty() && !url.is_empty() => {
-                named.push((name.to_owned(), url.to_owned()))
-            }
-            _ => {
-                return Err(Fatal(
-                    format!(
-                        "--target {t:?}: give NAME=URL, e.g. --target pool=http://127.0.0.1:8000"
-                    ),
-                    2,
-                ))
-            }
-        }
-    }
-    let defaults = named.is_empty();
-    let shorthand = [
-        ("pool", &args.pool, "http://127.0.0.1:8000"),
-        ("event-loop", &args.async_url, "http://127.0.0.1:8001"),
-    ];
-    for (k, (name, url, default)) in shorthand.into_iter().enumerate() {
-        match (url, defaults) {
-            (Some(url), _) => named.insert(k.min(named.len()), (name.to_owned(), url.clone())),
-            (None, true) => named.push((name.to_owned(), default.to_owned())),
-            (None, false) => {}
-        }
-    }
+    let named = super::named_targets(&args.targets, &args.pool, &args.async_url)?;
     if let Some(rate) = args.rate {
         return super::steady::compare(
             &named,

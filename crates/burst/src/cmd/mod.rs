@@ -155,6 +155,55 @@ pub(crate) fn on_interrupt(cancel: &Cancel) -> Result<(), Fatal> {
 /// Exit status after Ctrl-C, as a shell reports it.
 pub(crate) const INTERRUPTED: u8 = 130;
 
+/// The servers `--target NAME=URL` (repeatable, in order) and the shorthands `--pool URL` and
+/// `--async URL` name; with neither, the two twins on their default ports. `burst compare` and
+/// `burst stage` read them alike.
+pub(crate) fn named_targets(
+    targets: &[String],
+    pool: &Option<String>,
+    async_url: &Option<String>,
+) -> Result<Vec<(String, String)>, Fatal> {
+    let mut named: Vec<(String, String)> = Vec::new();
+    for t in targets {
+        match t.split_once('=') {
+            Some((name, url)) if !name.trim().is_empty() && !url.is_empty() => {
+                let name = name.trim();
+                if name.chars().count() > 40 || name.chars().any(char::is_control) {
+                    return Err(Fatal(
+                        format!("--target {t:?}: a name is 1 to 40 characters, none a control"),
+                        2,
+                    ));
+                }
+                if named.iter().any(|(n, _)| n == name) {
+                    return Err(Fatal(format!("--target {name:?} is given twice"), 2));
+                }
+                named.push((name.to_owned(), url.to_owned()))
+            }
+            _ => {
+                return Err(Fatal(
+                    format!(
+                        "--target {t:?}: give NAME=URL, e.g. --target pool=http://127.0.0.1:8000"
+                    ),
+                    2,
+                ))
+            }
+        }
+    }
+    let defaults = named.is_empty();
+    let shorthand = [
+        ("pool", pool, "http://127.0.0.1:8000"),
+        ("event-loop", async_url, "http://127.0.0.1:8001"),
+    ];
+    for (k, (name, url, default)) in shorthand.into_iter().enumerate() {
+        match (url, defaults) {
+            (Some(url), _) => named.insert(k.min(named.len()), (name.to_owned(), url.clone())),
+            (None, true) => named.push((name.to_owned(), default.to_owned())),
+            (None, false) => {}
+        }
+    }
+    Ok(named)
+}
+
 /// Ask the server what it is; say so within a second if it keeps `burst` waiting (its workers
 /// busy with earlier requests), and give up on Ctrl-C.
 pub(crate) async fn plan_telling(

@@ -1,4 +1,5 @@
-//! `burst stage`: serve the live page that watches both twins and fires bursts at them.
+//! `burst stage`: serve the live page that watches the twins (or up to four named servers: the real
+//! stacks beside them) and fires bursts at them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,26 +27,48 @@ pub(crate) struct StageArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) replay: Vec<PathBuf>,
 
-    /// Base URL of the pool twin to watch.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000")]
-    pub(crate) pool: String,
+    /// A server to watch, by its panel's name and base URL (repeatable, up to 4 panels, in the
+    /// page's order), e.g. --target 'gunicorn + Flask=http://127.0.0.1:9000'. Its kind is read
+    /// from its hello; a real stack's GET /events names its relay.
+    #[arg(long = "target", value_name = "NAME=URL")]
+    pub(crate) targets: Vec<String>,
 
-    /// Base URL of the event-loop twin to watch.
-    #[arg(
-        long = "async",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8001"
-    )]
-    pub(crate) async_url: String,
+    /// Base URL of the pool twin to watch (default http://127.0.0.1:8000 when no --target is
+    /// given): --target pool=URL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) pool: Option<String>,
+
+    /// Base URL of the event-loop twin to watch (default http://127.0.0.1:8001 when no --target
+    /// is given): --target event-loop=URL.
+    #[arg(long = "async", value_name = "URL")]
+    pub(crate) async_url: Option<String>,
 }
 
 pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
+    let named = super::named_targets(&args.targets, &args.pool, &args.async_url)?;
+    if named.len() > burst::stage::MAX_PANELS {
+        return Err(Fatal(
+            format!(
+                "the stage shows at most {} servers ({} given): one projector, two rows of two",
+                burst::stage::MAX_PANELS,
+                named.len()
+            ),
+            2,
+        ));
+    }
+    if let Some((name, _)) = named.iter().find(|(n, _)| n == "all" || n == "both") {
+        return Err(Fatal(
+            format!("--target {name:?}: `all` and `both` fire at every panel; pick another name"),
+            2,
+        ));
+    }
     let rt = runtime()?;
     rt.block_on(async {
-        let pool = Target::parse(&args.pool).await.map_err(|e| Fatal(e.0, 2))?;
-        let event_loop = Target::parse(&args.async_url)
-            .await
-            .map_err(|e| Fatal(e.0, 2))?;
+        let mut targets = Vec::new();
+        for (name, url) in named {
+            let target = Target::parse(&url).await.map_err(|e| Fatal(e.0, 2))?;
+            targets.push((name, target));
+        }
         let addr = std::net::SocketAddr::new(args.host, args.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -72,10 +95,11 @@ pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             format!("http://{bound}")
         };
         if recordings.is_empty() {
-            eprintln!(
-                "burst stage: watching the pool twin at {} and the event-loop twin at {}",
-                pool.url, event_loop.url
-            );
+            let watched: Vec<String> = targets
+                .iter()
+                .map(|(name, t)| format!("{name} at {}", t.url))
+                .collect();
+            eprintln!("burst stage: watching {}", watched.join(", "));
         } else {
             eprintln!(
                 "burst stage: REPLAY of {} recorded burst(s), no twins watched: {}",
@@ -88,7 +112,7 @@ pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             );
         }
         eprintln!(
-            "burst stage: keys 1–5 route · ↑/↓ N · P pool · A event loop · B both · Esc stop\n\
+            "burst stage: keys 1–5 route · ↑/↓ N · P pools · A event loops · B all · Esc stop\n\
              burst stage: C chart · S save the panels · R reset · Ctrl-C here stops the stage"
         );
         eprintln!("burst stage: the presenter opens {presenter} (only this machine fires)");
@@ -113,7 +137,7 @@ pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
         if let Err(e) = quit {
             return Err(Fatal(format!("cannot catch Ctrl-C: {e}"), 2));
         }
-        let mut config = burst::stage::StageConfig::watching(pool, event_loop);
+        let mut config = burst::stage::StageConfig::named(targets);
         config.recordings = recordings;
         config.narrate = true;
         burst::stage::serve(listener, config, std::future::pending())

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::request::{parse_fire, plans, FireRequest, Planned, ROUTES};
+use super::request::{plans, read, FireRequest, Planned, ROUTES};
 use super::{json_response, lock, refused, relay, replay, ForLater, Stage, Stored, KEEP};
 use crate::client::{self, Cancel, Outcome};
 use crate::experiment::{self, Cell, Experiment, Settings, Status};
@@ -48,7 +48,7 @@ fn predicted_total(planned: &[Planned]) -> Option<Duration> {
 /// `GET /plan?route=/io&n=16&at=both`: what the model predicts before anything is fired, for the
 /// page's buttons ("~4.0 s") and its question before a long burst.
 pub(super) async fn plan(State(stage): State<Stage>, RawQuery(query): RawQuery) -> Response<Body> {
-    let request = match parse_fire(query.as_deref().unwrap_or("")) {
+    let request = match read(&stage, query.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
     };
@@ -97,7 +97,7 @@ pub(super) async fn fire(
     if let Some(refusal) = refused(&stage, peer, &headers) {
         return refusal;
     }
-    let request = match parse_fire(query.as_deref().unwrap_or("")) {
+    let request = match read(&stage, query.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(body) => return json_response(StatusCode::BAD_REQUEST, &body),
     };
@@ -221,8 +221,8 @@ async fn fire_burst(
         })
         .collect();
     let note = sequential.then_some(
-        "CPU-bound: the pool first, then the event loop — at once, both would share this \
-         machine's cores and each take about twice its model's time",
+        "CPU-bound: one server after the other, in the panels' order — at once, they would \
+         share this machine's cores and each take about twice its model's time",
     );
     if !firing.is_empty() {
         stage.narrate(format!(
@@ -313,14 +313,15 @@ async fn fire_burst(
             let ends = wait.await.unwrap_or_default();
             match outcome {
                 Ok(e) => {
-                    files.push((format!("{name}.json"), "application/json", report_json(&e)));
+                    let slug = stage.twin(name).map_or("server", |t| t.slug.as_str());
+                    files.push((format!("{slug}.json"), "application/json", report_json(&e)));
                     let rows = output::rows(&e.burst, e.check.as_ref());
                     files.push((
-                        format!("{name}.csv"),
+                        format!("{slug}.csv"),
                         "text/csv; charset=utf-8",
                         output::csv(&rows),
                     ));
-                    let result = twin_result(k, name, &e, &ends);
+                    let result = twin_result(k, (name, slug), &e, &ends);
                     stage.narrate(format!(
                         "burst {k}: {name}: {} {}",
                         match result["status"].as_str() {
@@ -410,7 +411,7 @@ fn chart(
                 .any(|c| c.server == old.server && c.route == old.route && c.n == old.n)
     });
     kept.extend(done.into_iter().cloned());
-    while kept.len() > 4 * ROUTES.len() {
+    while kept.len() > 2 * stage.twins.len() * ROUTES.len() {
         kept.remove(0);
     }
     let mut shown: Vec<Cell> = kept.iter().filter(|c| c.n == request.n).cloned().collect();
@@ -420,11 +421,12 @@ fn chart(
     }
     let rank = |c: &Cell| {
         let path = c.route.split('?').next().unwrap_or("");
-        (c.server != "pool", ROUTES.iter().position(|r| *r == path))
+        let panel = stage.twins.iter().position(|t| t.name == c.server);
+        (!is_pool(c), ROUTES.iter().position(|r| *r == path), panel)
     };
     shown.sort_by_key(rank);
-    let pool = shown.iter().any(|c| c.server == "pool");
-    let event_loop = shown.iter().any(|c| c.server != "pool");
+    let pool = shown.iter().any(is_pool);
+    let event_loop = shown.iter().any(|c| !is_pool(c));
     let title = match (shown.iter().all(io_bound), pool, event_loop) {
         (true, true, true) => "IO-bound bursts: a pool of blocking workers vs event loops",
         (false, true, true) => "Bursts at the stage: a pool of blocking workers vs event loops",
@@ -466,7 +468,12 @@ fn ends_to_wait_for(e: &Experiment) -> (usize, Duration) {
     (answered, relay::ENDS_GRACE)
 }
 
-fn twin_result(k: usize, name: &str, e: &Experiment, ends: &relay::Ends) -> Value {
+/// Is this cell a pool's (as its server said)?
+fn is_pool(c: &Cell) -> bool {
+    c.kind == Some(twin_core::ServerKind::Pool)
+}
+
+fn twin_result(k: usize, (name, slug): (&str, &str), e: &Experiment, ends: &relay::Ends) -> Value {
     let given_up = e
         .burst
         .results
@@ -516,8 +523,8 @@ fn twin_result(k: usize, name: &str, e: &Experiment, ends: &relay::Ends) -> Valu
         "model": e.check.as_ref().map(|c| model::describe(&c.prediction, e.burst.n)),
         "wall_ms": e.summary.wall_ms,
         "ok": e.summary.ok,
-        "json": format!("/bursts/{k}/{name}.json"),
-        "csv": format!("/bursts/{k}/{name}.csv"),
+        "json": format!("/bursts/{k}/{slug}.json"),
+        "csv": format!("/bursts/{k}/{slug}.csv"),
     })
 }
 

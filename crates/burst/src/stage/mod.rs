@@ -78,11 +78,15 @@ enum ForLater {
     Skip,
 }
 
+/// The most panels the page lays out legibly on a 1280×720 projector (two rows of two).
+pub const MAX_PANELS: usize = 4;
+
 /// What the stage watches and fires at.
 #[derive(Debug, Clone)]
 pub struct StageConfig {
-    pub pool: Target,
-    pub event_loop: Target,
+    /// Each server by the name its panel shows, in the page's order (a real stack beside its
+    /// twin). `pool` and `event-loop` are the twins' own names.
+    pub targets: Vec<(String, Target)>,
     /// Recorded bursts to play instead of watching twins (`burst stage --replay FILE`): for a
     /// rehearsal with no twins running, or a slow projector laptop.
     pub recordings: Vec<Recording>,
@@ -94,9 +98,17 @@ pub struct StageConfig {
 impl StageConfig {
     /// Watch the twins at `pool` and `event_loop`.
     pub fn watching(pool: Target, event_loop: Target) -> StageConfig {
+        StageConfig::named(vec![
+            ("pool".to_owned(), pool),
+            ("event-loop".to_owned(), event_loop),
+        ])
+    }
+
+    /// Watch each named server (at most [`MAX_PANELS`]; the rest are not shown).
+    pub fn named(mut targets: Vec<(String, Target)>) -> StageConfig {
+        targets.truncate(MAX_PANELS);
         StageConfig {
-            pool,
-            event_loop,
+            targets,
             recordings: Vec::new(),
             narrate: false,
         }
@@ -151,15 +163,34 @@ pub async fn serve(
     }
 }
 
-/// One watched twin.
+/// One watched server: a twin, or a real stack whose `GET /` names where its events are.
 #[derive(Debug)]
 struct Watched {
-    /// `pool` or `event-loop`: the page's panel.
+    /// Its panel's name (`pool`, `event-loop`, `gunicorn + Flask`, …): fixed for the stage's
+    /// life, so kept as a `&'static str` like the twins' own.
     name: &'static str,
+    /// The name as a file name: `gunicorn-flask` (its burst's JSON and CSV).
+    slug: String,
+    /// What kind of server its name says it is (the twins' own names), until its `hello` says.
+    named_kind: Option<ServerKind>,
     base: Target,
-    /// The command that starts it, for a panel whose twin is not running.
+    /// How to start it, for a panel whose server is not running.
     start: String,
+    /// Where its event stream is, when not at `/events` on its own port (a real stack's relay,
+    /// as its `/events` answer named it).
+    events: Mutex<Option<relay::Stream>>,
     state: Mutex<TwinState>,
+}
+
+impl Watched {
+    /// Its kind: as its `hello` said, else as its name says.
+    fn kind(&self) -> Option<ServerKind> {
+        lock(&self.state)
+            .info
+            .as_ref()
+            .map(|i| i.kind)
+            .or(self.named_kind)
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -177,7 +208,7 @@ struct Stage(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    twins: [Watched; 2],
+    twins: Vec<Watched>,
     /// The stage's own address: a connection from it (or from loopback) is the presenter's.
     bound: IpAddr,
     /// Every message for the pages, as JSON text.
@@ -228,19 +259,31 @@ impl std::ops::Deref for Stage {
 
 impl Stage {
     fn new(config: StageConfig, bound: IpAddr) -> Stage {
-        let twin = |name, base: Target| Watched {
-            name,
-            start: start_command(twin_kind(name), base.addr.port()),
-            base,
-            state: Mutex::new(TwinState::default()),
+        let twin = |(name, base): (String, Target)| {
+            let named_kind = match name.as_str() {
+                "pool" => Some(ServerKind::Pool),
+                "event-loop" => Some(ServerKind::EventLoop),
+                _ => None,
+            };
+            let start = match named_kind {
+                Some(kind) => format!("start it with `{}`", start_command(kind, base.addr.port())),
+                None => "start it (scripts/real-stacks.sh --live starts all four)".to_owned(),
+            };
+            Watched {
+                slug: slug(&name),
+                // Leaked once per panel at start: the stage lives as long as the process.
+                name: Box::leak(name.into_boxed_str()),
+                named_kind,
+                start,
+                base,
+                events: Mutex::new(None),
+                state: Mutex::new(TwinState::default()),
+            }
         };
         // Room for a burst of 1,000 at both twins (about 8,000 events) before a slow page lags.
         let (feed, _) = broadcast::channel(16_384);
         Stage(Arc::new(Inner {
-            twins: [
-                twin("pool", config.pool),
-                twin("event-loop", config.event_loop),
-            ],
+            twins: config.targets.into_iter().map(twin).collect(),
             bound,
             feed,
             bursts: Mutex::new(VecDeque::new()),
@@ -289,6 +332,35 @@ impl Stage {
 
     fn twin(&self, name: &str) -> Option<&Watched> {
         self.twins.iter().find(|t| t.name == name)
+    }
+
+    /// The panels a press's `at=` names: one by its name; `all` (or `both`); or every server of a
+    /// kind (`pool`, `event-loop`) where no panel has that name. Else what is allowed.
+    fn select(&self, at: &str) -> Result<Vec<&'static str>, Value> {
+        if let Some(twin) = self.twin(at) {
+            return Ok(vec![twin.name]);
+        }
+        let kind = match at {
+            "all" | "both" => return Ok(self.twins.iter().map(|t| t.name).collect()),
+            "pool" => ServerKind::Pool,
+            "event-loop" | "async" => ServerKind::EventLoop,
+            _ => {
+                let mut allowed: Vec<&str> = self.twins.iter().map(|t| t.name).collect();
+                for kind in ["pool", "event-loop", "all"] {
+                    if !allowed.contains(&kind) {
+                        allowed.push(kind);
+                    }
+                }
+                return Err(json!({"error": "unknown target", "parameter": "at",
+                                  "received": at, "allowed": allowed}));
+            }
+        };
+        Ok(self
+            .twins
+            .iter()
+            .filter(|t| t.kind() == Some(kind))
+            .map(|t| t.name)
+            .collect())
     }
 
     fn state(&self, twin: &Watched) -> TwinState {
@@ -347,12 +419,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Which kind of twin a panel (`pool`, `event-loop`) watches.
-fn twin_kind(name: &str) -> ServerKind {
-    if name == "pool" {
-        ServerKind::Pool
+/// A name as a file name: lower-case letters and digits, dashes between (`gunicorn-flask`).
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "server".to_owned()
     } else {
-        ServerKind::EventLoop
+        out.to_owned()
     }
 }
 
@@ -418,10 +499,19 @@ async fn feed(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response<Body> {
     let (tx, body) = mpsc::channel::<Bytes>(64);
+    let panels: Vec<Value> = stage
+        .twins
+        .iter()
+        .map(|t| {
+            json!({"twin": t.name, "kind": t.named_kind.map(|k| k.as_str()),
+                        "url": t.base.url})
+        })
+        .collect();
     let mode = json!({
         "type": "mode",
         "can_fire": stage.presenter(peer),
         "replay": replay::offered(&stage),
+        "panels": panels,
     });
     let mut first: Vec<Arc<str>> = vec![mode.to_string().into()];
     for twin in &stage.twins {

@@ -1,10 +1,16 @@
 //! Following each twin's `GET /events`, and relaying what it says to the pages.
 //!
+//! A real stack (gunicorn + Flask, uvicorn + FastAPI) serves no stream from a worker — that would
+//! take a worker from the lesson — but its `/events` answer (a 404) names where its relay serves
+//! one (`"events": "http://127.0.0.1:8101/events"`); the stage follows it there, on the same host
+//! only, and keeps following it there until it goes away.
+//!
 //! A twin is a process on this machine, but its bytes are not trusted: every event is read with
 //! a bounded line length, must be one the stage knows, and must carry a JSON object; the stage
 //! writes it again (escaped by serde) before any page sees it. A twin that says something else
 //! is not a twin: the panel says so.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -62,28 +68,88 @@ pub(super) fn down_message(twin: &Watched, why: &str) -> Value {
     })
 }
 
-/// One connection to a twin's `/events`, relayed until it ends.
+/// Where a server's event stream is.
+#[derive(Debug, Clone)]
+pub(super) struct Stream {
+    addr: SocketAddr,
+    host_header: String,
+    path: String,
+}
+
+impl Stream {
+    /// `/events` on the server's own port: a twin's.
+    fn own(base: &crate::Target) -> Stream {
+        Stream {
+            addr: base.addr,
+            host_header: base.host_header.clone(),
+            path: "/events".to_owned(),
+        }
+    }
+
+    /// The stream a server's `/events` answer names (`"events": URL`), if it is one the stage
+    /// may follow: plain HTTP, on the same host as the server, with a port of its own.
+    fn named_by(base: &crate::Target, body: &str) -> Option<Stream> {
+        let doc: Value = serde_json::from_str(body).ok()?;
+        let uri: axum::http::Uri = doc.get("events")?.as_str()?.parse().ok()?;
+        let same_host = uri.host().is_some() && uri.host() == base.uri.host();
+        if uri.scheme_str() != Some("http") || !same_host {
+            return None;
+        }
+        let port = uri.port_u16()?;
+        Some(Stream {
+            addr: SocketAddr::new(base.addr.ip(), port),
+            host_header: format!("{}:{port}", uri.host()?),
+            path: uri.path().to_owned(),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}{}", self.host_header, self.path)
+    }
+}
+
+/// One connection to a twin's `/events` (or to the stream it names), relayed until it ends.
 async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
     let twin = &stage.twins[i];
-    let mut stream = TcpStream::connect(twin.base.addr)
-        .await
-        .map_err(|e| format!("not running ({e})"))?;
-    // `Connection: close`: the stream is this connection's only request, and on a drain the
-    // pool twin (tiny_http) then closes it rather than wait for a next request.
-    let request = format!(
-        "GET /events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
-         Connection: close\r\nUser-Agent: burst-stage\r\n\r\n",
-        twin.base.host_header
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut lines = Lines::new(stream);
-    let status = lines.next().await?.unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 200") {
-        return Err(refusal(&status, &mut lines).await);
+    // Twice at most: the server's own `/events`, then the stream its answer named.
+    let mut lines = None;
+    for _ in 0..2 {
+        let named = lock(&twin.events).clone();
+        let at = named.clone().unwrap_or_else(|| Stream::own(&twin.base));
+        let mut opened = match open(&at).await {
+            Ok(opened) => opened,
+            Err(e) if named.is_some() => {
+                // Looked up again from the server next time: it may have a new relay.
+                *lock(&twin.events) = None;
+                return Err(format!(
+                    "its events relay at {} is not running ({e})",
+                    at.url()
+                ));
+            }
+            Err(e) => return Err(format!("not running ({e})")),
+        };
+        let status = opened.next().await?.unwrap_or_default();
+        if status.starts_with("HTTP/1.1 200") {
+            lines = Some(opened);
+            break;
+        }
+        let body = rest(&mut opened).await;
+        match Stream::named_by(&twin.base, &body) {
+            Some(stream) if named.is_none() && status.starts_with("HTTP/1.1 404") => {
+                stage.narrate(format!(
+                    "{} at {} publishes its events at {}",
+                    twin.name,
+                    twin.base.url,
+                    stream.url()
+                ));
+                *lock(&twin.events) = Some(stream);
+            }
+            _ => return Err(refusal(&status, &body)),
+        }
     }
+    let Some(mut lines) = lines else {
+        return Err("its /events answer named a stream that named another".to_owned());
+    };
     // The head: nothing in it the stage needs.
     while let Some(line) = lines.next().await? {
         if line.is_empty() {
@@ -105,15 +171,49 @@ async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a twin answered `/events` with something else than its stream: a twin whose watchers
-/// are full says so (its 503 names `--max-watchers`); anything else is not a twin.
-async fn refusal(status: &str, lines: &mut Lines) -> String {
+/// Connect to `at` and ask for its stream.
+async fn open(at: &Stream) -> Result<Lines, String> {
+    let mut stream = TcpStream::connect(at.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    // `Connection: close`: the stream is this connection's only request, and on a drain the
+    // pool twin (tiny_http) then closes it rather than wait for a next request.
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
+         Connection: close\r\nUser-Agent: burst-stage\r\n\r\n",
+        at.path, at.host_header
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Lines::new(stream))
+}
+
+/// The last line of an answer that is not a stream: its JSON body. At most a few lines, each
+/// bounded, and a second for all of them.
+async fn rest(lines: &mut Lines) -> String {
     let mut body = String::new();
-    while let Ok(Some(line)) = lines.next().await {
-        body = line;
-    }
+    let read = async {
+        let mut k = 0;
+        while let Ok(Some(line)) = lines.next().await {
+            body = line;
+            k += 1;
+            if k > 64 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), read).await;
+    body
+}
+
+/// Why a twin answered `/events` with something else than its stream: a twin whose watchers
+/// are full says so (its 503 names `--max-watchers`); a relay says why in its `detail`;
+/// anything else is not a twin.
+fn refusal(status: &str, body: &str) -> String {
     if status.starts_with("HTTP/1.1 503") && body.contains("--max-watchers") {
-        let limit = serde_json::from_str::<Value>(&body)
+        let limit = serde_json::from_str::<Value>(body)
             .ok()
             .and_then(|v| v["limit"].as_u64())
             .map_or(String::new(), |n| format!(" {n}"));
@@ -123,7 +223,19 @@ async fn refusal(status: &str, lines: &mut Lines) -> String {
         );
     }
     let shown: String = status.chars().take(80).collect();
-    format!("it answered /events with {shown:?}: not a twin, or an older build")
+    let detail = serde_json::from_str::<Value>(body).ok().and_then(|v| {
+        v.get("detail")?
+            .as_str()
+            .map(|d| d.chars().take(200).collect::<String>())
+    });
+    match detail {
+        Some(detail) => format!("it answered /events with {shown:?}: {detail}"),
+        None if status.starts_with("HTTP/1.1 404") => format!(
+            "it answered /events with {shown:?} and named no stream: a real stack publishes its \
+             events through python/events_relay.py (scripts/real-stacks.sh --live starts it)"
+        ),
+        None => format!("it answered /events with {shown:?}: not a twin, or an older build"),
+    }
 }
 
 /// How a watched twin that refuses more watchers is said to be down.

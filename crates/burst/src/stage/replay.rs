@@ -100,7 +100,7 @@ pub(super) fn record(stage: &Stage, request: &FireRequest) -> String {
         format: FORMAT.to_owned(),
         route: request.path(),
         n: request.n,
-        at: request.at.iter().map(|s| (*s).to_owned()).collect(),
+        at: request.twins.iter().map(|s| (*s).to_owned()).collect(),
         recorded_unix_us,
         hellos,
         messages,
@@ -134,7 +134,7 @@ fn pick<'a>(stage: &'a Stage, request: &FireRequest, take_turn: bool) -> Option<
         .iter()
         .filter(|r| r.route_path() == request.route)
         .collect();
-    let covers = |r: &&Recording| request.at.iter().all(|t| r.at.iter().any(|a| a == t));
+    let covers = |r: &&Recording| request.twins.iter().all(|t| r.at.iter().any(|a| a == t));
     let best: Vec<&Recording> = [
         same_route
             .iter()
@@ -157,7 +157,7 @@ fn pick<'a>(stage: &'a Stage, request: &FireRequest, take_turn: bool) -> Option<
 /// What a press plays of `recording`: only the twins it asked for (the recording may hold both),
 /// its last result the final one.
 fn for_press(recording: &Recording, request: &FireRequest) -> Vec<(u64, Value)> {
-    let asked = |t: &Value| t.as_str().is_none_or(|t| request.at.contains(&t));
+    let asked = |t: &Value| t.as_str().is_none_or(|t| request.twins.contains(&t));
     let mut kept: Vec<(u64, Value)> = Vec::new();
     for (t, message) in &recording.messages {
         let mut m = message.clone();
@@ -213,7 +213,7 @@ pub(super) async fn play(
     };
     let k = stage.next_burst.fetch_add(1, Ordering::Relaxed);
     let cancel = Cancel::default();
-    let at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
+    let at: Vec<String> = request.twins.iter().map(|s| (*s).to_owned()).collect();
     let note = if recording.n != request.n {
         Some(format!(
             "no recording of {} × {}: playing the recorded {} × {}",
@@ -231,7 +231,7 @@ pub(super) async fn play(
         None
     };
     let messages = for_press(&recording, request);
-    let request_at: Vec<String> = request.at.iter().map(|s| (*s).to_owned()).collect();
+    let request_at: Vec<String> = request.twins.iter().map(|s| (*s).to_owned()).collect();
     let playing = {
         let (stage, cancel) = (stage.clone(), cancel.clone());
         async move {

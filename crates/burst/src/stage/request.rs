@@ -28,8 +28,10 @@ pub struct FireRequest {
     /// `?ms=` for each request (the twin's T when not given; the twin's limits apply).
     pub ms: Option<u64>,
     pub n: usize,
-    /// `pool`, `event-loop`, or both.
-    pub at: Vec<&'static str>,
+    /// What `at=` asked for: a panel's name, a kind (`pool`, `event-loop`), or `all`.
+    pub at: String,
+    /// The panels that names, once read against the stage ([`read`]).
+    pub twins: Vec<&'static str>,
     /// Steady traffic instead of a burst: this many requests a second for `duration`.
     pub rate: Option<f64>,
     pub duration: Duration,
@@ -99,17 +101,11 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
             )
         }
     };
-    let at = match at.as_deref().unwrap_or("both") {
-        "pool" => vec!["pool"],
-        "event-loop" | "async" => vec!["event-loop"],
-        "both" => vec!["pool", "event-loop"],
-        other => {
-            return Err(
-                json!({"error": "unknown target", "parameter": "at", "received": other,
-                              "allowed": ["pool", "event-loop", "both"]}),
-            )
-        }
-    };
+    let at = at.unwrap_or_else(|| "all".to_owned());
+    if at.is_empty() || at.chars().count() > 64 {
+        return Err(json!({"error": "unknown target", "parameter": "at",
+                          "allowed": "a panel's name, pool, event-loop, or all"}));
+    }
     let number = |name: &str, text: &str, low: f64, high: f64, what: &str| match text.parse::<f64>()
     {
         Ok(v) if v.is_finite() && v >= low && v <= high => Ok(v),
@@ -155,9 +151,17 @@ pub fn parse_fire(query: &str) -> Result<FireRequest, Value> {
         ms,
         n,
         at,
+        twins: Vec::new(),
         rate,
         duration: Duration::from_secs_f64(duration),
     })
+}
+
+/// A press read against this stage: `at=` resolved to its panels.
+pub(super) fn read(stage: &Stage, query: &str) -> Result<FireRequest, Value> {
+    let mut request = parse_fire(query)?;
+    request.twins = stage.select(&request.at)?;
+    Ok(request)
 }
 
 /// A burst ready to fire at one twin.
@@ -175,20 +179,20 @@ pub(super) fn plans(
 ) -> Result<(Vec<Planned>, Vec<Value>), Value> {
     let (mut planned, mut refused) = (Vec::new(), Vec::new());
     let path = request.path();
-    for &name in &request.at {
+    for &name in &request.twins {
         let Some(twin) = stage.twin(name) else {
             continue;
         };
         let Some(info) = stage.state(twin).info else {
             refused.push(json!({"twin": name, "error":
-                format!("not running: start it with `{}`", twin.start)}));
+                format!("not running: {}", twin.start)}));
             continue;
         };
         if let Some(ms) = request.ms {
             if ms > info.max_ms {
                 return Err(
                     json!({"error": "out of range", "parameter": "ms", "received": ms,
-                    "allowed": format!("0 to {} (the {name} twin's --max-ms)", info.max_ms)}),
+                    "allowed": format!("0 to {} ({name}'s --max-ms)", info.max_ms)}),
                 );
             }
         }
@@ -217,10 +221,10 @@ mod tests {
     fn fire_requests_are_read_or_refused_with_the_limit() {
         let ok = parse_fire("route=/async-io&n=100&at=event-loop").expect("valid");
         assert_eq!(
-            (ok.route.as_str(), ok.n, ok.at),
-            ("/async-io", 100, vec!["event-loop"])
+            (ok.route.as_str(), ok.n, ok.at.as_str()),
+            ("/async-io", 100, "event-loop")
         );
-        assert_eq!(parse_fire("").expect("defaults").at, ["pool", "event-loop"]);
+        assert_eq!(parse_fire("").expect("defaults").at, "all");
         let e = parse_fire("n=1001").expect_err("over");
         assert_eq!(e["allowed"], "1 to 1000");
         assert_eq!(
@@ -228,7 +232,7 @@ mod tests {
             "unknown route"
         );
         assert_eq!(
-            parse_fire("at=mars").expect_err("at")["error"],
+            parse_fire("at=").expect_err("at")["error"],
             "unknown target"
         );
         let steady = parse_fire("route=/io&rate=12&duration=5").expect("steady");

@@ -248,15 +248,16 @@ pub(super) async fn fire(
         };
         let predicted = check.as_ref().map(|c| c.predicted.as_slice());
         let rows = output::rows_predicted(&burst, predicted);
+        let slug = stage.twin(p.twin).map_or("server", |t| t.slug.as_str());
         files.push((
-            format!("{}.csv", p.twin),
+            format!("{slug}.csv"),
             "text/csv; charset=utf-8",
             output::csv(&rows),
         ));
         let report = json!({"url": burst.url, "rate": rate, "duration_ms": whole_ms(traffic.duration),
                             "server": p.plan.server, "model": check, "rows": rows});
         files.push((
-            format!("{}.json", p.twin),
+            format!("{slug}.json"),
             "application/json",
             serde_json::to_string_pretty(&report).unwrap_or_default(),
         ));
@@ -284,8 +285,8 @@ pub(super) async fn fire(
                                                    "l": c.little.l, "l_counted": c.little.l_counted,
                                                    "line": c.little.line()})),
             "mu": check.as_ref().and_then(|c| c.capacity),
-            "json": format!("/bursts/{k}/{}.json", p.twin),
-            "csv": format!("/bursts/{k}/{}.csv", p.twin),
+            "json": format!("/bursts/{k}/{slug}.json"),
+            "csv": format!("/bursts/{k}/{slug}.csv"),
         }));
     }
     let result = json!({"type": "result", "burst": k, "route": path, "n": n, "mode": "steady",
