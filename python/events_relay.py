@@ -8,7 +8,8 @@ relay as UDP datagrams on loopback (twin_common.Publisher: a send that never blo
 serves them as the twins do: `hello` with the stack's configuration (GET /'s document, as a
 worker sent it when it started), then `queued`, `picked-up`, `slot` and `finished` as they come,
 and `lagged` with how many a watcher missed. One port number for both: UDP for the workers, TCP
-(HTTP) for the watchers.
+(HTTP) for the watchers. While nobody watches, the relay tells each worker so (a byte back to the
+address its hello came from) and the workers send nothing but their hello.
 
     python python/events_relay.py --port 8100   # then start the stack with TWIN_EVENTS=127.0.0.1:8100
 
@@ -72,7 +73,18 @@ class Relay(asyncio.DatagramProtocol):
         self.hello: dict | None = None
         self.watchers: set[Watcher] = set()
         self.last_seq: dict[int, int] = {}  # each worker process's last event number
+        self.workers: dict[int, tuple] = {}  # each worker process's address, from its hello
+        self.transport = None
         self.bad = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def tell(self, addr=None) -> None:
+        """Whether anyone watches, to one worker or to all: they publish only while someone does."""
+        state = b"1" if self.watchers else b"0"
+        for to in [addr] if addr else list(self.workers.values()):
+            self.transport.sendto(state, to)
 
     def datagram_received(self, data: bytes, addr) -> None:
         try:
@@ -94,6 +106,8 @@ class Relay(asyncio.DatagramProtocol):
         if name == "hello":
             # The first worker's document stands for the stack (they differ only in `pid`).
             self.hello = self.hello or body
+            self.workers[pid] = addr
+            self.tell(addr)
             return
         if name not in KNOWN:
             self.bad += 1
@@ -137,6 +151,8 @@ class Relay(asyncio.DatagramProtocol):
         writer.write(b"retry: 1000\n\n" + sse("hello", self.hello))
         watcher = Watcher()
         self.watchers.add(watcher)
+        if len(self.watchers) == 1:
+            self.tell()
         hung_up = asyncio.ensure_future(reader.read())  # a watcher sends nothing more: EOF
         try:
             quiet = time.monotonic()
@@ -163,6 +179,8 @@ class Relay(asyncio.DatagramProtocol):
             pass
         finally:
             self.watchers.discard(watcher)
+            if not self.watchers:
+                self.tell()
             hung_up.cancel()
             writer.transport.abort()
 

@@ -337,8 +337,9 @@ class Publisher:
     """Each worker process hands its events to events_relay.py as one UDP datagram each, on
     loopback. The socket never blocks: an event that finds the buffer full is dropped, and the
     relay, which numbers each process's events, tells the watchers how many they missed (`lagged`)
-    — a request is never delayed by being watched. With no relay configured, publishing is a test
-    of one variable."""
+    — a request is never delayed by being watched. While nobody watches, the relay says so (one
+    byte to each worker's socket, which it knows from the worker's hello) and an event costs a
+    look at that socket; with no relay configured, a test of one variable."""
 
     def __init__(self, where: str | None):
         self.addr = None
@@ -349,15 +350,23 @@ class Publisher:
         self.pid = None
         self.sock = None
         self.seq = 0
+        self.watched = False  # until the relay says someone watches
 
     def __call__(self, name: str, data: dict) -> None:
         if self.addr is None:
             return
         with self.lock:
             if self.pid != os.getpid():  # first use in this (forked) process: its own socket
-                self.pid, self.seq = os.getpid(), 0
+                self.pid, self.seq, self.watched = os.getpid(), 0, False
                 self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 self.sock.setblocking(False)
+            try:  # what the relay said since: b"1" someone watches, b"0" nobody
+                while True:
+                    self.watched = self.sock.recv(16)[-1:] == b"1"
+            except OSError:  # nothing more (BlockingIOError), or no relay there yet
+                pass
+            if not self.watched and name != "hello":
+                return
             self.seq += 1
             message = {"event": name, "pid": self.pid, "seq": self.seq, "data": data}
             try:

@@ -396,6 +396,7 @@ class Panel {
     v.title = res ? (res.verdict ?? res.error ?? '') : '';
     setHTML(v, verdict);
     setHTML(el.querySelector('.links'), links + notes.map(n => `<span class="note">${esc(n)}</span>`).join(' · '));
+    el.querySelector('.links').title = notes.join(' · ');
   }
 
   // Worker processes that each accept what they can (uvicorn's, gunicorn's) share a burst unevenly:
@@ -405,7 +406,7 @@ class Panel {
     const served = Array.from({ length: this.workers }, (_, k) => (this.lanes[k] ?? []).length);
     const most = Math.max(...served), least = Math.min(...served);
     if (most - least < 2 || served.reduce((a, b) => a + b, 0) < this.reqs.size) return '';
-    const k = served.indexOf(most), who = this.info.server ?? title(this.twin);
+    const k = served.indexOf(most), who = String(this.info.server ?? title(this.twin)).split(' + ')[0];
     return `worker${k} took ${most} of ${this.reqs.size}, one took ${least}: ${who}'s workers race to accept`;
   }
 
@@ -443,37 +444,21 @@ function seconds(ms) {
   return s >= 10 ? `${Math.round(s)} s` : `${+s.toFixed(1)} s`;
 }
 
-// The panels, as the stage server lists them (its --target NAMEs, in order): two side by side,
-// or four in two rows of two — each real stack beside its twin.
+// The panels: the stage server writes one into the page for each server it watches (its
+// --target NAMEs, in order): two side by side, or four in two rows of two, each real stack beside
+// its twin.
 const panels = {};
-function layoutOf() { const n = Object.keys(panels).length; return n > 2 ? 'four' : 'two'; }
+function layoutOf() { return Object.keys(panels).length > 2 ? 'four' : 'two'; }
+// The feed names the panels too: a page from a stage that watches others is loaded again.
 function buildPanels(list) {
-  const names = list.map(p => p.twin);
-  if (names.join('\n') === Object.keys(panels).join('\n')) return;
-  const main = document.getElementById('panels');
-  main.textContent = '';
-  for (const k of Object.keys(panels)) delete panels[k];
-  for (const p of list) {
-    const el = document.createElement('section');
-    el.className = 'panel';
-    el.id = `panel-${p.twin.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`;
-    el.dataset.twin = p.twin;
-    el.innerHTML = `<div class="head"><h2>${esc(title(p.twin))} <small></small></h2>` +
-      '<div class="counter" aria-live="polite"></div><div class="what"></div></div>' +
-      '<div class="stage-area"><canvas></canvas><div class="lanes"></div><div class="down" hidden></div></div>' +
-      '<div class="foot"><div class="verdict"></div><div class="links"></div></div>';
-    main.appendChild(el);
-    panels[p.twin] = new Panel(el, p.kind);
-    resized.observe(el.querySelector('.stage-area'));
-  }
-  const four = layoutOf() === 'four';
-  document.body.classList.toggle('four', four);
-  main.className = four ? 'grid' : '';
-  // The fire buttons say what they fire at: with four panels, every server of a kind.
-  const words = four ? { pool: 'pools', 'event-loop': 'event loops', all: `all ${list.length}` }
-                     : { pool: 'pool', 'event-loop': 'event loop', all: list.length === 2 ? 'both' : 'fire' };
+  if (list.map(p => p.twin).join('\n') !== Object.keys(panels).join('\n')) location.reload();
+}
+// The fire buttons say what they fire at: with four panels, every server of a kind.
+function fireWords() {
+  const n = Object.keys(panels).length;
+  const words = n > 2 ? { pool: 'pools', 'event-loop': 'event loops', all: `all ${n}` }
+                      : { pool: 'pool', 'event-loop': 'event loop', all: n === 2 ? 'both' : 'fire' };
   for (const [at, w] of Object.entries(words)) document.querySelector(`[data-at="${at}"] .what-at`).textContent = w;
-  dirty = true;
 }
 
 // ---- the feed: every twin's events, through the stage server ---------------------------------
@@ -657,6 +642,11 @@ function frame(at) {
 window.addEventListener('resize', () => { dirty = true; kick(); });
 // A verdict that takes another line shrinks the lanes: draw again so labels stay on their lanes.
 const resized = new ResizeObserver(() => { dirty = true; kick(); });
+for (const el of document.querySelectorAll('.panel')) {
+  panels[el.dataset.twin] = new Panel(el, el.dataset.kind || null);
+  resized.observe(el.querySelector('.stage-area'));
+}
+fireWords();
 
 // ---- controls: the stage server fires; the page only asks -----------------------------------
 

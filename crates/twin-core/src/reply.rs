@@ -335,7 +335,8 @@ fn with_code(s: &str) -> String {
     out
 }
 
-fn html_escape(s: &str) -> String {
+/// Text for HTML: `&`, `<`, `>` and `"` escaped.
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

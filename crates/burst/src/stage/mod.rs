@@ -1,12 +1,14 @@
 //! # The live stage: watch every worker's lane fill, both twins side by side
 //!
 //! `burst stage` serves one page (default `http://127.0.0.1:8080`). The page *watches*; this
-//! server *fires*:
+//! server *fires*. It watches the two twins, or up to four named servers (`--target NAME=URL`):
+//! the real gunicorn + Flask and uvicorn + FastAPI beside their twins, whose events come through
+//! a relay their `/events` answer names (`python/events_relay.py`).
 //!
 //! | module | its job |
 //! |---|---|
 //! | this one | the axum app: the page, `GET /feed` (every message, batched), who may fire |
-//! | [`relay`] | follows each twin's `GET /events`, checks every event, relays it |
+//! | [`relay`] | follows each server's `GET /events` (or the stream it names), checks every event, relays it |
 //! | [`request`] | what a press asks for (a burst, or steady traffic), checked; each twin's plan |
 //! | [`fire`] | `POST /fire` (fire, check against the model, keep the files), `POST /cancel`, `GET /plan` |
 //! | [`steady`] | steady traffic from the stage: both twins at once, each held against its model |
@@ -480,8 +482,54 @@ fn refused(stage: &Stage, peer: SocketAddr, headers: &HeaderMap) -> Option<Respo
 
 // ---- the page and its feed ---------------------------------------------------------------------
 
-async fn page() -> Response<Body> {
-    asset(PAGE, "text/html; charset=utf-8").await
+/// The page, with a panel for each watched server already in it: it shows the right panels from
+/// its first paint, before the feed has said anything.
+async fn page(State(stage): State<Stage>) -> Response<Body> {
+    use twin_core::reply::html_escape as esc;
+    let mut sections = String::new();
+    for t in &stage.twins {
+        let title = match t.name {
+            "pool" => "pool",
+            "event-loop" => "event loop",
+            other => other,
+        };
+        sections.push_str(&format!(
+            "<section class=\"panel\" id=\"panel-{}\" data-twin=\"{}\" data-kind=\"{}\">\
+             <div class=\"head\"><h2>{} <small></small></h2>\
+             <div class=\"counter\" aria-live=\"polite\"></div><div class=\"what\"></div></div>\
+             <div class=\"stage-area\"><canvas></canvas><div class=\"lanes\"></div>\
+             <div class=\"down\" hidden></div></div>\
+             <div class=\"foot\"><div class=\"verdict\"></div><div class=\"links\"></div></div>\
+             </section>\n",
+            t.slug,
+            esc(t.name),
+            t.named_kind.map_or("", |k| k.as_str()),
+            esc(title),
+        ));
+    }
+    // Four panels: two rows of two, each a little more compact.
+    let four = stage.twins.len() > 2;
+    let html = PAGE
+        .replace(
+            "<main id=\"panels\"></main>",
+            &format!(
+                "<main id=\"panels\"{}>\n{sections}</main>",
+                if four { " class=\"grid\"" } else { "" }
+            ),
+        )
+        .replace(
+            "<body>",
+            if four {
+                "<body class=\"four\">"
+            } else {
+                "<body>"
+            },
+        );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(html))
+        .unwrap_or_default()
 }
 
 async fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
