@@ -375,11 +375,13 @@ class Panel {
     const spread = this.unevenLanes();
     if (spread) notes.push(spread);
     const w = this.what;
-    setHTML(el.querySelector('.what'), !w ? '' : w.elsewhere
+    const whatEl = el.querySelector('.what');
+    setHTML(whatEl, !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
       : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, one server at a time (at once, they would share the cores)`
       : st ? `${+st.rate.toFixed(1)}/s for ${seconds(st.durationMs)} of ${esc(w.route)} (${this.n} requests)${w.model ? ` — model: ${esc(w.model)}` : ''}`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
+    whatEl.title = whatEl.textContent; // the whole line, where the panel cuts it off
     const res = this.result;
     let verdict = '', links = '';
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
@@ -407,7 +409,9 @@ class Panel {
     const most = Math.max(...served), least = Math.min(...served);
     if (most - least < 2 || served.reduce((a, b) => a + b, 0) < this.reqs.size) return '';
     const k = served.indexOf(most), who = String(this.info.server ?? title(this.twin)).split(' + ')[0];
-    return `worker${k} took ${most} of ${this.reqs.size}, one took ${least}: ${who}'s workers race to accept`;
+    const fewest = served.filter(n => n === least).length;
+    const rest = least === 0 ? `${fewest === 1 ? 'one' : fewest} took none` : `${fewest === 1 ? 'one' : fewest} took ${least}`;
+    return `worker${k} took ${most} of ${this.reqs.size}, ${rest}: ${who}'s workers race to accept`;
   }
 
   summary() {
@@ -659,7 +663,13 @@ ROUTES.forEach((r, i) => {
   b.onclick = () => pickRoute(r);
   routesEl.appendChild(b);
 });
+// A question before a long burst is about that route, N and mode: a change leaves it.
+function dropPending() {
+  if (pending) { pending = null; showPending(); }
+}
+
 function pickRoute(r) {
+  dropPending();
   route = r;
   localStorage.setItem('stage.route', r);
   for (const b of routesEl.children) b.setAttribute('aria-checked', String(b.dataset.route === r));
@@ -673,6 +683,7 @@ let nTimer = null;
 // pick routes again: "8, then 5" is N = 8 and /cpu, not N = 85.
 function commitN() {
   clearTimeout(nTimer);
+  if (nEl.value !== (localStorage.getItem('stage.n') ?? DEFAULTS.n)) dropPending();
   const n = Math.round(+nEl.value);
   const kept = localStorage.getItem('stage.n') ?? DEFAULTS.n;
   if (!(n >= 1 && n <= 1000)) status(`N is 1 to 1,000: kept ${kept}`, true);
@@ -707,6 +718,7 @@ function query(at) {
 const rateEl = document.getElementById('rate');
 rateEl.value = localStorage.getItem('stage.rate') ?? DEFAULTS.rate;
 function setMode(steady) {
+  dropPending();
   steadyMode = steady;
   localStorage.setItem('stage.mode', steady ? 'steady' : 'burst');
   document.body.classList.toggle('steady', steady);
@@ -714,6 +726,7 @@ function setMode(steady) {
   askPlan();
 }
 function stepRate(by) {
+  dropPending();
   const r = +rateEl.value || 12;
   const next = by > 0 ? RATES.find(p => p > r) : RATES.slice().reverse().find(p => p < r);
   rateEl.value = next ?? r;
@@ -847,6 +860,9 @@ function resetPage() {
   sticky.clear();
   release.clear();
   toggleChart(false);
+  // Fresh: no chart of the bursts before (C says so until the next burst).
+  document.querySelector('#chart img').removeAttribute('src');
+  document.getElementById('chart-button').disabled = true;
   if (!firing) for (const p of Object.values(panels)) p.reset(null, null, 0);
   dirty = true;
   status('reset: bursts, /io, N = 16, fresh axes');
@@ -880,7 +896,13 @@ function savePicture() {
     g.translate(0, Math.floor(i / cols) * rowH);
     g.fillStyle = '#111';
     g.font = '600 22px system-ui, sans-serif';
-    g.fillText(p.el.querySelector('h2').innerText.split('\n')[0], x, 52);
+    // The panel's name, then what it watches, within the panel's width.
+    g.fillText(title(p.twin), x, 52, panelW);
+    const nameW = Math.min(g.measureText(title(p.twin)).width + 10, panelW);
+    g.font = '14px system-ui, sans-serif';
+    g.fillStyle = '#555';
+    if (panelW - nameW > 40) g.fillText(p.subtitle, x + nameW, 52, panelW - nameW);
+    g.fillStyle = '#111';
     g.font = '16px system-ui, sans-serif';
     // A burst from elsewhere is counted by what the page saw of it (the stage did not fire it).
     const burst = !p.what ? '' : p.steady ? ` — ${p.steady.rate}/s × ${seconds(p.steady.durationMs)} of ${p.what.route}`

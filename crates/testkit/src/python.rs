@@ -24,6 +24,24 @@ impl Stack {
     }
 }
 
+/// gunicorn and uvicorn stop their worker processes when their master gets SIGTERM; killed
+/// outright (as a `ServerProcess` is on drop), the master would leave them running.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Not `signal`, which asserts: this may run while a test panics.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.server.pid().to_string()])
+            .status();
+        if self
+            .server
+            .wait(std::time::Duration::from_secs(15))
+            .is_none()
+        {
+            eprintln!("the Python stack did not stop within 15 s of SIGTERM; killed");
+        }
+    }
+}
+
 /// The workspace's root.
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

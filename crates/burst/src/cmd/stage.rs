@@ -112,8 +112,9 @@ pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
             );
         }
         eprintln!(
-            "burst stage: keys 1–5 route · ↑/↓ N · P pools · A event loops · B all · Esc stop\n\
-             burst stage: C chart · S save the panels · R reset · Ctrl-C here stops the stage"
+            "burst stage: keys 1–5 route · ↑/↓ N (or λ) · P pools · A event loops · B all · Esc stop\n\
+             burst stage: T bursts ⇄ steady traffic · C chart · S save the panels · R reset · \
+             Ctrl-C here stops the stage"
         );
         eprintln!("burst stage: the presenter opens {presenter} (only this machine fires)");
         if bound.ip().is_unspecified() {

@@ -32,6 +32,9 @@ pub struct Check {
     /// Within tolerance?
     pub as_predicted: bool,
     pub verdict: String,
+    /// The model's words for this burst as the verdict judged it: with per-worker queues, the
+    /// waves of the spread the requests actually got ("16 waves of 1 … as the loops got them").
+    pub shape: String,
     /// With a limit on what the server holds: how many were shed (503), and how many the model
     /// says.
     pub shed: Option<Shed>,
@@ -297,6 +300,7 @@ fn check_waves(burst: &Burst, prediction: &Prediction) -> Check {
         tail_ms: ms(tail),
         as_predicted,
         verdict,
+        shape,
         shed: None,
     }
 }

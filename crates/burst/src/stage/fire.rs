@@ -520,7 +520,7 @@ fn twin_result(k: usize, (name, slug): (&str, &str), e: &Experiment, ends: &rela
         // The model the verdict used (for CPU work, from the CPU time the server measured): the
         // panel's model line and words move to it, so they never contradict the verdict.
         "predicted_last_ms": e.check.as_ref().map(|c| whole_ms(c.predicted_last)),
-        "model": e.check.as_ref().map(|c| model::describe(&c.prediction, e.burst.n)),
+        "model": e.check.as_ref().map(|c| c.shape.clone()),
         "wall_ms": e.summary.wall_ms,
         "ok": e.summary.ok,
         "json": format!("/bursts/{k}/{slug}.json"),
