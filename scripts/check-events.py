@@ -9,7 +9,8 @@ events, and does watching them leave the lesson as it was?
    `queued` on gunicorn, whose sync workers leave a waiting request in the kernel's listen queue,
    where nothing in gunicorn sees it.
 2. The reference cells (16 × /io, /async-io, /async-io-multi) on each real stack take the same
-   time, within 1 %, with a watcher connected as without.
+   time, within 1 %, with a watcher connected as without (the best of three each way for cells
+   of a second or less, whose run-to-run jitter alone is near 1 %).
 
 Prints what it found; exits 1 on a difference. Stdlib only; every request goes to loopback.
 """
@@ -132,20 +133,31 @@ for real, twin_url, name in [(flask, pool, "gunicorn + Flask"), (fastapi, twin, 
 
 
 def cell(url: str) -> float:
+    """The time of one 16-request cell. Only its time is compared here: whether each cell is as
+    the model predicts is the main table's check (a real stack's 0.5 s cell is sometimes not,
+    watched or not — said, not failed)."""
     out = subprocess.run([burst, url, "-n", "16", "--json"], capture_output=True, text=True)
-    if out.returncode != 0:
+    if out.returncode not in (0, 3) or not out.stdout:
         failed.append(f"{url}: burst exited {out.returncode}: {out.stderr.strip()[-300:]}")
-    return json.loads(out.stdout)["wall_ms"] if out.stdout else float("nan")
+        return float("nan")
+    doc = json.loads(out.stdout)
+    if out.returncode == 3:
+        print(f"   (one run of {url}: {doc['model']['verdict']})")
+    return doc["wall_ms"]
 
 
 print(f"   {'cell':<42} {'unwatched':>10} {'watched':>10} {'change':>8}")
 for real, name in [(flask, "gunicorn + Flask"), (fastapi, "uvicorn + FastAPI")]:
     where = get_json(real + "/")["events"]
     for route in ["/io", "/async-io", "/async-io-multi"]:
+        # A cell of 1 s or less moves by more than 1 % from run to run on busy cores: the best
+        # of three, each way, for those.
         alone = cell(real + route)
+        tries = 3 if alone < 1500 else 1
+        alone = min([alone] + [cell(real + route) for _ in range(tries - 1)])
         w = Watcher(where)
         w.hello.wait(5)
-        watched = cell(real + route)
+        watched = min(cell(real + route) for _ in range(tries))
         # Each `finished` is published once its answer is written: the last may come just after.
         count = lambda: sum(1 for n, d in w.events if n == "finished" and d.get("route") == route)
         deadline = time.monotonic() + 2
