@@ -149,30 +149,8 @@ impl Peer {
     }
 
     /// Has the client reset the connection (given up on its request)?
-    ///
-    /// A reset reaches the loop as an error or hang-up on the socket's readiness, which tokio
-    /// keeps from the loop's last look at the kernel: only then is the socket peeked at, to tell
-    /// a reset from a client that only shut its sending side. So a request picked up on a loop
-    /// that keeps up costs no system call here (it was the largest part of the twin's own
-    /// per-request work: 9 % of `/async-io`'s profile); one that waited behind a frozen loop is
-    /// looked at as before — the loop's look at the kernel when it comes back carries the reset.
     pub(crate) fn gone(&self) -> bool {
-        if self.0.reset.load(Ordering::Relaxed) {
-            return true;
-        }
-        // Polled once with a waker that does nothing, and dropped: `ready` waits in a list of
-        // its own, so hyper's registration for reading is left as it was.
-        let mut look = std::pin::pin!(self.0.stream.ready(tokio::io::Interest::READABLE));
-        match look
-            .as_mut()
-            .poll(&mut Context::from_waker(std::task::Waker::noop()))
-        {
-            Poll::Ready(Ok(ready)) if ready.is_read_closed() || ready.is_error() => {
-                twin_core::platform::client_gone_async(&self.0)
-            }
-            Poll::Ready(Err(_)) => true,
-            _ => false,
-        }
+        self.0.reset.load(Ordering::Relaxed) || twin_core::platform::client_gone_async(&self.0)
     }
 }
 
