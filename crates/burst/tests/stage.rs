@@ -37,23 +37,33 @@ fn start_event_loop(addr: SocketAddr) -> async_server::Running {
 
 /// A stage watching twins at `pool` and `event_loop` (running or not), on its own runtime.
 fn start_stage(pool: SocketAddr, event_loop: SocketAddr) -> (tokio::runtime::Runtime, SocketAddr) {
+    start_stage_of(&[
+        ("pool", format!("http://{pool}")),
+        ("event-loop", format!("http://{event_loop}")),
+    ])
+}
+
+/// A stage watching these named servers, one panel each, on its own runtime.
+fn start_stage_of(servers: &[(&str, String)]) -> (tokio::runtime::Runtime, SocketAddr) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let addr = rt.block_on(async {
-        let config = StageConfig::watching(
-            Target::parse(&format!("http://{pool}")).await.expect("url"),
-            Target::parse(&format!("http://{event_loop}"))
-                .await
-                .expect("url"),
-        );
+        let mut targets = Vec::new();
+        for (name, url) in servers {
+            targets.push(((*name).to_owned(), Target::parse(url).await.expect("url")));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(stage::serve(listener, config, std::future::pending()));
+        tokio::spawn(stage::serve(
+            listener,
+            StageConfig::named(targets),
+            std::future::pending(),
+        ));
         addr
     });
     (rt, addr)
@@ -719,29 +729,12 @@ fn four_panels_the_real_stacks_beside_their_twins() {
     let _event_loop = start_event_loop(loop_addr);
     let gunicorn = testkit::python::gunicorn(&bin, 4, T_MS);
     let uvicorn = testkit::python::uvicorn(&bin, 4, T_MS);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stage = rt.block_on(async {
-        let mut targets = Vec::new();
-        for (name, url) in [
-            ("gunicorn + Flask", gunicorn.url().to_owned()),
-            ("pool-server", format!("http://{pool_addr}")),
-            ("uvicorn + FastAPI", uvicorn.url().to_owned()),
-            ("async-server", format!("http://{loop_addr}")),
-        ] {
-            targets.push((name.to_owned(), Target::parse(&url).await.expect("url")));
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let config = StageConfig::named(targets);
-        tokio::spawn(stage::serve(listener, config, std::future::pending()));
-        addr
-    });
+    let (_rt, stage) = start_stage_of(&[
+        ("gunicorn + Flask", gunicorn.url().to_owned()),
+        ("pool-server", format!("http://{pool_addr}")),
+        ("uvicorn + FastAPI", uvicorn.url().to_owned()),
+        ("async-server", format!("http://{loop_addr}")),
+    ]);
     let names = [
         "gunicorn + Flask",
         "pool-server",

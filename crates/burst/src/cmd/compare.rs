@@ -17,18 +17,8 @@ use super::{ensure_open_files, on_interrupt, runtime, settings, CommonArgs, Fata
 
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {
-    /// A server to include, by name and base URL (repeatable; its kind is read from its GET /),
-    /// e.g. --target 'gunicorn+Flask=http://127.0.0.1:9000'.
-    #[arg(long = "target", value_name = "NAME=URL")]
-    pub(crate) targets: Vec<String>,
-
-    /// Base URL of the pool twin (default http://127.0.0.1:8000 when no --target is given).
-    #[arg(long, value_name = "URL")]
-    pub(crate) pool: Option<String>,
-
-    /// Base URL of the event-loop twin (default http://127.0.0.1:8001 when no --target is given).
-    #[arg(long = "async", value_name = "URL")]
-    pub(crate) async_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) servers: super::ServerArgs,
 
     /// Burst sizes, comma-separated.
     #[arg(
@@ -88,7 +78,7 @@ pub(crate) fn compare(args: &CompareArgs) -> Result<ExitCode, Fatal> {
     let cancel = Cancel::default();
     settings.cancel = Some(cancel.clone());
     on_interrupt(&cancel)?;
-    let named = super::named_targets(&args.targets, &args.pool, &args.async_url)?;
+    let named = args.servers.named()?;
     if let Some(rate) = args.rate {
         return super::steady::compare(
             &named,

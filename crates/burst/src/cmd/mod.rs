@@ -155,10 +155,35 @@ pub(crate) fn on_interrupt(cancel: &Cancel) -> Result<(), Fatal> {
 /// Exit status after Ctrl-C, as a shell reports it.
 pub(crate) const INTERRUPTED: u8 = 130;
 
-/// The servers `--target NAME=URL` (repeatable, in order) and the shorthands `--pool URL` and
-/// `--async URL` name; with neither, the two twins on their default ports. `burst compare` and
-/// `burst stage` read them alike.
-pub(crate) fn named_targets(
+/// The servers a command works on, as `burst compare` and `burst stage` name them alike.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// A server by name and base URL (repeatable, in order; its kind is read from its hello), e.g.
+    /// --target 'gunicorn + Flask=http://127.0.0.1:9000'. A real stack's GET /events names its
+    /// events relay.
+    #[arg(long = "target", value_name = "NAME=URL")]
+    pub(crate) targets: Vec<String>,
+
+    /// Base URL of the pool twin (default http://127.0.0.1:8000 when no --target is given): the
+    /// same as --target pool=URL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) pool: Option<String>,
+
+    /// Base URL of the event-loop twin (default http://127.0.0.1:8001 when no --target is
+    /// given): the same as --target event-loop=URL.
+    #[arg(long = "async", value_name = "URL")]
+    pub(crate) async_url: Option<String>,
+}
+
+impl ServerArgs {
+    /// Each server's name and URL, in order: the `--target`s, with `--pool` and `--async` first;
+    /// with none of them, the two twins on their default ports.
+    pub(crate) fn named(&self) -> Result<Vec<(String, String)>, Fatal> {
+        named_targets(&self.targets, &self.pool, &self.async_url)
+    }
+}
+
+fn named_targets(
     targets: &[String],
     pool: &Option<String>,
     async_url: &Option<String>,

@@ -27,25 +27,13 @@ pub(crate) struct StageArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) replay: Vec<PathBuf>,
 
-    /// A server to watch, by its panel's name and base URL (repeatable, up to 4 panels, in the
-    /// page's order), e.g. --target 'gunicorn + Flask=http://127.0.0.1:9000'. Its kind is read
-    /// from its hello; a real stack's GET /events names its relay.
-    #[arg(long = "target", value_name = "NAME=URL")]
-    pub(crate) targets: Vec<String>,
-
-    /// Base URL of the pool twin to watch (default http://127.0.0.1:8000 when no --target is
-    /// given): --target pool=URL.
-    #[arg(long, value_name = "URL")]
-    pub(crate) pool: Option<String>,
-
-    /// Base URL of the event-loop twin to watch (default http://127.0.0.1:8001 when no --target
-    /// is given): --target event-loop=URL.
-    #[arg(long = "async", value_name = "URL")]
-    pub(crate) async_url: Option<String>,
+    /// The servers to watch, one panel each (up to 4, in the page's order).
+    #[command(flatten)]
+    pub(crate) servers: super::ServerArgs,
 }
 
 pub(crate) fn stage(args: &StageArgs) -> Result<ExitCode, Fatal> {
-    let named = super::named_targets(&args.targets, &args.pool, &args.async_url)?;
+    let named = args.servers.named()?;
     if named.len() > burst::stage::MAX_PANELS {
         return Err(Fatal(
             format!(
