@@ -97,6 +97,28 @@ p=$(free_port); measure async-server-async-io "http://127.0.0.1:$p/async-io?ms=0
 p=$(free_port); measure bare-axum "http://127.0.0.1:$p/io?ms=0" $bin/examples/bare_axum "127.0.0.1:$p"
 p=$(free_port); measure bare-axum-async-io "http://127.0.0.1:$p/async-io?ms=0" $bin/examples/bare_axum "127.0.0.1:$p"
 
+# The same twins while the live stage watches them (`burst stage` following their /events, no
+# page open): what watching costs at zero wait, where every request is two or three events.
+watched() { # NAME URL TWIN-CMD…: measure with a stage watching the twin
+  local name=$1 url=$2
+  shift 2
+  start "$name" "$url" "$@"
+  local twin_pid=$server_pid base=${url%/*}
+  start "$name-stage" "http://127.0.0.1:$sp/" $bin/burst stage --port "$sp" --target "twin=$base"
+  local stage_pid=$server_pid
+  for _ in $(seq 1 100); do # until the stage follows the twin's /events (its hello)
+    grep -q "is up at" "$tmp/$name-stage.err" && break
+    sleep 0.1
+  done
+  idle[$name]=$(rss_kib "$twin_pid")
+  read -r rps[$name] p50[$name] p99[$name] errs[$name] < <(wrk_line "$url")
+  say "  $name: ${rps[$name]} req/s while the stage watches"
+  kill -TERM "$stage_pid" "$twin_pid" 2>/dev/null || true
+  wait "$stage_pid" "$twin_pid" 2>/dev/null || true
+}
+p=$(free_port); sp=$(free_port); watched pool-server-watched "http://127.0.0.1:$p/io?ms=0" $bin/pool-server --port "$p"
+p=$(free_port); sp=$(free_port); watched async-server-async-io-watched "http://127.0.0.1:$p/async-io?ms=0" $bin/async-server --port "$p"
+
 have_python=0
 if [ "$python" = 1 ]; then
   say "installing gunicorn + Flask and uvicorn + FastAPI into a temporary venv…"
@@ -198,6 +220,8 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps[$1]}" "${p50[$1]}" "${
   row async-server-async-io
   row bare-axum
   row bare-axum-async-io
+  row pool-server-watched
+  row async-server-async-io-watched
   [ "$have_python" = 1 ] && row uvicorn-fastapi
   [ "$have_python" = 1 ] && row uvicorn-fastapi-async-io
   echo
@@ -206,6 +230,8 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps[$1]}" "${p50[$1]}" "${
   r=$(ratio "${rps[pool-server]}" "${rps[bare-tiny_http]}"); echo "| pool-server / bare tiny_http (\`/io\`: a pool thread's blocking wait) | $r | ≥ 0.90 | $(verdict "$r" 0.90 '>=') |"
   r=$(ratio "${rps[async-server]}" "${rps[bare-axum]}"); echo "| async-server / bare axum (\`/io\`: \`spawn_blocking\` on both) | $r | ≥ 0.90 | $(verdict "$r" 0.90 '>=') |"
   r=$(ratio "${rps[async-server-async-io]}" "${rps[bare-axum-async-io]}"); echo "| async-server / bare axum (\`/async-io\`: a timer on both) | $r | ≥ 0.90 | $(verdict "$r" 0.90 '>=') |"
+  r=$(ratio "${rps[pool-server-watched]}" "${rps[pool-server]}"); echo "| pool-server watched by the stage / alone | $r | no measurable cost (≥ 0.95) | $(verdict "$r" 0.95 '>=') |"
+  r=$(ratio "${rps[async-server-async-io-watched]}" "${rps[async-server-async-io]}"); echo "| async-server (\`/async-io\`) watched by the stage / alone | $r | no measurable cost (≥ 0.95) | $(verdict "$r" 0.95 '>=') |"
   if [ "$have_python" = 1 ]; then
     r=$(ratio "${rps[pool-server]}" "${rps[gunicorn-flask]}"); echo "| pool-server / gunicorn+Flask | $r | ≥ 6 | $(verdict "$r" 6 '>=') |"
     r=$(ratio "${rps[async-server]}" "${rps[uvicorn-fastapi]}"); echo "| async-server / uvicorn+FastAPI (\`/io\`) | $r | ≥ 4 | $(verdict "$r" 4 '>=') |"
