@@ -70,9 +70,12 @@ fn open_loop_sends_on_schedule_even_on_busy_cores() {
         .collect();
     assert!(late.iter().all(|&d| d >= 0.0), "sent before due: {late:?}");
     late.sort_by(f64::total_cmp);
-    // Every 5 ms a request is due; each leaves within a few ms of it.
-    assert!(late[89] < 5.0, "p90 {} ms late: {late:?}", late[89]);
-    assert!(late[99] < 25.0, "max {} ms late: {late:?}", late[99]);
+    // Every 5 ms a request is due; each leaves within a few ms of it — on 2 cores that two CPU
+    // hogs and the rest of the suite share, within two slots at p90 and within T at most. A client
+    // that waited for answers (a closed loop, on one worker with T = 50 ms) would fall behind by
+    // T a request: seconds by the last.
+    assert!(late[89] < 10.0, "p90 {} ms late: {late:?}", late[89]);
+    assert!(late[99] < 50.0, "max {} ms late: {late:?}", late[99]);
     for (i, r) in rows.iter().enumerate() {
         assert!((f(r, "scheduled_ms") - i as f64 * 5.0).abs() < 0.01, "{r}");
     }
