@@ -103,7 +103,7 @@ for real, twin_url, name in [(flask, pool, "gunicorn + Flask"), (fastapi, twin, 
                           f"{hello_twin.get(key)!r}")
     tag = "chk" + str(time.time_ns())[-6:]
     for k, path in enumerate(REQUESTS):
-        for side, base in [("real", real), ("twin", twin_url)]:
+        for base in (real, twin_url):
             send(base + path, f"{tag}-{k}")
     # Each answer came back before its `finished` is published: wait (at most 5 s) for them all.
     ids = [f"{tag}-{k}" for k in range(len(REQUESTS))]
