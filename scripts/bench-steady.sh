@@ -21,19 +21,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 doc=docs/benchmarks.md
-tmp=$(mktemp -d)
 bin=target/release
-
 . scripts/lib.sh
-pids=()
-cleanup() {
-  stop_started
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*" >&2; }
+scratch_and_guard
 
 say "building (release)…"
 cargo build --release --quiet -p pool-server -p async-server -p burst

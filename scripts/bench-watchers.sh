@@ -27,7 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-say() { printf '%s\n' "$*" >&2; }
 [ -d /proc/self ] || { echo "bench-watchers.sh: needs Linux (/proc)" >&2; exit 2; }
 
 say "building (release)…"

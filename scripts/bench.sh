@@ -15,19 +15,9 @@ cd "$root"
 seconds=${BENCH_SECONDS:-10}
 python=${BENCH_PYTHON:-1}
 doc=docs/benchmarks.md
-tmp=$(mktemp -d)
 bin=target/release
-
 . scripts/lib.sh
-pids=()
-cleanup() {
-  stop_started
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*" >&2; }
+scratch_and_guard
 
 if ! command -v wrk >/dev/null; then
   say "installing wrk (apt-get)…"

@@ -63,3 +63,16 @@ build_and_guard() {
   trap stop_started EXIT
   trap 'exit 130' INT TERM
 }
+
+# scratch_and_guard: for the benchmarks — a scratch folder in `tmp`, removed at the end with every
+# server the script started (stopped by PID), also on failure or Ctrl-C; an empty `pids`.
+scratch_and_guard() {
+  tmp=$(mktemp -d)
+  pids=()
+  started=()
+  trap 'stop_started; rm -rf "$tmp"' EXIT
+  trap 'exit 130' INT TERM
+}
+
+# say TEXT: a line for the person watching, on stderr (stdout may be a report).
+say() { printf '%s\n' "$*" >&2; }
