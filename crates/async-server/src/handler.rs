@@ -7,14 +7,13 @@
 use axum::body::Body;
 use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, Method, Response, Uri};
-use axum::middleware;
 use axum::routing::{any, get};
 use axum::Router;
 use twin_core::events;
 use twin_core::request::{split_target, wants_html, FAVICON};
 use twin_core::{work, Reply, Route};
 
-use crate::pick_up::{pick_up, to_response, Job, LoopState, Params};
+use crate::pick_up::{to_response, Job, LoopState, Params};
 
 /// One router per event loop: the route table, as FastAPI's `@app.get("/io")` — every path of
 /// twin-core's catalogue, each with its handler below. Every request first passes [`pick_up`]:
@@ -32,7 +31,6 @@ pub(crate) fn router(state: LoopState) -> Router {
         .route(events::PATH, any(events_again))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), pick_up))
         .with_state(state)
 }
 

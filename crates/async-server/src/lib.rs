@@ -125,16 +125,7 @@ async fn event_loop(
     // The heartbeat stops whenever something blocks this loop; the acceptor then passes it by.
     // While the loop holds no connections it sleeps (an idle server uses no CPU).
     let heartbeat = tokio::spawn(async move { loops.heartbeat(k).await });
-    let router = handler::router(state.clone());
-    // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections small.
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // A head over the shared limits gets hyper's 431 before any handler runs (hyper_errors.rs
-    // gives it the twins' JSON body).
-    http.max_buf_size(limits::MAX_HEAD_BYTES)
-        .max_headers(limits::MAX_HEADERS)
-        // A client that shuts only its sending side once its request is sent still gets its
-        // answer (RFC 9112 §9.6), as on the pool.
-        .half_close(true);
+    let shared = Arc::new(LoopConnections::new(state));
     let mut connections = JoinSet::new();
     loop {
         let next = tokio::select! {
@@ -143,8 +134,7 @@ async fn event_loop(
             next = incoming.recv() => next,
         };
         let Some((stream, open)) = next else { break };
-        let conn = serve_connection(stream, open, &state, &router, &http, &stop);
-        connections.spawn(conn);
+        connections.spawn(serve_connection(stream, open, shared.clone(), stop.clone()));
         // Forget connections that have ended.
         while connections.try_join_next().is_some() {}
     }
@@ -153,117 +143,148 @@ async fn event_loop(
     // say) are served like the others: a request already sent gets its 503.
     incoming.close();
     while let Ok((stream, open)) = incoming.try_recv() {
-        let conn = serve_connection(stream, open, &state, &router, &http, &stop);
-        connections.spawn(conn);
+        connections.spawn(serve_connection(stream, open, shared.clone(), stop.clone()));
     }
     while connections.join_next().await.is_some() {}
 }
 
-/// One connection on this event loop, for as long as the client keeps it: one loop holds many of
-/// these at once, each a task that is parked whenever its request waits.
-fn serve_connection(
-    stream: std::net::TcpStream,
-    open: Open,
-    state: &LoopState,
-    router: &axum::Router,
-    http: &Http1,
-    stop: &watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + use<> {
-    let (router, http, state) = (router.clone(), http.clone(), state.clone());
-    let (k, events, config) = (state.worker, state.events.clone(), state.config.clone());
-    let mut stop = stop.clone();
-    let opened = Instant::now();
-    let (header_timeout, keep_alive) = (config.header_timeout(), config.keep_alive());
-    async move {
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("worker{k}: cannot take a connection: {e}");
-                return;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        // hyper allocates two 8 KiB buffers per connection; a connection that has sent nothing
-        // yet (a burst's, waiting for its release) needs neither until it is readable.
-        let drain_began = tokio::select! {
-            biased;
-            readable = stream.readable() => match readable {
-                Ok(()) => false,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|stopping| *stopping) => true,
-            // Nothing sent within the header timeout: let go, as the pool does.
-            () = tokio::time::sleep(header_timeout) => return,
-        };
-        if drain_began {
-            match tokio::time::timeout(DRAIN_GRACE, stream.readable()).await {
-                Ok(Ok(())) => {}
-                // Nothing sent: closed, as every server closes idle connections on a drain.
-                _ => return,
-            }
+/// What every connection of one event loop shares: one copy per loop, so that a connection
+/// carries a pointer to it rather than copies of its own (10,000 of them are held at once).
+#[derive(Debug)]
+struct LoopConnections {
+    state: LoopState,
+    router: axum::Router,
+    http: hyper::server::conn::http1::Builder,
+    header_timeout: Duration,
+    keep_alive: Duration,
+}
+
+impl LoopConnections {
+    fn new(state: LoopState) -> LoopConnections {
+        let router = handler::router(state.clone());
+        // HTTP/1 only: the twins speak what gunicorn and uvicorn speak, and it keeps connections
+        // small.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // A head over the shared limits gets hyper's 431 before any handler runs (hyper_errors.rs
+        // gives it the twins' JSON body).
+        http.max_buf_size(limits::MAX_HEAD_BYTES)
+            .max_headers(limits::MAX_HEADERS)
+            // A client that shuts only its sending side once its request is sent still gets its
+            // answer (RFC 9112 §9.6), as on the pool.
+            .half_close(true);
+        let (header_timeout, keep_alive) =
+            (state.config.header_timeout(), state.config.keep_alive());
+        LoopConnections {
+            state,
+            router,
+            http,
+            header_timeout,
+            keep_alive,
         }
-        // `GET /events` leaves the loop before hyper reads it: its watcher is served on a thread
-        // of its own, so a frozen loop cannot freeze the stream that reports it.
-        if !drain_began && opens_events(&stream).await {
-            match stream.into_std() {
-                Ok(stream) => events.watch_connection(&config, stream),
-                Err(e) => tracing::debug!("cannot hand an events watcher over: {e}"),
-            }
-            return;
-        }
-        let draining = drain_began || *stop.borrow();
-        // An HTTP/2 client's preface: hyper (HTTP/1 only) would hang up without a word; the
-        // pool answers it as the malformed head it is, and so does this loop.
-        if is_h2_preface(&stream).await {
-            let refusal = head::refusal_bytes(&head::malformed(), ServerKind::EventLoop);
-            let _ = write_and_close(stream, &refusal).await;
-            return;
-        }
-        // Each request carries its connection's socket, so the pick-up can see a client that
-        // has gone (peer.rs), and the socket keeps the clock of the timeouts.
-        let peer = Peer::new(stream, opened);
-        let idle = peer.clone();
-        let service = TowerToHyperService::new(WithPeer::new(router, peer.clone(), state));
-        let io = hyper_errors::JsonRefusals::new(peer);
-        let conn = http.serve_connection(io, service);
-        tokio::pin!(conn);
-        // On a drain, a connection between requests may still bring one within the grace (it
-        // gets the 503, as on the pool); then hyper closes it once it has answered what it holds.
-        let mut shut = false;
-        // When the grace ends, once the drain has begun: no timer before (10,000 connections).
-        let mut grace_ends = draining.then(|| tokio::time::Instant::now() + DRAIN_GRACE);
-        let ended = loop {
-            let grace = async move {
-                match grace_ends {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                // Bytes the loop has not read yet are read first: a loop frozen past a
-                // deadline still serves the request that arrived meanwhile.
-                ended = conn.as_mut() => break ended,
-                () = idle.until_idle(header_timeout, keep_alive) => break Ok(()),
-                changed = stop.changed(), if grace_ends.is_none() => {
-                    if changed.is_err() || *stop.borrow() {
-                        grace_ends = Some(tokio::time::Instant::now() + DRAIN_GRACE);
-                    }
-                }
-                () = grace, if !shut => {
-                    conn.as_mut().graceful_shutdown();
-                    shut = true;
-                }
-            }
-        };
-        if let Err(e) = ended {
-            tracing::debug!("connection ended: {e}");
-        }
-        drop(open);
     }
 }
 
-type Http1 = hyper::server::conn::http1::Builder;
+/// One connection on this event loop, for as long as the client keeps it: one loop holds many of
+/// these at once, each a task that is parked whenever its request waits.
+async fn serve_connection(
+    stream: std::net::TcpStream,
+    open: Open,
+    shared: Arc<LoopConnections>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opened = Instant::now();
+    let st = &shared.state;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("worker{}: cannot take a connection: {e}", st.worker);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    // hyper allocates two 8 KiB buffers per connection; a connection that has sent nothing
+    // yet (a burst's, waiting for its release) needs neither until it is readable.
+    let drain_began = tokio::select! {
+        biased;
+        readable = stream.readable() => match readable {
+            Ok(()) => false,
+            Err(_) => return,
+        },
+        _ = stop.wait_for(|stopping| *stopping) => true,
+        // Nothing sent within the header timeout: let go, as the pool does.
+        () = tokio::time::sleep(shared.header_timeout) => return,
+    };
+    if drain_began {
+        match tokio::time::timeout(DRAIN_GRACE, stream.readable()).await {
+            Ok(Ok(())) => {}
+            // Nothing sent: closed, as every server closes idle connections on a drain.
+            _ => return,
+        }
+    }
+    // `GET /events` leaves the loop before hyper reads it: its watcher is served on a thread
+    // of its own, so a frozen loop cannot freeze the stream that reports it.
+    if !drain_began && opens_events(&stream).await {
+        match stream.into_std() {
+            Ok(stream) => st.events.watch_connection(&st.config, stream),
+            Err(e) => tracing::debug!("cannot hand an events watcher over: {e}"),
+        }
+        return;
+    }
+    let draining = drain_began || *stop.borrow();
+    // An HTTP/2 client's preface: hyper (HTTP/1 only) would hang up without a word; the
+    // pool answers it as the malformed head it is, and so does this loop.
+    if is_h2_preface(&stream).await {
+        let refusal = head::refusal_bytes(&head::malformed(), ServerKind::EventLoop);
+        let _ = write_and_close(stream, &refusal).await;
+        return;
+    }
+    // Each request carries its connection's socket, so the pick-up can see a client that
+    // has gone (peer.rs), and the socket keeps the clock of the timeouts.
+    let peer = Peer::new(stream, opened);
+    if let Err(e) = serve_http(peer, &shared, &mut stop, draining).await {
+        tracing::debug!("connection ended: {e}");
+    }
+    drop(open);
+}
+
+/// hyper serves the connection's requests until the client closes it, a timeout lets it go, or
+/// the drain's grace ends.
+async fn serve_http(
+    peer: Peer,
+    shared: &LoopConnections,
+    stop: &mut watch::Receiver<bool>,
+    draining: bool,
+) -> hyper::Result<()> {
+    let (header_timeout, keep_alive) = (shared.header_timeout, shared.keep_alive);
+    let idle = peer.clone();
+    let app = WithPeer::new(shared.router.clone(), peer.clone(), shared.state.clone());
+    let io = hyper_errors::JsonRefusals::new(peer);
+    let mut conn = std::pin::pin!(shared
+        .http
+        .serve_connection(io, TowerToHyperService::new(app)));
+    // On a drain, a connection between requests may still bring one within the grace (it gets
+    // the 503, as on the pool); then hyper closes it once it has answered what it holds.
+    let grace_over = async {
+        if !draining {
+            // No timer before the drain begins (10,000 connections).
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    // Bytes the loop has not read yet are read first: a loop frozen past a deadline still
+    // serves the request that arrived meanwhile.
+    tokio::select! {
+        biased;
+        ended = conn.as_mut() => return ended,
+        () = idle.until_idle(header_timeout, keep_alive) => return Ok(()),
+        () = grace_over => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        biased;
+        ended = conn.as_mut() => ended,
+        () = idle.until_idle(header_timeout, keep_alive) => Ok(()),
+    }
+}
 
 /// Does this connection begin with HTTP/2's preface (`PRI * HTTP/2.0`)? Looks without reading.
 async fn is_h2_preface(stream: &tokio::net::TcpStream) -> bool {
@@ -326,8 +347,9 @@ impl Twin for Running {
 }
 
 /// The app, for one connection: each request is first held to the twins' own reading of a head
-/// ([`pick_up::refusal`]) and checked for a client that has gone ([`pick_up::skip`]), and counted
-/// as being served until its answer is ready (the timeouts' clock, peer.rs).
+/// ([`pick_up::refusal`]) and checked for a client that has gone ([`pick_up::skip`]); then it is
+/// picked up ([`pick_up::pick_up`]: the access-log line, the limits, the drain) and routed. It
+/// counts as being served until its answer is ready (the timeouts' clock, peer.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct WithPeer {
     router: axum::Router,
@@ -345,20 +367,20 @@ impl WithPeer {
     }
 }
 
+/// A request being picked up and routed; boxed, as axum boxes each handler's future.
+type Routed = std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>;
+
 impl<B> tower_service::Service<hyper::Request<B>> for WithPeer
 where
-    axum::Router: tower_service::Service<axum::extract::Request>,
     B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    type Response = <axum::Router as tower_service::Service<axum::extract::Request>>::Response;
-    type Error = <axum::Router as tower_service::Service<axum::extract::Request>>::Error;
-    type Future = peer::Serving<
-        Answer<<axum::Router as tower_service::Service<axum::extract::Request>>::Future>,
-    >;
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = peer::Serving<Answer<Routed>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
@@ -369,9 +391,9 @@ where
             },
             None => {
                 pick_up::skip(&self.state, &self.peer, &mut request);
-                Answer::Routed {
-                    future: self.router.call(request),
-                }
+                let (state, routes) = (self.state.clone(), self.router.clone());
+                let future: Routed = Box::pin(pick_up::pick_up(state, request, routes));
+                Answer::Routed { future }
             }
         };
         self.peer.serving(answer, || Ok(pick_up::gone_response()))
@@ -389,31 +411,37 @@ pin_project_lite::pin_project! {
 
 impl<F> std::future::Future for Answer<F>
 where
-    F: std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>,
+    F: std::future::Future<Output = axum::response::Response>,
 {
-    type Output = F::Output;
+    type Output = Result<axum::response::Response, std::convert::Infallible>;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             AnswerProj::Now { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 None => Poll::Pending,
             },
             AnswerProj::Routed { future } => {
-                let mut response = ready!(future.poll(cx));
-                if let Ok(r) = &mut response {
-                    // axum gives a `HEAD` answer the length its `GET` would have, even a 204
-                    // (RFC 9110 §8.6: MUST NOT); the pool sends none.
-                    if matches!(r.status().as_u16(), 204 | 304) {
-                        r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
-                    }
-                    // axum adds `Allow` to any answer to a method a route does not take (a 413
-                    // the pick-up gave first, say); the twins say it on the 405 alone.
-                    if r.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
-                        r.headers_mut().remove(axum::http::header::ALLOW);
-                    }
+                let mut r = ready!(future.poll(cx));
+                // axum's route table gives an answer of known length its `Content-Length`, also
+                // to a `HEAD` (hyper sends none for an empty body there); the pick-up's own
+                // answers (the drain's 503, a limit's) get it here, as on the pool.
+                if let Some(n) = http_body::Body::size_hint(r.body()).exact() {
+                    r.headers_mut()
+                        .entry(axum::http::header::CONTENT_LENGTH)
+                        .or_insert_with(|| n.into());
                 }
-                Poll::Ready(response)
+                // axum gives a `HEAD` answer the length its `GET` would have, even a 204
+                // (RFC 9110 §8.6: MUST NOT); the pool sends none.
+                if matches!(r.status().as_u16(), 204 | 304) {
+                    r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+                }
+                // axum adds `Allow` to whatever its method-not-allowed fallback answers; the
+                // twins say it on the 405 alone.
+                if r.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+                    r.headers_mut().remove(axum::http::header::ALLOW);
+                }
+                Poll::Ready(Ok(r))
             }
         }
     }

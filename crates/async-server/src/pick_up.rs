@@ -1,7 +1,7 @@
 //! The pick-up: what every request passes through on an event loop before and after its route's
 //! handler — the plumbing, so that `handler.rs` can be the lesson.
 //!
-//! - [`pick_up`] (a middleware): the access-log line at the moment the loop starts on a request,
+//! - [`pick_up`] (run by lib.rs's `WithPeer` before the route table): the access-log line at the moment the loop starts on a request,
 //!   as a pool worker writes it when it takes one from the queue; the drain's 503; the limits;
 //!   `X-Worker` and `X-Request-Id` on every answer; `picked-up` and `finished` for `/events`.
 //! - [`Job`] (an extractor, FastAPI's `job: Job`): a work route's parameters with its pick-up;
@@ -16,10 +16,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Response, StatusCode};
-use axum::middleware::Next;
 use twin_core::events::{Event, Events, Kind};
 use twin_core::request::{parse_params, split_target};
 use twin_core::shutdown::InFlight;
@@ -43,10 +42,13 @@ pub(crate) struct LoopState {
 
 /// A work route's request as its handler takes it — FastAPI's `job: Job`: the route's parameters
 /// (`job.wait`, `job.slice()`, `job.tasks`), and what the answer needs from the pick-up.
+/// It holds only what the answer needs: a handler keeps it for as long as its request waits.
 pub(crate) struct Job {
     job: twin_core::Job,
     at: Picked,
-    st: LoopState,
+    worker: usize,
+    config: Arc<Config>,
+    events: Events,
 }
 
 impl std::ops::Deref for Job {
@@ -66,7 +68,9 @@ impl FromRequestParts<LoopState> for Job {
         Ok(Job {
             job,
             at,
-            st: st.clone(),
+            worker: st.worker,
+            config: st.config.clone(),
+            events: st.events.clone(),
         })
     }
 }
@@ -84,7 +88,7 @@ impl Job {
 
     /// How much CPU work `/cpu` does per millisecond of T (measured at start).
     pub(crate) fn cpu_units_per_ms(&self) -> u64 {
-        self.st.config.cpu_units_per_ms
+        self.config.cpu_units_per_ms
     }
 
     /// Run `block(T)` on this loop's thread pool (`--threadpool` slots, as FastAPI runs a plain
@@ -92,8 +96,8 @@ impl Job {
     /// requests queue for one. The watchers see it `queued`, then take its `slot`.
     pub(crate) async fn on_thread_pool(self, block: fn(Duration)) -> Response<Body> {
         let queued = Instant::now();
-        let (wait, worker, route) = (self.job.wait, Some(self.st.worker), self.job.route.path());
-        let (events, id) = (self.st.events.clone(), self.at.id.clone());
+        let (wait, worker, route) = (self.job.wait, Some(self.worker), self.job.route.path());
+        let (events, id) = (self.events.clone(), self.at.id.clone());
         events.step(Kind::Queued, &id, route, worker);
         let slot = OnThreadPool(tokio::task::spawn_blocking(move || {
             let waited = queued.elapsed();
@@ -108,13 +112,13 @@ impl Job {
     fn answer(self, pool_wait: Option<Duration>, cpu: Option<Duration>) -> Response<Body> {
         let report = WorkReport {
             request_id: &self.at.id,
-            worker: self.st.worker,
+            worker: self.worker,
             started: self.at.pickup.at,
             elapsed: self.at.pickup.elapsed(),
             pool_wait,
             cpu,
         };
-        to_response(Reply::work(&self.st.config, &self.job, &report))
+        to_response(Reply::work(&self.config, &self.job, &report))
     }
 }
 
@@ -158,90 +162,99 @@ fn shed(st: &LoopState, request: &Request, limit: usize) -> Response<Body> {
 /// The pick-up: the moment this loop starts on a request, as a pool worker does when it takes
 /// one from the queue — the access-log line, the shared limits, and the drain's 503. Every
 /// answer names the loop (`X-Worker`); with `--log-finish`, a second line once it is sent.
-pub(crate) async fn pick_up(
-    State(st): State<LoopState>,
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
+pub(crate) fn pick_up(
+    st: LoopState,
     mut request: Request,
-    next: Next,
-) -> Response<Body> {
-    let config = &*st.config;
-    if request.uri().path() == twin_core::events::PATH && request.method() == Method::HEAD {
-        // The stream's head, at once and from no worker, as the pool answers it.
-        return to_response(Reply::events_head());
-    }
-    if request.extensions().get::<Skipped>().is_some() {
-        // Its client had gone when hyper handed it over: said in the log already (`skip`).
-        return to_response(Reply::client_gone());
-    }
-    let _in_flight = st.in_flight.enter();
-    if let Some(limit) = config.limit_concurrency {
-        // Counted with its own place: the (limit + 1)-th request in the server is shed, untouched
-        // — one log line from no worker, `finished` 503 for the watchers, as on the pool.
-        if st.in_flight.count() > limit {
-            return shed(&st, &request, limit);
+    mut routes: axum::Router,
+) -> impl std::future::Future<Output = Response<Body>> + Send {
+    // An `async` block rather than an `async fn`: an async fn keeps a second copy of its
+    // arguments for as long as it waits (rust-lang/rust#62958), and the request is a quarter of
+    // a KiB — for every request in flight.
+    async move {
+        let config = &*st.config;
+        if request.uri().path() == twin_core::events::PATH && request.method() == Method::HEAD {
+            // The stream's head, at once and from no worker, as the pool answers it.
+            return to_response(Reply::events_head());
         }
-    }
-    if *st.draining.borrow() {
-        // Waiting when the drain began, never picked up: a clear 503, as on the pool twin.
-        return to_response(Reply::shutting_down());
-    }
-    let method = request.method().clone();
-    let target = request.uri().to_string();
-    let picked = access_log::pick_up(config, st.worker, method.as_str(), &target);
-    let header = request
-        .headers()
-        .get("x-request-id")
-        .map(HeaderValue::as_bytes);
-    let (id, bad_id) = st.ids.of(header);
-    let worker = Some(st.worker);
-    if picked.logged() {
-        let at = picked.at;
-        st.events
-            .publish(|| Event::new(Kind::PickedUp, &id, &target, worker, at));
-    }
-    // hyper drops this future if the client goes away mid-request: its watchers still see it end.
-    let mut ended = Ended {
-        state: &st,
-        method: &method,
-        id: &id,
-        target: &target,
-        picked,
-        done: !picked.logged(),
-    };
-    let mut response = match over_limits(&request, &target).or(bad_id) {
-        Some(reply) => to_response(reply),
-        None => {
-            request.extensions_mut().insert(Picked {
-                pickup: picked,
-                id: id.clone(),
-            });
-            next.run(request).await
+        if request.extensions().get::<Skipped>().is_some() {
+            // Its client had gone when hyper handed it over: said in the log already (`skip`).
+            return to_response(Reply::client_gone());
         }
-    };
-    if let Ok(worker) = HeaderValue::from_str(&reply::worker_name(st.worker)) {
-        response.headers_mut().append("x-worker", worker);
+        let _in_flight = st.in_flight.enter();
+        if let Some(limit) = config.limit_concurrency {
+            // Counted with its own place: the (limit + 1)-th request in the server is shed, untouched
+            // — one log line from no worker, `finished` 503 for the watchers, as on the pool.
+            if st.in_flight.count() > limit {
+                return shed(&st, &request, limit);
+            }
+        }
+        if *st.draining.borrow() {
+            // Waiting when the drain began, never picked up: a clear 503, as on the pool twin.
+            return to_response(Reply::shutting_down());
+        }
+        let method = request.method().clone();
+        let target = request.uri().to_string();
+        let picked = access_log::pick_up(config, st.worker, method.as_str(), &target);
+        let header = request
+            .headers()
+            .get("x-request-id")
+            .map(HeaderValue::as_bytes);
+        let (id, bad_id) = st.ids.of(header);
+        let worker = Some(st.worker);
+        if picked.logged() {
+            let at = picked.at;
+            st.events
+                .publish(|| Event::new(Kind::PickedUp, &id, &target, worker, at));
+        }
+        // hyper drops this future if the client goes away mid-request: its watchers still see it end.
+        let mut ended = Ended {
+            state: &st,
+            method: &method,
+            id: &id,
+            target: &target,
+            picked,
+            done: !picked.logged(),
+        };
+        let mut response = match over_limits(&request, &target).or(bad_id) {
+            Some(reply) => to_response(reply),
+            None => {
+                request.extensions_mut().insert(Picked {
+                    pickup: picked,
+                    id: id.clone(),
+                });
+                match tower_service::Service::call(&mut routes, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        };
+        if let Ok(worker) = HeaderValue::from_str(&reply::worker_name(st.worker)) {
+            response.headers_mut().append("x-worker", worker);
+        }
+        if let Ok(id) = HeaderValue::from_str(&id) {
+            response.headers_mut().append("x-request-id", id);
+        }
+        if picked.logged() {
+            let status = response.status().as_u16();
+            st.events
+                .finished(&id, &target, worker, status, picked.elapsed());
+        }
+        ended.done = true;
+        drop(ended);
+        if !config.log_finish {
+            return response;
+        }
+        // The finish line is written once the body has been handed to the connection, as on the pool.
+        let finish = Finish {
+            picked,
+            config: st.config.clone(),
+            method,
+            target,
+            status: response.status().as_u16(),
+        };
+        response.map(|body| Body::new(LogWhenSent::new(body, finish)))
     }
-    if let Ok(id) = HeaderValue::from_str(&id) {
-        response.headers_mut().append("x-request-id", id);
-    }
-    if picked.logged() {
-        let status = response.status().as_u16();
-        st.events
-            .finished(&id, &target, worker, status, picked.elapsed());
-    }
-    ended.done = true;
-    drop(ended);
-    if !config.log_finish {
-        return response;
-    }
-    // The finish line is written once the body has been handed to the connection, as on the pool.
-    let finish = Finish {
-        picked,
-        config: st.config.clone(),
-        method,
-        target,
-        status: response.status().as_u16(),
-    };
-    response.map(|body| Body::new(LogWhenSent::new(body, finish)))
 }
 
 /// The twins' own checks of a head that hyper does not make (twin-core's `head::check`: one
