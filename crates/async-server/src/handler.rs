@@ -16,8 +16,9 @@ use twin_core::{work, Reply, Route};
 use crate::pick_up::{to_response, Job, LoopState, Params};
 
 /// One router per event loop: the route table, as FastAPI's `@app.get("/io")` — every path of
-/// twin-core's catalogue, each with its handler below. Every request first passes [`pick_up`]:
-/// the access-log line, the limits, the drain; a wrong path or method gets the shared 404 or 405.
+/// twin-core's catalogue, each with its handler below. Every request has passed the pick-up
+/// before it reaches this table (`pick_up.rs`: the access-log line, the limits, the drain); a
+/// wrong path or method gets the shared 404 or 405.
 pub(crate) fn router(state: LoopState) -> Router {
     Router::new()
         .route(Route::Io.path(), get(io))

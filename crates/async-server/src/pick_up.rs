@@ -1,9 +1,10 @@
 //! The pick-up: what every request passes through on an event loop before and after its route's
 //! handler — the plumbing, so that `handler.rs` can be the lesson.
 //!
-//! - [`pick_up`] (run by lib.rs's `WithPeer` before the route table): the access-log line at the moment the loop starts on a request,
-//!   as a pool worker writes it when it takes one from the queue; the drain's 503; the limits;
-//!   `X-Worker` and `X-Request-Id` on every answer; `picked-up` and `finished` for `/events`.
+//! - [`pick_up`] (lib.rs's `WithPeer` runs it before the route table): the access-log line at
+//!   the moment the loop starts on a request, as a pool worker writes it when it takes one from
+//!   the queue; the drain's 503; the limits; `X-Worker` and `X-Request-Id` on every answer;
+//!   `picked-up` and `finished` for `/events`.
 //! - [`Job`] (an extractor, FastAPI's `job: Job`): a work route's parameters with its pick-up;
 //!   `job.done()` writes the answer, `job.on_thread_pool(..)` runs a blocking call on the loop's
 //!   bounded thread pool with the `queued` and `slot` events the stage draws.
@@ -183,8 +184,9 @@ pub(crate) fn pick_up(
         }
         let _in_flight = st.in_flight.enter();
         if let Some(limit) = config.limit_concurrency {
-            // Counted with its own place: the (limit + 1)-th request in the server is shed, untouched
-            // — one log line from no worker, `finished` 503 for the watchers, as on the pool.
+            // Counted with its own place: the (limit + 1)-th request in the server is shed,
+            // untouched — one log line from no worker, `finished` 503 for the watchers, as on
+            // the pool.
             if st.in_flight.count() > limit {
                 return shed(&st, &request, limit);
             }
@@ -207,7 +209,8 @@ pub(crate) fn pick_up(
             st.events
                 .publish(|| Event::new(Kind::PickedUp, &id, &target, worker, at));
         }
-        // hyper drops this future if the client goes away mid-request: its watchers still see it end.
+        // hyper drops this future if the client goes away mid-request: its watchers still see
+        // it end.
         let mut ended = Ended {
             state: &st,
             method: &method,
@@ -245,7 +248,8 @@ pub(crate) fn pick_up(
         if !config.log_finish {
             return response;
         }
-        // The finish line is written once the body has been handed to the connection, as on the pool.
+        // The finish line is written once the body has been handed to the connection, as on
+        // the pool.
         let finish = Finish {
             picked,
             config: st.config.clone(),

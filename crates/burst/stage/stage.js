@@ -150,6 +150,8 @@ class Panel {
     const over = this.reqs.size > 0 && (run !== this.run || now - this.lastEvent > IDLE_MS);
     if (this.open === 0 && !firing && (this.run === null || over)) {
       this.reset(run, null, 0, { route: d.route, elsewhere: true });
+      // The footer's last verdict is of another burst now.
+      status(`${title(this.twin)}: requests from elsewhere (${d.route}) — their verdict is where they were fired`);
     }
     if (run !== this.run && !this.what?.elsewhere) return; // another run's stragglers
     this.lastEvent = now;
@@ -379,7 +381,7 @@ class Panel {
     setHTML(whatEl, !w ? '' : w.elsewhere
       ? `${this.reqs.size} × ${esc(w.route)} from elsewhere (its verdict is where it was fired)`
       : this.waitingTurn ? `${this.n} × ${esc(w.route)} — next, one server at a time (at once, they would share the cores)`
-      : st ? `${+st.rate.toFixed(1)}/s for ${seconds(st.durationMs)} of ${esc(w.route)} (${this.n} requests)${w.model ? ` — model: ${esc(w.model)}` : ''}`
+      : st ? `${+st.rate.toFixed(1)}/s × ${seconds(st.durationMs)} of ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`
       : `${this.n} × ${esc(w.route)}${w.model ? ` — model: ${esc(w.model)}` : ''}`);
     whatEl.title = whatEl.textContent; // the whole line, where the panel cuts it off
     const res = this.result;
@@ -402,9 +404,12 @@ class Panel {
   }
 
   // Worker processes that each accept what they can (uvicorn's, gunicorn's) share a burst unevenly:
-  // said in the room's words when the lanes show it.
+  // said in the room's words when the lanes show it. Not of a twin: its pool has one queue and its
+  // loops get connections from one acceptor, so uneven lanes there (steady traffic from a
+  // terminal) have another cause.
   unevenLanes() {
     if (this.steady || !this.info || this.reqs.size < 2 * this.workers) return '';
+    if (['pool-server', 'async-server'].includes(this.info.server)) return '';
     const served = Array.from({ length: this.workers }, (_, k) => (this.lanes[k] ?? []).length);
     const most = Math.max(...served), least = Math.min(...served);
     if (most - least < 2 || served.reduce((a, b) => a + b, 0) < this.reqs.size) return '';
@@ -637,8 +642,9 @@ function frame(at) {
   });
   const drawn = shown.map(p => p.drawnSpanUs);
   const differ = Math.max(...drawn) > Math.min(...drawn) * 1.05;
-  const note = same || !differ ? '' : 'each panel has its own time scale: ' +
-    shown.map(p => `${title(p.twin)} 0–${+(p.drawnSpanUs / 1e6).toFixed(1)} s`).join(' · ');
+  // No figures here: an axis ends at its last whole tick, so "0–4.3 s" beside a 4 s axis reads as
+  // a contradiction.
+  const note = same || !differ ? '' : 'each panel has its own time scale: read each one by its axis';
   setHTML(document.getElementById('scale-note'), esc([notice, note].filter(Boolean).join(' · ')));
   // A gap between frames counts only while frames follow each other, not across idle time.
   if (live) kick(); else frames.last = 0;
@@ -921,7 +927,7 @@ function savePicture() {
   link.download = `stage-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
   link.href = out.toDataURL('image/png');
   link.click();
-  status(`saved the panels as ${link.download}`);
+  status(`saved the panels as ${link.download}, in this browser's downloads folder`);
 }
 
 // Words in lines no wider than `width` px in the font `g` is set to.

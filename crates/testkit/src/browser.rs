@@ -17,6 +17,9 @@ pub struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
+    /// The browser's profile, a folder of its own, removed on drop (left to itself, Chromium
+    /// leaves a profile of a few MB in the temp folder after every session).
+    profile: std::path::PathBuf,
 }
 
 /// Where the driver and the browser are, or why not: one line that says what to install.
@@ -62,10 +65,13 @@ impl Browser {
             .spawn()
             .map_err(|e| format!("cannot start {driver_path}: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let profile =
+            std::env::temp_dir().join(format!("twins-browser-{}-{port}", std::process::id()));
         let mut browser = Browser {
             driver,
             addr,
             session: String::new(),
+            profile,
         };
         let started = Instant::now();
         while call(addr, "GET", "/status", None).is_err() {
@@ -76,7 +82,8 @@ impl Browser {
         }
         let mut options = json!({
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--window-size={width},{height}")],
+                     format!("--window-size={width},{height}"),
+                     format!("--user-data-dir={}", browser.profile.display())],
         });
         if let Some(path) = browser_path {
             options["binary"] = json!(path);
@@ -144,6 +151,7 @@ impl Drop for Browser {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 

@@ -31,21 +31,21 @@ fn told(p: &Planned, traffic: &Traffic) -> Option<Told> {
     let capacity = steady::capacity(prediction);
     let words = match capacity {
         Some(mu) if traffic.rate > mu * 1.001 && prediction.limit.is_some() => format!(
-            "μ = {mu:.1}/s: over it, {shed} shed ({} {})",
+            "μ = {mu:.1}/s: {shed} shed ({} {})",
             prediction.limit_flag,
             prediction.limit.unwrap_or_default()
         ),
+        // How long the last waits is the dashed line's to show; the words stay one line.
         Some(mu) if traffic.rate > mu * 1.001 => format!(
-            "μ = {mu:.1}/s: the queue grows by {:.1} a second, the last waits {:.1} s",
-            traffic.rate - mu,
-            worst.as_secs_f64()
+            "μ = {mu:.1}/s: the queue grows {:.1} a second",
+            traffic.rate - mu
         ),
         Some(mu) => format!(
             "μ = {mu:.1}/s: keeps up, each ≈ {:.2} s",
             worst.as_secs_f64()
         ),
         None => format!(
-            "holds {} while it waits: keeps up, each ≈ {:.2} s",
+            "keeps up (holds {} while it waits), each ≈ {:.2} s",
             prediction.held_by,
             worst.as_secs_f64()
         ),
