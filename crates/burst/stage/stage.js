@@ -254,7 +254,10 @@ class Panel {
     // Beyond DRAW_CAP bars, every lane draws 1 request in `every`, evenly (and the page says so).
     const every = Math.max(1, Math.ceil(this.reqs.size / DRAW_CAP));
     let drawn = 0;
-    const perLane = this.n ? Math.ceil(this.n / lanes / every) : 0;
+    // Rows are kept for the whole burst while it runs; once given up, only for what was picked up
+    // (1,000 × /io stopped after 4 s: sixteen bars, not sixteen hairlines in room for a thousand).
+    const givenUp = this.result && this.result.status === 'cancelled';
+    const perLane = this.n && !givenUp ? Math.ceil(this.n / lanes / every) : 0;
     for (let k = 0; k < lanes; k++) {
       const list = (this.lanes[k] ?? []).filter((_, i) => i % every === 0);
       const rows = Math.max(list.length, perLane, 1), rowH = (laneH - 4 - FROZEN_H) / rows;
