@@ -7,7 +7,8 @@
 #
 # 1. Thread against task: N = 1,000 and 10,000 requests waiting at once (T = 2 s), on
 #    `pool-server --workers 10 --threads N/10` (a worker thread for each, as gunicorn's gthread
-#    would need) and on `async-server` (4 event loops, `/async-io`: a task each). Memory: the
+#    would need; at most what the machine's thread budget allows, which the pool says) and on
+#    `async-server` (4 event loops, `/async-io`: a task each). Memory: the
 #    server's RSS idle and at its peak (VmHWM); time: how long the pool takes to start its
 #    threads, and the burst's total against the ideal T.
 # 2. Steady traffic: `burst --rate R --duration 5` at async-server `/async-io` (T = 1 s), R
@@ -69,10 +70,18 @@ row() {
   per=$(awk -v p="$peak" -v i="$idle" -v n="$n" 'BEGIN { printf "%.1f", (p - i) / n }')
   rows+=("| $n | $label | $nthreads | $start s | $(mib "$idle") MiB | $(mib "$peak") MiB | $per KiB | $total s ($ok × 200) |")
 }
+# The most worker threads this machine lets the pool have (each needs a reader thread beside it
+# within the process's thread budget), as the pool itself says when asked for too many.
+most=$("$bin/pool-server" --workers 10 --threads 10000 --port 0 2>&1 \
+  | sed -n 's/.*at most \([0-9]*\) worker threads.*/\1/p' || true)
 for n in 1000 10000; do
   say "thread against task: $n waiting requests…"
-  row "$n" "pool-$n" "pool-server, $((n / 10)) threads × 10 workers" /io \
-    "$bin/pool-server" --workers 10 --threads $((n / 10)) --task-ms 2000 --backlog 65535
+  per=$((n / 10)) label=""
+  if [ -n "$most" ] && [ "$n" -gt "$most" ]; then
+    per=$((most / 10)) label=" (the most this machine allows)"
+  fi
+  row "$n" "pool-$n" "pool-server, $per threads × 10 workers$label" /io \
+    "$bin/pool-server" --workers 10 --threads "$per" --task-ms 2000 --backlog 65535
   row "$n" "loop-$n" "async-server, 4 event loops" /async-io \
     "$bin/async-server" --workers 4 --task-ms 2000 --backlog 65535
 done
