@@ -6,6 +6,7 @@
 //! `chromium-driver`); without them the test fails and says what to install, unless
 //! `TWINS_SKIP_BROWSER=1` says to skip it.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -825,4 +826,31 @@ fn four_panels_the_real_stacks_beside_their_twins() {
             "{layout}"
         );
     }
+}
+
+/// A server whose `/events` carries something else than JSON objects is not a twin: the stage
+/// says so and passes nothing of it to a page.
+#[test]
+fn a_stream_whose_events_are_not_json_objects_is_not_a_twin() {
+    let fake = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = fake.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        // The stage looks again every half second: a bounded number of answers is plenty.
+        for conn in fake.incoming().take(100) {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = [0u8; 2048];
+            let _ = conn.read(&mut head);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n\
+                  event: picked-up\ndata: [\"3-7\", \"/io\"]\n\n",
+            );
+        }
+    });
+    let (_rt, stage) = start_stage_of(&[("pool", format!("http://{addr}"))]);
+    let feed = b"GET /feed HTTP/1.1\r\nHost: stage\r\nConnection: close\r\n\r\n";
+    testkit::wait_for("the stage to say the stream is not a twin's", || {
+        testkit::raw_exchange(stage, feed, Duration::from_millis(300)).is_some_and(|r| {
+            r.body.contains("carried no JSON object: not a twin") && !r.body.contains("3-7")
+        })
+    });
 }

@@ -311,7 +311,12 @@ impl Stage {
 
     /// Tell every page (and keep it for those that come later, as `keep` says).
     fn say(&self, message: &Value, keep: ForLater) {
-        let message: Arc<str> = message.to_string().into();
+        self.say_text(message.to_string(), keep);
+    }
+
+    /// [`Stage::say`] for a message already written as JSON.
+    fn say_text(&self, message: String, keep: ForLater) {
+        let message: Arc<str> = message.into();
         let mut kept = lock(&self.kept);
         match keep {
             ForLater::Restart => {
