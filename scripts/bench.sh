@@ -240,7 +240,8 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps[$1]}" "${p50[$1]}" "${
     cells=""
     for pair in "${scale_runs[@]}"; do
       read -r a u <<<"$pair"
-      r=$(awk -v a="$a" -v u="$u" 'BEGIN { ca = a - 1000; cu = u - 1000; printf "%.2f", (cu > 0) ? ca / cu : 99 }')
+      # Three places: judged unrounded enough that 0.301 is not read as 0.30.
+      r=$(awk -v a="$a" -v u="$u" 'BEGIN { ca = a - 1000; cu = u - 1000; printf "%.3f", (cu > 0) ? ca / cu : 99 }')
       worst=$(awk -v w="$worst" -v r="$r" 'BEGIN { print (r > w) ? r : w }')
       cells="$cells $(awk -v a="$a" -v u="$u" 'BEGIN { printf "%.0f/%.0f", a - 1000, u - 1000 }'),"
     done
