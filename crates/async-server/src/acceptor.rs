@@ -31,6 +31,9 @@ pub(crate) struct Loops {
     beat_ms: Arc<[AtomicU64]>,
     /// Wakes an idle loop's heartbeat when the acceptor hands it a connection.
     wake: Arc<[Notify]>,
+    /// Where the search for the least-loaded loop starts; it turns round, so that ties (steady
+    /// traffic, a few connections open at a time) do not always go to the first loop.
+    turn: Arc<AtomicUsize>,
     epoch: Instant,
     /// `epoch` as µs since the Unix epoch, to say since when a loop is frozen.
     epoch_unix_us: u64,
@@ -52,6 +55,7 @@ impl Loops {
             open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
+            turn: Arc::new(AtomicUsize::new(0)),
             epoch: Instant::now(),
             epoch_unix_us: twin_core::timefmt::unix_micros(std::time::SystemTime::now()),
         }
@@ -106,14 +110,16 @@ impl Loops {
             .into()
     }
 
-    /// The responsive loop with the fewest open connections; if every loop is frozen, the one
-    /// with the fewest (the connection then waits for it, as it would in a listen queue). A loop
-    /// holding no connections is responsive.
+    /// The responsive loop with the fewest open connections (ties taken in turn); if every loop
+    /// is frozen, the one with the fewest (the connection then waits for it, as it would in a
+    /// listen queue). A loop holding no connections is responsive.
     fn pick(&self) -> usize {
         let now = self.now_ms();
         let frozen_ms = u64::try_from(FROZEN_AFTER.as_millis()).unwrap_or(u64::MAX);
         let load = |k: &usize| self.open[*k].load(Ordering::Relaxed);
-        let all = 0..self.open.len();
+        let n = self.open.len().max(1);
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
+        let all = (0..self.open.len()).map(|i| (start + i) % n);
         all.clone()
             .filter(|&k| {
                 load(&k) == 0
@@ -200,6 +206,25 @@ mod tests {
         assert_eq!(per_loop, [2, 2, 2]);
         drop(held);
         assert!(loops.open.iter().all(|c| c.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn ties_go_round_the_loops() {
+        let loops = Loops::new(4);
+        // One connection at a time, each closed before the next (steady traffic well under what
+        // the loops hold): every pick is a tie, and each loop gets its turn.
+        let picked: Vec<usize> = (0..8)
+            .map(|_| {
+                let k = loops.pick();
+                drop(loops.opened(k));
+                k
+            })
+            .collect();
+        let mut per_loop = [0; 4];
+        for k in &picked {
+            per_loop[*k] += 1;
+        }
+        assert_eq!(per_loop, [2, 2, 2, 2], "{picked:?}");
     }
 
     #[test]

@@ -151,7 +151,7 @@ class Panel {
     if (this.open === 0 && !firing && (this.run === null || over)) {
       this.reset(run, null, 0, { route: d.route, elsewhere: true });
       // The footer's last verdict is of another burst now.
-      status(`${title(this.twin)}: requests from elsewhere (${d.route}) — their verdict is where they were fired`);
+      status(`${title(this.twin)}: a burst from elsewhere`);
     }
     if (run !== this.run && !this.what?.elsewhere) return; // another run's stragglers
     this.lastEvent = now;
@@ -308,7 +308,9 @@ class Panel {
     const label = this.kind === 'pool' ? 'queue' : 'not picked up';
     g.fillText(label, 4, 21);
     const from = Math.max(GUTTER, g.measureText(label).width + 14);
-    const size = 14, step = 17, fit = Math.floor((w - from - 40) / step);
+    // Room at the end for the count of those that do not fit ("+954"), measured, not guessed.
+    const room = g.measureText(`+${waiting}`).width + 8;
+    const size = 14, step = 17, fit = Math.max(0, Math.floor((w - from - room) / step));
     g.fillStyle = C.waiting;
     for (let i = 0; i < Math.min(waiting, fit); i++) g.fillRect(from + i * step, 9, size, size);
     if (waiting > fit) {
@@ -392,7 +394,8 @@ class Panel {
     if (res && res.error) verdict = `<span class="bad">✗ ${esc(res.error)}</span>`;
     else if (res) {
       const mark = { ok: '✓', 'not-as-predicted': '✗', failed: '✗ FAILED:', cancelled: '■' }[res.status] ?? '';
-      verdict = `${mark} ${esc(res.verdict)}`;
+      // A figure keeps its unit on its line ("4 ms", not "4⏎ms").
+      verdict = `${mark} ${esc(res.verdict).replace(/(\d) (ms|s)\b/g, '$1&nbsp;$2')}`;
       if (res.little) verdict += `<br><span class="little">${esc(res.little.line)}</span>`;
       if (res.json) links = `<a href="${res.json}" target="_blank">JSON</a><a href="${res.csv}" target="_blank">CSV</a>`;
       if (res.replay) links += `<a href="${res.replay}" download>replay file</a>`;

@@ -424,8 +424,12 @@ pub(crate) fn compare(
         println!("{text}");
     } else {
         println!("burst compare: {rate}/s for {d} s, open loop, at each server × route\n");
+        // Columns as wide as their longest name ("gunicorn gthread 2×4"), so rows stay aligned.
+        let wide = |names: &mut dyn Iterator<Item = usize>| names.max().unwrap_or(0).max(16);
+        let sw = wide(&mut runs.iter().map(|(name, _, _)| name.chars().count()));
+        let rw = wide(&mut runs.iter().map(|(_, route, _)| route.chars().count()));
         println!(
-            "{:<16} {:<16} {:>5} {:>6} {:>5} {:>6}  {:>16}  {:>11}  model",
+            "{:<sw$} {:<rw$} {:>5} {:>6} {:>5} {:>6}  {:>16}  {:>11}  model",
             "server", "route", "due", "served", "shed", "failed", "from due p50/max", "model max"
         );
         for (name, route, r) in &runs {
@@ -466,7 +470,7 @@ pub(crate) fn compare(
                 None => ("-".to_owned(), "-"),
             };
             println!(
-                "{name:<16} {route:<16} {:>5} {:>6} {shed:>5} {failed:>6}  {:>16}  {model_max:>11}  {mark}",
+                "{name:<sw$} {route:<rw$} {:>5} {:>6} {shed:>5} {failed:>6}  {:>16}  {model_max:>11}  {mark}",
                 r.burst.results.len(),
                 ok.len(),
                 format!("{p50} / {max}")

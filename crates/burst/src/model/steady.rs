@@ -422,7 +422,7 @@ fn words(w: &Words<'_>) -> String {
     } else if over {
         format!(
             "the last request waited {:.2} s from when it was due (model {:.2} s, from the \
-             times they were sent): latency grew as predicted",
+             requests as they were sent and taken): latency grew as predicted",
             last.unwrap_or_default().as_secs_f64(),
             model_last.as_secs_f64()
         )

@@ -145,18 +145,24 @@ pub fn waterfall(burst: &Burst, style: WaterfallStyle) -> String {
         ((t.as_secs_f64() / span.as_secs_f64()) * bar_w as f64).round() as usize
     };
     let ok = || burst.results.iter().filter(|r| r.is_ok());
+    // Steady traffic has no release: its requests go out on a schedule.
+    let since = if burst.results.iter().any(|r| r.scheduled > Duration::ZERO) {
+        "time since the first was sent"
+    } else {
+        "time since release"
+    };
     if ok().any(|r| r.service_started().is_some()) || ok().next().is_none() {
         let _ = writeln!(
             s,
             "waterfall: · waiting (for a worker, a loop or a thread-pool slot)   █ being served   \
-             (time since release →)"
+             ({since} →)"
         );
     }
     if ok().any(|r| r.service_started().is_none()) {
         let _ = writeln!(
             s,
             "waterfall: ▒ in flight — the server reports no timings (Server-Timing: app;dur=…), \
-             so its wait and its service cannot be told apart   (time since release →)"
+             so its wait and its service cannot be told apart   ({since} →)"
         );
     }
     // Axis: tick labels above the bars.
