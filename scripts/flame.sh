@@ -23,16 +23,8 @@ for tool in perf wrk inferno-collapse-perf inferno-flamegraph; do
 done
 cargo build --release --quiet -p pool-server -p async-server
 mkdir -p out
-tmp=$(mktemp -d)
 . scripts/lib.sh
-pids=()
-started=()
-cleanup() {
-  stop_started
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch_and_guard
 
 # flame NAME PATH BINARY: record BINARY under wrk on PATH; writes out/flame-NAME.svg and the table.
 flame() {

@@ -1,7 +1,8 @@
 //! The bare-crate baseline for `scripts/bench.sh`: axum on a 4-thread tokio runtime doing each
 //! route's own work and nothing else — `/io` a blocking wait of `?ms=` on tokio's blocking pool
-//! (`spawn_blocking`, as async-server's thread-pool hop), `/async-io` a `tokio::time::sleep` (a zero one yields once, as the twin's does) —
-//! with a fixed body, no log line, no JSON account, no ids, events or limits. So
+//! (`spawn_blocking`, as async-server's thread-pool hop), `/async-io` a `tokio::time::sleep` (a
+//! zero one yields once, as the twin's does) — with a fixed body, no log line, no JSON account,
+//! no ids, events or limits. So
 //! `async-server / bare_axum` per route measures the twin's own bookkeeping, not the lesson's
 //! work. Run with `cargo run --release -p async-server --example bare_axum -- 127.0.0.1:9001`.
 

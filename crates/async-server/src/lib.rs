@@ -155,8 +155,6 @@ struct LoopConnections {
     state: LoopState,
     router: axum::Router,
     http: hyper::server::conn::http1::Builder,
-    header_timeout: Duration,
-    keep_alive: Duration,
 }
 
 impl LoopConnections {
@@ -172,14 +170,10 @@ impl LoopConnections {
             // A client that shuts only its sending side once its request is sent still gets its
             // answer (RFC 9112 §9.6), as on the pool.
             .half_close(true);
-        let (header_timeout, keep_alive) =
-            (state.config.header_timeout(), state.config.keep_alive());
         LoopConnections {
             state,
             router,
             http,
-            header_timeout,
-            keep_alive,
         }
     }
 }
@@ -212,7 +206,7 @@ async fn serve_connection(
         },
         _ = stop.wait_for(|stopping| *stopping) => true,
         // Nothing sent within the header timeout: let go, as the pool does.
-        () = tokio::time::sleep(shared.header_timeout) => return,
+        () = tokio::time::sleep(st.config.header_timeout()) => return,
     };
     if drain_began {
         match tokio::time::timeout(DRAIN_GRACE, stream.readable()).await {
@@ -255,7 +249,8 @@ async fn serve_http(
     stop: &mut watch::Receiver<bool>,
     draining: bool,
 ) -> hyper::Result<()> {
-    let (header_timeout, keep_alive) = (shared.header_timeout, shared.keep_alive);
+    let config = &shared.state.config;
+    let (header_timeout, keep_alive) = (config.header_timeout(), config.keep_alive());
     let idle = peer.clone();
     let app = WithPeer::new(shared.router.clone(), peer.clone(), shared.state.clone());
     let io = hyper_errors::JsonRefusals::new(peer);
@@ -384,13 +379,16 @@ where
     }
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
-        let mut request = request.map(axum::body::Body::new);
+        let request = request.map(axum::body::Body::new);
         let answer = match pick_up::refusal(&request) {
             Some(refused) => Answer::Now {
                 response: Some(refused),
             },
+            // Its client has gone: said in the log, answered to nobody.
+            None if pick_up::skip(&self.state, &self.peer, &request) => Answer::Now {
+                response: Some(pick_up::gone_response()),
+            },
             None => {
-                pick_up::skip(&self.state, &self.peer, &mut request);
                 let (state, routes) = (self.state.clone(), self.router.clone());
                 let future: Routed = Box::pin(pick_up::pick_up(state, request, routes));
                 Answer::Routed { future }
@@ -423,14 +421,6 @@ where
             },
             AnswerProj::Routed { future } => {
                 let mut r = ready!(future.poll(cx));
-                // axum's route table gives an answer of known length its `Content-Length`, also
-                // to a `HEAD` (hyper sends none for an empty body there); the pick-up's own
-                // answers (the drain's 503, a limit's) get it here, as on the pool.
-                if let Some(n) = http_body::Body::size_hint(r.body()).exact() {
-                    r.headers_mut()
-                        .entry(axum::http::header::CONTENT_LENGTH)
-                        .or_insert_with(|| n.into());
-                }
                 // axum gives a `HEAD` answer the length its `GET` would have, even a 204
                 // (RFC 9110 §8.6: MUST NOT); the pool sends none.
                 if matches!(r.status().as_u16(), 204 | 304) {

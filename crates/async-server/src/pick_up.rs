@@ -178,10 +178,6 @@ pub(crate) fn pick_up(
             // The stream's head, at once and from no worker, as the pool answers it.
             return to_response(Reply::events_head());
         }
-        if request.extensions().get::<Skipped>().is_some() {
-            // Its client had gone when hyper handed it over: said in the log already (`skip`).
-            return to_response(Reply::client_gone());
-        }
         let _in_flight = st.in_flight.enter();
         if let Some(limit) = config.limit_concurrency {
             // Counted with its own place: the (limit + 1)-th request in the server is shed,
@@ -276,18 +272,14 @@ pub(crate) fn refusal(request: &Request) -> Option<Response<Body>> {
         .map(to_response)
 }
 
-/// Marks a request [`skip`] turned away.
-#[derive(Debug, Clone, Copy)]
-struct Skipped;
-
-/// Called as hyper hands this loop a request: if its client has reset the connection meanwhile
-/// (it gave up while it waited behind a frozen loop), the loop skips it — a `499` line in the log
-/// and `finished` 499 for the watchers, as the pool twin does at its pick-up — and the pick-up
-/// answers it at once (to nobody). Here rather than in [`pick_up`]: hyper reads on after the
-/// request, meets the reset and drops the request before the pick-up ever runs.
-pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &mut Request) {
+/// Called as hyper hands this loop a request: true if its client has reset the connection
+/// meanwhile (it gave up while it waited behind a frozen loop). The loop then skips it — a `499`
+/// line in the log and `finished` 499 for the watchers, as the pool twin does at its pick-up —
+/// and answers it at once (to nobody). Here, before [`pick_up`] is asked for a future: hyper
+/// reads on after the request, meets the reset and drops the request before that future runs.
+pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &Request) -> bool {
     if !peer.gone() {
-        return;
+        return false;
     }
     let config = &*st.config;
     let target = request.uri().to_string();
@@ -299,7 +291,7 @@ pub(crate) fn skip(st: &LoopState, peer: &Peer, request: &mut Request) {
         st.events
             .finished(&id, &target, worker, 499, Duration::ZERO);
     }
-    request.extensions_mut().insert(Skipped);
+    true
 }
 
 /// A picked-up request that ends without an answer (its client went away, hyper dropped it):
@@ -442,9 +434,12 @@ pub(crate) fn gone_response() -> Response<Body> {
 }
 
 /// `reply` as an axum response, with the headers every answer has (twin-core's
-/// `head::every_answer`).
+/// `head::every_answer`) and its `Content-Length` — also on a `HEAD`, where hyper would send
+/// none for an empty body, as the pool sends it.
 pub(crate) fn to_response(reply: Reply) -> Response<Body> {
-    let mut builder = Response::builder().status(reply.status);
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header(axum::http::header::CONTENT_LENGTH, reply.body.len());
     for (name, value) in twin_core::head::every_answer(&reply, twin_core::ServerKind::EventLoop) {
         builder = builder.header(name, value);
     }

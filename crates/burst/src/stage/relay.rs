@@ -162,6 +162,8 @@ async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
             break;
         }
     }
+    // The panel's name as the messages to the page carry it (a JSON string), written once.
+    let name = Value::from(twin.name).to_string();
     let (mut event, mut data) = (String::new(), String::new());
     while let Some(line) = lines.next().await? {
         if let Some(name) = line.strip_prefix("event: ") {
@@ -171,7 +173,7 @@ async fn follow(stage: &Stage, i: usize) -> Result<(), String> {
             data.clear();
             data.push_str(d);
         } else if line.is_empty() && !event.is_empty() {
-            relay(stage, twin, &event, &data)?;
+            relay(stage, twin, &name, &event, &data)?;
             event.clear();
             data.clear();
         }
@@ -288,7 +290,13 @@ impl Lines {
 }
 
 /// One event from a twin, checked, to the pages.
-fn relay(stage: &Stage, twin: &Watched, event: &str, data: &str) -> Result<(), String> {
+fn relay(
+    stage: &Stage,
+    twin: &Watched,
+    twin_json: &str,
+    event: &str,
+    data: &str,
+) -> Result<(), String> {
     let Some(name) = EventName::parse(event) else {
         // A newer twin's event, say: not for this page.
         return Ok(());
@@ -323,10 +331,9 @@ fn relay(stage: &Stage, twin: &Watched, event: &str, data: &str) -> Result<(), S
             ended(stage, id, skipped);
         }
     }
-    let twin_name = Value::from(twin.name);
     stage.say_text(
         format!(
-            r#"{{"type":"{}","twin":{twin_name},"data":{data}}}"#,
+            r#"{{"type":"{}","twin":{twin_json},"data":{data}}}"#,
             name.as_str()
         ),
         ForLater::Keep,
